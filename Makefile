@@ -1,0 +1,40 @@
+# The two commands of the README: `make run` and `make test`. Both install into .venv first.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 41002
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/chargeback
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/5
+
+.PHONY: install run test lint format worker beat bench clean
+
+$(BIN)/kt: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(BIN)/kt
+
+install: $(BIN)/kt
+
+run: install
+	$(BIN)/python manage.py demo_run --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install lint
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+worker: install
+	$(BIN)/celery -A chargeback worker -l info
+
+beat: install
+	$(BIN)/celery -A chargeback beat -l info
+
+clean:
+	rm -rf $(VENV) db.sqlite3 media

@@ -1,0 +1,183 @@
+"""Tenancy: organizations, their departments, consumer groups, provider targets, admin tokens,
+staff memberships and the audit log. Every tenant-owned row carries its organization."""
+
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+
+def validate_time_zone(value):
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"unknown time zone {value!r}")
+
+
+class Organization(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    currency = models.CharField(max_length=3, default="USD")
+    finance_emails = models.JSONField(default=list, blank=True)
+    cost_tracking_enabled = models.BooleanField(default=True)
+    wallet_enforcement = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def tz(self):
+        return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class Department(models.Model):
+    """A cost owner. `team_id` is the identifier users type (`team_engineering`)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="departments"
+    )
+    team_id = models.SlugField(max_length=100)
+    name = models.CharField(max_length=200)
+    owner_emails = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "team_id"], name="department_team_id_unique"
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class ConsumerGroup(models.Model):
+    """An application or team identity; its key routes spend to its department's wallet."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="consumer_groups"
+    )
+    department = models.ForeignKey(
+        Department, null=True, blank=True, on_delete=models.PROTECT, related_name="consumer_groups"
+    )
+    name = models.SlugField(max_length=100)
+    key_prefix = models.CharField(max_length=16)
+    key_hash = models.CharField(max_length=64, unique=True)
+    key_env_ref = models.CharField(max_length=100, blank=True)
+    previous_key_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    previous_key_expires_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    allowed_models = models.JSONField(default=list, blank=True)
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"], name="consumer_group_name_unique"
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class ProviderTarget(models.Model):
+    """An upstream the gateway may call. The secret is only ever an environment variable name."""
+
+    PROVIDERS = [
+        ("openai", "OpenAI-compatible"),
+        ("anthropic", "Anthropic"),
+        ("fake", "Built-in fake"),
+    ]
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="targets")
+    target_id = models.SlugField(max_length=100)
+    provider = models.CharField(max_length=20, choices=PROVIDERS)
+    base_url = models.URLField(max_length=500, blank=True)
+    secret_env = models.CharField(max_length=100, blank=True)
+    served_models = models.JSONField(default=list, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["target_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "target_id"], name="target_id_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.target_id} ({self.provider})"
+
+
+class AdminToken(models.Model):
+    """A management-API bearer token; it reaches its organization and nothing else."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="admin_tokens"
+    )
+    name = models.CharField(max_length=100)
+    token_prefix = models.CharField(max_length=16)
+    token_hash = models.CharField(max_length=64, unique=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.name} ({self.token_prefix}…)"
+
+
+class Membership(models.Model):
+    """A staff user's place in one organization; budget owners see only their departments."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        ADMIN = "admin"
+        FINANCE = "finance"
+        BUDGET_OWNER = "budget_owner"
+        VIEWER = "viewer"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership"
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
+    departments = models.ManyToManyField(Department, blank=True, related_name="owners")
+
+    def __str__(self):
+        return f"{self.user} @ {self.organization} ({self.role})"
+
+
+class AuditLog(models.Model):
+    """Who changed what, written in the same transaction as the change."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="audit_log"
+    )
+    actor = models.CharField(max_length=200)
+    via = models.CharField(max_length=20)  # admin, api, cli, config, system
+    action = models.CharField(max_length=100)
+    object_type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=100, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="audit_org_time")]
+
+    def __str__(self):
+        return f"{self.action} {self.object_type}:{self.object_id} by {self.actor}"

@@ -1,0 +1,82 @@
+"""The one place that says how money is stored and rounded.
+
+Amounts (ledger, holds, event costs) are Decimals with 8 places: one LLM call can cost a
+millionth of a dollar, so cents would round real spend away. Prices per million tokens keep 6
+places. Every rounding uses ROUND_HALF_UP. Totals are summed at full precision first and rounded
+to cents only for display (`to_cents`), so the admin, dashboards and exports agree to the cent.
+"""
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django.db import models
+
+AMOUNT_PLACES = 8
+AMOUNT_DIGITS = 20
+PRICE_PLACES = 6
+PRICE_DIGITS = 14
+ROUNDING = ROUND_HALF_UP
+ZERO = Decimal("0")
+CENT = Decimal("0.01")
+_AMOUNT_QUANTUM = Decimal(1).scaleb(-AMOUNT_PLACES)
+TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
+
+# ISO 4217 codes we accept. Pricing is in USD; a wallet spends in its own currency.
+CURRENCIES = frozenset(
+    {"USD", "EUR", "GBP", "CHF", "JPY", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "INR", "SGD"}
+)
+
+
+def quantize(value) -> Decimal:
+    """An amount at storage precision (8 places, half up)."""
+    return Decimal(value).quantize(_AMOUNT_QUANTUM, rounding=ROUNDING)
+
+
+def to_cents(value) -> Decimal:
+    """A total as shown to people: 2 places, half up. Sum first, then call this."""
+    return Decimal(value or 0).quantize(CENT, rounding=ROUNDING)
+
+
+def parse_amount(value) -> Decimal:
+    """A user-supplied amount as a Decimal, never via float. Raises ValueError."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError("amount must be a number")
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError) as exc:
+        raise ValueError("amount must be a number") from exc
+    if not amount.is_finite():
+        raise ValueError("amount must be a finite number")
+    return amount
+
+
+def token_cost(tokens: int, price_per_million: Decimal) -> Decimal:
+    """Exact cost of `tokens` at a per-million price, unrounded (round the sum, not the parts)."""
+    if tokens <= 0 or not price_per_million:
+        return ZERO
+    return Decimal(tokens) * price_per_million / TOKENS_PER_PRICE_UNIT
+
+
+class AmountField(models.DecimalField):
+    """Wallet and event money: 20 digits, 8 places."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_digits", AMOUNT_DIGITS)
+        kwargs.setdefault("decimal_places", AMOUNT_PLACES)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "chargeback.money.AmountField", args, kwargs
+
+
+class PriceField(models.DecimalField):
+    """A price per million tokens: 14 digits, 6 places."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_digits", PRICE_DIGITS)
+        kwargs.setdefault("decimal_places", PRICE_PLACES)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "chargeback.money.PriceField", args, kwargs

@@ -1,0 +1,132 @@
+"""The pricing catalog and the priced usage events the gateway writes."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from chargeback.models import ConsumerGroup, Department, Organization
+from chargeback.money import ZERO, AmountField, PriceField
+
+
+class Price(models.Model):
+    """A model's price per million tokens from `effective_from` until `effective_to` (open).
+
+    A row with no organization is the default catalog; an organization's own row wins.
+    """
+
+    class Kind(models.TextChoices):
+        CHAT = "chat"
+        EMBEDDING = "embedding"
+
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="prices"
+    )
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CHAT)
+    input_per_mtok = PriceField()
+    output_per_mtok = PriceField(default=ZERO)
+    cached_input_per_mtok = PriceField(null=True, blank=True)
+    cache_write_per_mtok = PriceField(null=True, blank=True)
+    max_output_tokens = models.PositiveIntegerField(default=4096)
+    context_window = models.PositiveIntegerField(default=128_000)
+    currency = models.CharField(max_length=3, default="USD")
+    premium = models.BooleanField(default=False)
+    effective_from = models.DateTimeField()
+    effective_to = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["provider", "model", "-effective_from"]
+        indexes = [
+            models.Index(fields=["provider", "model", "effective_from"], name="price_lookup")
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(effective_to__isnull=True)
+                | Q(effective_to__gt=models.F("effective_from")),
+                name="price_period_ordered",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.provider}/{self.model} from {self.effective_from:%Y-%m-%d}"
+
+
+class UsageEvent(models.Model):
+    """One gateway request, priced and attributed. Written once; never edited."""
+
+    class Status(models.TextChoices):
+        OK = "ok"
+        ERROR = "error"
+        PROVIDER_ERROR = "provider_error"
+        TIMEOUT = "timeout"
+        CLIENT_DISCONNECT = "client_disconnect"
+        REJECTED = "rejected"
+        EXPIRED = "expired"
+
+    class UsageSource(models.TextChoices):
+        PROVIDER = "provider"
+        ESTIMATED = "estimated"
+        NONE = "none"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="usage_events"
+    )
+    department = models.ForeignKey(
+        Department, null=True, blank=True, on_delete=models.PROTECT, related_name="usage_events"
+    )
+    consumer_group = models.ForeignKey(
+        ConsumerGroup, null=True, blank=True, on_delete=models.PROTECT, related_name="usage_events"
+    )
+    wallet = models.ForeignKey(
+        "wallets.Wallet",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="usage_events",
+    )
+    request_id = models.CharField(max_length=100, unique=True)
+    user = models.CharField(max_length=200, blank=True, db_index=True)
+    tags = models.JSONField(default=dict, blank=True)
+    endpoint = models.CharField(max_length=50)
+    provider = models.CharField(max_length=20)
+    target_id = models.CharField(max_length=100, blank=True)
+    model_requested = models.CharField(max_length=200)
+    model_served = models.CharField(max_length=200, blank=True)
+    stream = models.BooleanField(default=False)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0)
+    cost = AmountField(default=ZERO)
+    currency = models.CharField(max_length=3, default="USD")
+    price = models.ForeignKey(
+        Price, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    usage_source = models.CharField(
+        max_length=20, choices=UsageSource.choices, default=UsageSource.PROVIDER
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OK)
+    http_status = models.PositiveSmallIntegerField(default=200)
+    error_code = models.CharField(max_length=100, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    prompt_fingerprint = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "created_at"], name="event_org_time"),
+            models.Index(
+                fields=["organization", "department", "created_at"], name="event_dept_time"
+            ),
+            models.Index(fields=["organization", "prompt_fingerprint"], name="event_fingerprint"),
+        ]
+
+    def __str__(self):
+        return f"{self.request_id} {self.model_requested} {self.cost}"
+
+    @property
+    def total_tokens(self):
+        return self.prompt_tokens + self.completion_tokens

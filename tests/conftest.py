@@ -1,0 +1,33 @@
+import pytest
+
+from tests.factories import AdminTokenFactory, DepartmentFactory, OrganizationFactory
+
+
+@pytest.fixture
+def org():
+    return OrganizationFactory(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def outsider_org():
+    """Another tenant: nothing of it may ever show up for `org`."""
+    return OrganizationFactory(name="Outsider", slug="outsider")
+
+
+@pytest.fixture
+def engineering(org):
+    return DepartmentFactory(organization=org, team_id="team_engineering", name="Engineering")
+
+
+@pytest.fixture
+def admin_token(org):
+    raw = "kt_admin_acme_test"
+    AdminTokenFactory(organization=org, raw=raw)
+    return raw
+
+
+@pytest.fixture
+def outsider_token(outsider_org):
+    raw = "kt_admin_outsider_test"
+    AdminTokenFactory(organization=outsider_org, raw=raw)
+    return raw

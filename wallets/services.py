@@ -1,0 +1,498 @@
+"""Everything that moves money. Each function states what it guarantees.
+
+Locking: funding operations (allocate, credit, reclaim, adjust, refund) lock the wallet row with
+SELECT ... FOR UPDATE before reading it, so idempotency checks and `balance_after` are exact.
+The gateway's hot path (hold_place, hold_capture, hold_release) uses single conditional UPDATEs
+instead: the database re-checks the condition after any concurrent writer commits, so two holds
+can never both take the last funds.
+"""
+
+import hashlib
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from chargeback.audit import audit_record
+from chargeback.errors import ApplicationError, IdempotencyConflict, InsufficientFunds, NotFound
+from chargeback.models import Department, Organization
+from chargeback.money import ZERO, quantize, to_cents
+from wallets.models import Hold, LedgerEntry, Wallet
+
+Kind = LedgerEntry.Kind
+
+
+# --- wallets -----------------------------------------------------------------------------------
+
+
+def _get_or_create(organization: Organization, **lookup) -> Wallet:
+    try:
+        with transaction.atomic():
+            wallet, _ = Wallet.objects.get_or_create(organization=organization, **lookup)
+    except IntegrityError:  # created concurrently: the unique constraint kept it single
+        wallet = Wallet.objects.get(organization=organization, **lookup)
+    return wallet
+
+
+def wallet_for_organization(*, organization: Organization) -> Wallet:
+    """The organization's own wallet, created empty on first use."""
+    return _get_or_create(
+        organization,
+        scope=Wallet.Scope.ORGANIZATION,
+        defaults={"name": organization.name, "currency": organization.currency},
+    )
+
+
+def wallet_for_team(*, department: Department) -> Wallet:
+    """The department's wallet, created empty on first use."""
+    return _get_or_create(
+        department.organization,
+        scope=Wallet.Scope.TEAM,
+        department=department,
+        defaults={"name": department.team_id, "currency": department.organization.currency},
+    )
+
+
+def wallet_for_user(
+    *, organization: Organization, user_ref: str, department: Department | None = None
+) -> Wallet:
+    return _get_or_create(
+        organization,
+        scope=Wallet.Scope.USER,
+        user_ref=user_ref,
+        defaults={
+            "name": f"user:{user_ref}",
+            "currency": organization.currency,
+            "department": department,
+        },
+    )
+
+
+# --- funding -------------------------------------------------------------------------------------
+
+
+def _request_hash(**fields) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _replayed(organization, idempotency_key, request_hash) -> LedgerEntry | None:
+    if not idempotency_key:
+        return None
+    entry = LedgerEntry.objects.filter(
+        organization=organization, idempotency_key=idempotency_key
+    ).first()
+    if entry is None:
+        return None
+    if entry.request_hash != request_hash:
+        raise IdempotencyConflict("Idempotency-Key was already used with a different request")
+    return entry
+
+
+def _append(wallet: Wallet, *, kind, amount: Decimal, **fields) -> LedgerEntry:
+    """Add one entry to a wallet whose row the caller holds locked, keeping `balance` in step."""
+    wallet.balance = quantize(wallet.balance + amount)
+    Wallet.objects.filter(pk=wallet.pk).update(balance=F("balance") + amount)
+    return LedgerEntry.objects.create(
+        organization_id=wallet.organization_id,
+        wallet=wallet,
+        kind=kind,
+        amount=amount,
+        balance_after=wallet.balance,
+        currency=wallet.currency,
+        **fields,
+    )
+
+
+def _check_positive(amount: Decimal, currency: str, wallet: Wallet) -> Decimal:
+    if amount <= ZERO:
+        raise ApplicationError("amount must be greater than zero")
+    if quantize(amount) != amount:
+        raise ApplicationError("amount has more than 8 decimal places")
+    if currency != wallet.currency:
+        raise ApplicationError(f"currency must be {wallet.currency}, the wallet's currency")
+    return amount
+
+
+def _fund(
+    *,
+    wallet: Wallet,
+    kind: str,
+    amount: Decimal,
+    currency: str,
+    description: str,
+    idempotency_key: str | None,
+    actor: str,
+    via: str,
+    request_hash: str,
+) -> tuple[LedgerEntry, bool]:
+    with transaction.atomic():
+        wallet = Wallet.objects.select_for_update().get(pk=wallet.pk)
+        replay = _replayed(wallet.organization, idempotency_key, request_hash)
+        if replay is not None:
+            return replay, False
+        _check_positive(amount, currency, wallet)
+        entry = _append(
+            wallet,
+            kind=kind,
+            amount=amount,
+            description=description,
+            idempotency_key=idempotency_key or None,
+            request_hash=request_hash,
+            actor=actor,
+        )
+        audit_record(
+            organization=wallet.organization,
+            actor=actor,
+            via=via,
+            action=f"wallet.{kind}",
+            obj=wallet,
+            after={
+                "amount": str(amount),
+                "currency": currency,
+                "balance": str(wallet.balance),
+                "entry": entry.pk,
+            },
+        )
+    return entry, True
+
+
+def wallet_allocate(
+    *,
+    department: Department,
+    amount: Decimal,
+    currency: str,
+    description: str = "",
+    idempotency_key: str | None = None,
+    actor: str = "",
+    via: str = "api",
+) -> tuple[LedgerEntry, bool]:
+    """Add funds to a department's wallet (created on first allocation).
+
+    Idempotent: the same `idempotency_key` with the same request returns the first entry and
+    `created=False`; with a different request it raises IdempotencyConflict. Locks the wallet row.
+    """
+    wallet = wallet_for_team(department=department)
+    return _fund(
+        wallet=wallet,
+        kind=Kind.ALLOCATION,
+        amount=amount,
+        currency=currency,
+        description=description,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        via=via,
+        request_hash=_request_hash(
+            op="allocate",
+            team_id=department.team_id,
+            amount=str(amount),
+            currency=currency,
+            description=description,
+        ),
+    )
+
+
+def wallet_credit(
+    *,
+    organization: Organization,
+    amount: Decimal,
+    currency: str,
+    description: str = "",
+    idempotency_key: str | None = None,
+    actor: str = "",
+    via: str = "api",
+) -> tuple[LedgerEntry, bool]:
+    """Add funds to the organization's wallet. Idempotent like wallet_allocate."""
+    wallet = wallet_for_organization(organization=organization)
+    return _fund(
+        wallet=wallet,
+        kind=Kind.CREDIT,
+        amount=amount,
+        currency=currency,
+        description=description,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        via=via,
+        request_hash=_request_hash(
+            op="credit", amount=str(amount), currency=currency, description=description
+        ),
+    )
+
+
+def wallet_reclaim(
+    *,
+    department: Department,
+    amount: Decimal | None = None,
+    currency: str | None = None,
+    description: str = "",
+    idempotency_key: str | None = None,
+    actor: str = "",
+    via: str = "api",
+) -> tuple[LedgerEntry, bool]:
+    """Move unspent funds from a department's wallet back to the organization's wallet.
+
+    `amount=None` reclaims everything available. Never takes held funds: the request is refused
+    when it exceeds what is available. Two entries (team -x, organization +x) in one transaction;
+    the team entry is returned. Idempotent like wallet_allocate. Locks the team wallet, then the
+    organization's (always in that order).
+    """
+    organization = department.organization
+    team_wallet = Wallet.objects.filter(
+        organization=organization, scope=Wallet.Scope.TEAM, department=department
+    ).first()
+    if team_wallet is None:
+        raise NotFound(f"no wallet for team {department.team_id}")
+    org_wallet = wallet_for_organization(organization=organization)
+    currency = currency or team_wallet.currency
+    request_hash = _request_hash(
+        op="reclaim",
+        team_id=department.team_id,
+        amount=str(amount),
+        currency=currency,
+        description=description,
+    )
+    with transaction.atomic():
+        team_wallet = Wallet.objects.select_for_update().get(pk=team_wallet.pk)
+        replay = _replayed(organization, idempotency_key, request_hash)
+        if replay is not None:
+            return replay, False
+        available = team_wallet.balance - team_wallet.held
+        if amount is None:
+            amount = available
+        _check_positive(amount, currency, team_wallet)
+        if amount > available:
+            raise InsufficientFunds(
+                f"only {to_cents(available)} {team_wallet.currency} is available to reclaim",
+                available=available,
+                required=amount,
+                currency=team_wallet.currency,
+            )
+        org_wallet = Wallet.objects.select_for_update().get(pk=org_wallet.pk)
+        entry = _append(
+            team_wallet,
+            kind=Kind.RECLAIM,
+            amount=-amount,
+            description=description,
+            idempotency_key=idempotency_key or None,
+            request_hash=request_hash,
+            actor=actor,
+        )
+        _append(
+            org_wallet,
+            kind=Kind.RECLAIM,
+            amount=amount,
+            description=description,
+            reference=f"from:{department.team_id}",
+            actor=actor,
+        )
+        audit_record(
+            organization=organization,
+            actor=actor,
+            via=via,
+            action="wallet.reclaim",
+            obj=team_wallet,
+            after={"amount": str(amount), "balance": str(team_wallet.balance)},
+        )
+    return entry, True
+
+
+def wallet_adjust(
+    *, wallet: Wallet, amount: Decimal, reason: str, actor: str = "", via: str = "admin"
+) -> LedgerEntry:
+    """A signed correction with a mandatory reason. Refuses to take more than is available."""
+    if not reason.strip():
+        raise ApplicationError("an adjustment needs a reason")
+    if amount == ZERO or quantize(amount) != amount:
+        raise ApplicationError("amount must be non-zero with at most 8 decimal places")
+    with transaction.atomic():
+        wallet = Wallet.objects.select_for_update().get(pk=wallet.pk)
+        before = str(wallet.balance)
+        if amount < ZERO and -amount > wallet.balance - wallet.held:
+            raise InsufficientFunds(
+                "the adjustment exceeds the available funds",
+                available=wallet.balance - wallet.held,
+                required=-amount,
+                currency=wallet.currency,
+            )
+        entry = _append(
+            wallet, kind=Kind.ADJUSTMENT, amount=amount, description=reason, actor=actor
+        )
+        audit_record(
+            organization=wallet.organization,
+            actor=actor,
+            via=via,
+            action="wallet.adjustment",
+            obj=wallet,
+            before={"balance": before},
+            after={"balance": str(wallet.balance), "reason": reason},
+        )
+    return entry
+
+
+def wallet_refund(
+    *,
+    wallet: Wallet,
+    amount: Decimal,
+    reference: str,
+    reason: str,
+    actor: str = "",
+    via: str = "admin",
+) -> LedgerEntry:
+    """Give back (part of) a captured charge, e.g. a provider credit for a failed call.
+
+    At most once per `reference` (the request id): a second refund for it is refused.
+    """
+    if amount <= ZERO or quantize(amount) != amount:
+        raise ApplicationError("amount must be greater than zero with at most 8 decimal places")
+    with transaction.atomic():
+        wallet = Wallet.objects.select_for_update().get(pk=wallet.pk)
+        if LedgerEntry.objects.filter(
+            wallet=wallet, kind=Kind.REFUND, reference=reference
+        ).exists():
+            raise IdempotencyConflict(f"{reference} was already refunded")
+        entry = _append(
+            wallet,
+            kind=Kind.REFUND,
+            amount=amount,
+            description=reason,
+            reference=reference,
+            actor=actor,
+        )
+        audit_record(
+            organization=wallet.organization,
+            actor=actor,
+            via=via,
+            action="wallet.refund",
+            obj=wallet,
+            after={"amount": str(amount), "reference": reference, "reason": reason},
+        )
+    return entry
+
+
+# --- holds (the gateway's hot path) -----------------------------------------------------------------
+
+
+def hold_place(
+    *,
+    wallet: Wallet,
+    amount: Decimal,
+    request_id: str,
+    enforce: bool = True,
+    ttl_seconds: int | None = None,
+) -> Hold:
+    """Reserve `amount` on the wallet for one request.
+
+    With `enforce`, refused (InsufficientFunds) unless available >= amount; the check and the
+    reservation are one conditional UPDATE, so concurrent holds cannot overspend. The hold expires
+    after `ttl_seconds` (KT_HOLD_TTL_SECONDS) and is then released by holds_expire.
+    """
+    amount = quantize(amount)
+    ttl = settings.KT_HOLD_TTL_SECONDS if ttl_seconds is None else ttl_seconds
+    now = timezone.now()
+    with transaction.atomic():
+        rows = Wallet.objects.filter(pk=wallet.pk)
+        if enforce:
+            rows = rows.filter(balance__gte=F("held") + amount)
+        if not rows.update(held=F("held") + amount):
+            current = Wallet.objects.get(pk=wallet.pk)
+            raise InsufficientFunds(
+                f"wallet {current.name} has {to_cents(current.available)} {current.currency} available, "
+                f"this request may cost up to {to_cents(amount)} {current.currency}",
+                available=current.available,
+                required=amount,
+                currency=current.currency,
+            )
+        return Hold.objects.create(
+            organization_id=wallet.organization_id,
+            wallet_id=wallet.pk,
+            request_id=request_id,
+            amount=amount,
+            expires_at=now + timedelta(seconds=ttl),
+            created_at=now,
+        )
+
+
+def _resolve(hold: Hold, status: str, captured: Decimal | None = None) -> bool:
+    """Mark a pending hold resolved; False when somebody else resolved it first."""
+    return bool(
+        Hold.objects.filter(pk=hold.pk, status=Hold.Status.PENDING).update(
+            status=status, captured_amount=captured, resolved_at=timezone.now()
+        )
+    )
+
+
+def hold_capture(
+    *, hold: Hold, amount: Decimal, reference: str = "", description: str = ""
+) -> LedgerEntry | None:
+    """Charge the actual cost of a held request and release the rest of the hold.
+
+    Exactly once: returns the capture entry, or None when the hold was already captured, released
+    or expired (nothing is charged then). A zero amount releases the hold instead. The actual cost
+    is charged even when it exceeds the hold (the provider billed it). Callers may wrap this in
+    their own transaction to write the usage event atomically with it.
+    """
+    amount = quantize(amount)
+    if amount <= ZERO:
+        hold_release(hold=hold)
+        return None
+    with transaction.atomic():
+        if not _resolve(hold, Hold.Status.CAPTURED, amount):
+            return None
+        Wallet.objects.filter(pk=hold.wallet_id).update(
+            held=F("held") - hold.amount, balance=F("balance") - amount
+        )
+        wallet = Wallet.objects.only("balance", "currency", "organization_id").get(
+            pk=hold.wallet_id
+        )
+        return LedgerEntry.objects.create(
+            organization_id=hold.organization_id,
+            wallet_id=hold.wallet_id,
+            kind=Kind.CAPTURE,
+            amount=-amount,
+            balance_after=wallet.balance,
+            currency=wallet.currency,
+            hold=hold,
+            reference=reference or hold.request_id,
+            description=description,
+        )
+
+
+def hold_release(*, hold: Hold, status: str = Hold.Status.RELEASED) -> bool:
+    """Give the whole hold back. Exactly once: False when it was already resolved."""
+    with transaction.atomic():
+        if not _resolve(hold, status):
+            return False
+        Wallet.objects.filter(pk=hold.wallet_id).update(held=F("held") - hold.amount)
+    return True
+
+
+def holds_expire(*, now=None, limit: int = 1000) -> list[Hold]:
+    """Release pending holds past their expiry (a crashed or killed request). Returns those
+    this call expired; each is resolved exactly once even with several sweepers running."""
+    now = now or timezone.now()
+    expired = []
+    for hold in Hold.objects.filter(status=Hold.Status.PENDING, expires_at__lt=now).order_by(
+        "expires_at"
+    )[:limit]:
+        if hold_release(hold=hold, status=Hold.Status.EXPIRED):
+            expired.append(hold)
+    return expired
+
+
+def effective_wallet(
+    *, organization: Organization, department: Department | None, user_ref: str = ""
+) -> Wallet | None:
+    """The most specific wallet that exists: the end user's, else the team's, else the organization's."""
+    q = Q(scope=Wallet.Scope.ORGANIZATION)
+    if department is not None:
+        q |= Q(scope=Wallet.Scope.TEAM, department=department)
+    if user_ref:
+        q |= Q(scope=Wallet.Scope.USER, user_ref=user_ref)
+    rank = {Wallet.Scope.USER: 0, Wallet.Scope.TEAM: 1, Wallet.Scope.ORGANIZATION: 2}
+    wallets = sorted(
+        Wallet.objects.filter(q, organization=organization), key=lambda w: rank[w.scope]
+    )
+    return wallets[0] if wallets else None
