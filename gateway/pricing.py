@@ -3,8 +3,11 @@
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from time import monotonic
 
-from django.db.models import Q
+from django.conf import settings
+from django.db.models import F, Q
+from django.db.models.signals import post_delete, post_save
 
 from chargeback.money import ZERO, quantize, token_cost
 from gateway.models import Price
@@ -20,18 +23,49 @@ class Usage:
     cache_write_tokens: int = 0
 
 
+# The gateway prices every request: the rows of a (organization, provider, model) are kept in
+# process for a few seconds and the one in force is picked by `at` in Python, so a mid-month
+# price change is still exact (every period is in the cached list). A price loaded in another
+# process takes effect here within KT_PRICE_CACHE_SECONDS; a save in this process clears it.
+_cache: dict[tuple[int | None, str, str], tuple[float, list[Price]]] = {}
+_CACHE_MAX_KEYS = 10_000
+
+
+def price_cache_clear(**_signal_kwargs) -> None:
+    """Forget every cached price row (connected to Price saves and deletes)."""
+    _cache.clear()
+
+
+def _rows(organization_id: int | None, provider: str, model: str) -> list[Price]:
+    key = (organization_id, provider, model)
+    now = monotonic()
+    hit = _cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    # Organization rows first (NULLs last), newest first; ties: the row added last wins.
+    rows = list(
+        Price.objects.filter(
+            Q(organization_id=organization_id) | Q(organization__isnull=True),
+            provider=provider,
+            model=model,
+        ).order_by(F("organization_id").asc(nulls_last=True), "-effective_from", "-id")
+    )
+    ttl = getattr(settings, "KT_PRICE_CACHE_SECONDS", 5)
+    if ttl > 0:
+        if len(_cache) >= _CACHE_MAX_KEYS:
+            _cache.clear()
+        _cache[key] = (now + ttl, rows)
+    return rows
+
+
 def price_for(
     *, organization_id: int | None, provider: str, model: str, at: datetime
 ) -> Price | None:
     """The price in force at `at`: the organization's own row first, else the default catalog."""
-    rows = Price.objects.filter(
-        Q(organization_id=organization_id) | Q(organization__isnull=True),
-        provider=provider,
-        model=model,
-        effective_from__lte=at,
-    ).filter(Q(effective_to__isnull=True) | Q(effective_to__gt=at))
-    # Organization rows sort before default ones (NULLs last), newest first within each.
-    return rows.order_by("organization_id", "-effective_from").first()
+    for row in _rows(organization_id, provider, model):
+        if row.effective_from <= at and (row.effective_to is None or row.effective_to > at):
+            return row
+    return None
 
 
 def cost_of(price: Price, usage: Usage) -> Decimal:
@@ -65,14 +99,26 @@ def cost_of(price: Price, usage: Usage) -> Decimal:
 def worst_case_cost(
     price: Price, *, prompt_upper_tokens: int, max_output_tokens: int | None
 ) -> Decimal:
-    """The most a request can cost: every prompt token at the full input rate (cache writes may
-    cost more: their rate when higher), plus the output cap at the output rate."""
-    input_rate = max(price.input_per_mtok, price.cache_write_per_mtok or ZERO)
+    """The most a request can cost: every prompt token at the highest input-side rate (cache
+    writes and, in an odd catalog, cache reads may cost more than plain input), plus the output
+    cap (the request's `max_tokens`, never above the model's) at the output rate. It is never
+    below `cost_of` for usage within those bounds, so a hold of this amount covers the capture.
+    """
+    input_rate = max(
+        price.input_per_mtok,
+        price.cache_write_per_mtok or ZERO,
+        price.cached_input_per_mtok or ZERO,
+    )
     output = (
         price.max_output_tokens
         if max_output_tokens is None
-        else min(max_output_tokens, price.max_output_tokens)
+        else min(max(0, max_output_tokens), price.max_output_tokens)
     )
     return quantize(
-        token_cost(prompt_upper_tokens, input_rate) + token_cost(output, price.output_per_mtok)
+        token_cost(max(0, prompt_upper_tokens), input_rate)
+        + token_cost(output, price.output_per_mtok)
     )
+
+
+post_save.connect(price_cache_clear, sender=Price, dispatch_uid="gateway.pricing.cache")
+post_delete.connect(price_cache_clear, sender=Price, dispatch_uid="gateway.pricing.cache_del")

@@ -1,0 +1,285 @@
+"""The PostgreSQL fast path against the ORM services: same rows, same balances, same events."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from chargeback.errors import InsufficientFunds
+from gateway.fastpath import capture_and_record_fast, hold_place_fast
+from gateway.models import UsageEvent
+from tests.factories import DepartmentFactory, PriceFactory
+from wallets import services
+from wallets.models import Hold, LedgerEntry
+
+pytestmark = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the fast path is PostgreSQL only"
+)
+
+
+def _funded(department, amount="10.00"):
+    services.wallet_allocate(department=department, amount=Decimal(amount), currency="USD")
+    return services.wallet_for_team(department=department)
+
+
+def _event(wallet, request_id, cost, price=None):
+    return {
+        "organization": wallet.organization,
+        "department_id": wallet.department_id,
+        "wallet": wallet,
+        "request_id": request_id,
+        "endpoint": "chat.completions",
+        "provider": "fake",
+        "model_requested": "fake-gpt",
+        "model_served": "fake-gpt",
+        "prompt_tokens": 120,
+        "completion_tokens": 30,
+        "cached_tokens": 20,
+        "cost": cost,
+        "price": price,
+        "tags": {"app": "kb", "env": "prod"},
+        "user": "alice",
+        "latency_ms": 12,
+    }
+
+
+def _orm_capture(hold, amount, event_fields):
+    # What gateway/recording.py does: capture and event in one transaction.
+    with transaction.atomic():
+        services.hold_capture(hold=hold, amount=amount)
+        return UsageEvent.objects.create(**event_fields)
+
+
+# (hold, captured amount): a normal capture, a zero (release), above the hold, a second capture.
+SCRIPT = [("3.00", "1.25"), ("2.00", "0"), ("0.50", "0.75"), ("1.00", "0.10")]
+
+
+def _run(wallet, place, capture, prefix):
+    holds = []
+    for i, (held, charged) in enumerate(SCRIPT):
+        hold = place(wallet=wallet, amount=Decimal(held), request_id=f"{prefix}{i}")
+        holds.append(hold)
+        capture(hold, Decimal(charged), _event(wallet, f"{prefix}{i}", Decimal(charged)))
+    # A capture of a hold already resolved: nothing is charged, the event is still written.
+    capture(holds[0], Decimal("5"), _event(wallet, f"{prefix}again", Decimal("0")))
+    pending = place(wallet=wallet, amount=Decimal("0.33"), request_id=f"{prefix}open")
+    return [*holds, pending]
+
+
+def _snapshot(wallet, holds):
+    wallet.refresh_from_db()
+    entries = [
+        (
+            e.kind,
+            e.amount,
+            e.balance_after,
+            e.currency,
+            e.reference.split("_", 1)[-1],
+            e.description,
+        )
+        for e in LedgerEntry.objects.filter(wallet=wallet).order_by("id")
+    ]
+    hold_rows = [
+        (h.amount, h.status, h.captured_amount, h.organization_id, h.wallet_id == wallet.pk)
+        for h in Hold.objects.filter(pk__in=[h.pk for h in holds]).order_by("id")
+    ]
+    events = [
+        (
+            e.request_id.split("_", 1)[1],
+            e.cost,
+            e.prompt_tokens,
+            e.completion_tokens,
+            e.cached_tokens,
+            e.tags,
+            e.user,
+            e.wallet_id == wallet.pk,
+            e.status,
+            e.http_status,
+            e.organization_id,
+            e.usage_source,
+            e.currency,
+        )
+        for e in UsageEvent.objects.filter(wallet=wallet).order_by("id")
+    ]
+    return (wallet.balance, wallet.held), entries, hold_rows, events
+
+
+@pytest.mark.django_db
+def test_the_fast_path_writes_the_same_rows_as_the_orm_services(org):
+    orm_wallet = _funded(DepartmentFactory(organization=org, team_id="team_orm"))
+    fast_wallet = _funded(DepartmentFactory(organization=org, team_id="team_fast"))
+
+    orm_holds = _run(orm_wallet, services.hold_place, _orm_capture, "orm_")
+    fast_holds = _run(
+        fast_wallet,
+        hold_place_fast,
+        lambda h, a, f: capture_and_record_fast(h, a, f),
+        "fast_",
+    )
+
+    orm, fast = _snapshot(orm_wallet, orm_holds), _snapshot(fast_wallet, fast_holds)
+    assert fast == orm
+    assert fast[0] == (Decimal("7.90"), Decimal("0.33"))  # 10 - 1.25 - 0.75 - 0.10, one open hold
+    assert len(fast[1]) == 4  # the allocation and three captures
+
+
+@pytest.mark.django_db
+def test_the_fast_hold_returns_a_hold_like_the_orm_one(engineering):
+    wallet = _funded(engineering)
+
+    hold = hold_place_fast(wallet=wallet, amount=Decimal("1.234567891"), request_id="req_1")
+
+    stored = Hold.objects.get(pk=hold.pk)
+    for name in ("organization_id", "wallet_id", "request_id", "amount", "status", "expires_at"):
+        assert getattr(hold, name) == getattr(stored, name)
+    assert stored.amount == Decimal("1.23456789")
+    assert services.hold_release(hold=hold) is True  # usable by the ORM services
+
+
+@pytest.mark.django_db
+def test_the_fast_hold_refuses_more_than_available_and_writes_nothing(engineering):
+    wallet = _funded(engineering, "1.00")
+
+    with pytest.raises(InsufficientFunds) as exc:
+        hold_place_fast(wallet=wallet, amount=Decimal("1.01"), request_id="req_1")
+
+    assert exc.value.available == Decimal("1.00")
+    assert exc.value.required == Decimal("1.01")
+    assert not Hold.objects.exists()
+    wallet.refresh_from_db()
+    assert wallet.held == Decimal("0")
+
+
+@pytest.mark.django_db
+def test_without_enforcement_the_fast_hold_may_exceed_the_funds(engineering):
+    wallet = _funded(engineering, "1.00")
+
+    hold_place_fast(wallet=wallet, amount=Decimal("5"), request_id="req_1", enforce=False)
+
+    wallet.refresh_from_db()
+    assert wallet.held == Decimal("5")
+
+
+@pytest.mark.django_db
+def test_a_duplicate_request_id_reserves_nothing(engineering):
+    wallet = _funded(engineering)
+    hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_1")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_1")
+
+    wallet.refresh_from_db()
+    assert wallet.held == Decimal("1")
+
+
+@pytest.mark.django_db
+def test_a_duplicate_event_rolls_back_the_whole_capture(engineering):
+    wallet = _funded(engineering)
+    first = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_1")
+    second = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_2")
+    capture_and_record_fast(first, Decimal("0.5"), _event(wallet, "req_1", Decimal("0.5")))
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        capture_and_record_fast(second, Decimal("0.5"), _event(wallet, "req_1", Decimal("0.5")))
+
+    second.refresh_from_db()
+    wallet.refresh_from_db()
+    assert second.status == Hold.Status.PENDING
+    assert (wallet.balance, wallet.held) == (Decimal("9.5"), Decimal("1"))
+    assert LedgerEntry.objects.filter(kind="capture").count() == 1
+
+
+@pytest.mark.django_db
+def test_the_capture_reports_what_it_did(engineering):
+    wallet = _funded(engineering)
+    price = PriceFactory()
+    hold = hold_place_fast(wallet=wallet, amount=Decimal("2"), request_id="req_1")
+
+    result = capture_and_record_fast(
+        hold, Decimal("0.5"), _event(wallet, "req_1", Decimal("0.5"), price=price)
+    )
+    again = capture_and_record_fast(hold, Decimal("0.5"), _event(wallet, "req_2", Decimal("0")))
+
+    entry = LedgerEntry.objects.get(pk=result.entry_id)
+    assert result.resolved
+    assert entry.hold_id == hold.pk
+    assert entry.reference == "req_1"
+    assert result.balance_after == entry.balance_after == Decimal("9.5")
+    assert result.available_after == Decimal("9.5")
+    assert UsageEvent.objects.get(pk=result.event_id).price == price
+    assert not again.resolved
+    assert again.entry_id is None
+    assert again.available_after is None
+    assert UsageEvent.objects.filter(pk=again.event_id).exists()
+
+
+def _threads(n, fn, items):
+    def run(item):
+        try:
+            return fn(item)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(run, items))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_fast_holds_never_overspend_the_wallet(org):
+    wallet = _funded(DepartmentFactory(organization=org), "10.00")
+    barrier = threading.Barrier(8)
+
+    def place(i):
+        if i < 8:
+            barrier.wait()
+        try:
+            return hold_place_fast(wallet=wallet, amount=Decimal("1.00"), request_id=f"req_{i}")
+        except InsufficientFunds:
+            return None
+
+    holds = [h for h in _threads(8, place, range(24)) if h is not None]
+
+    wallet.refresh_from_db()
+    assert len(holds) == 10
+    assert wallet.held == Decimal("10.00")
+    assert Hold.objects.filter(status="pending").count() == 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hold_raced_by_capture_and_release_is_resolved_exactly_once(org):
+    wallet = _funded(DepartmentFactory(organization=org), "10.00")
+    holds = [
+        hold_place_fast(wallet=wallet, amount=Decimal("0.50"), request_id=f"req_{i}")
+        for i in range(12)
+    ]
+
+    def race(item):
+        kind, hold = item
+        if kind == "capture":
+            result = capture_and_record_fast(
+                hold, Decimal("0.40"), _event(wallet, hold.request_id, Decimal("0.40"))
+            )
+            return result.resolved
+        if kind == "capture-again":
+            result = capture_and_record_fast(
+                hold, Decimal("0.40"), _event(wallet, f"{hold.request_id}_b", Decimal("0"))
+            )
+            return result.resolved
+        return services.hold_release(hold=hold, status=Hold.Status.EXPIRED)
+
+    items = [(k, h) for h in holds for k in ("capture", "capture-again", "release")]
+    results = _threads(6, race, items)
+
+    wallet.refresh_from_db()
+    wins = [sum(results[i * 3 : i * 3 + 3]) for i in range(len(holds))]
+    captures = LedgerEntry.objects.filter(wallet=wallet, kind="capture")
+    assert wins == [1] * len(holds)
+    assert wallet.held == Decimal("0")
+    assert wallet.balance == Decimal("10.00") - Decimal("0.40") * captures.count()
+    assert wallet.balance == sum(e.amount for e in LedgerEntry.objects.filter(wallet=wallet))
+    assert captures.count() == Hold.objects.filter(status="captured").count()
+    assert UsageEvent.objects.count() == 24  # both capture calls recorded an event, once each
+    balances = sorted(e.balance_after for e in captures)
+    assert len(set(balances)) == len(balances)  # each capture saw the one before it
