@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Bench tenants for bench/gateway.sh, and the accounting check after a run.
+
+  python bench/setup_bench.py setup --fast-url http://127.0.0.1:18080/v1 --slow-url URL
+  python bench/setup_bench.py report
+
+Two organizations, so that routing cannot mix them up: `bench-fast` (target `openai` at the
+harness's fast nginx mock) and `bench-slow` (target `openai` at the slow SSE upstream). Each has
+one department, one consumer group with a known key and a wallet funded with $1,000,000,000.
+The model is the harness's `gpt-4o-mini`, priced from the shipped catalog (openai). Idempotent.
+`report` prints, per organization, what the ledger says after a run: events, their total cost,
+captures, pending holds, and whether balance = sum of the ledger and held = sum of open holds.
+"""
+
+import json
+import os
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chargeback.settings")
+
+import django
+
+django.setup()
+
+from django.db.models import Count, Sum  # noqa: E402
+
+from chargeback.keys import hash_key, key_prefix  # noqa: E402
+from chargeback.models import ConsumerGroup, Department, Organization, ProviderTarget  # noqa: E402
+from gateway.catalog import catalog_load  # noqa: E402
+from gateway.models import UsageEvent  # noqa: E402
+from wallets import services  # noqa: E402
+from wallets.models import Hold, LedgerEntry, Wallet  # noqa: E402
+
+KEYS = {"bench-fast": "kt_cg_bench_fast_0123456789", "bench-slow": "kt_cg_bench_slow_0123456789"}
+FUNDS = Decimal("1000000000")
+
+
+def setup(fast_url: str, slow_url: str) -> None:
+    catalog_load()
+    for slug, url in (("bench-fast", fast_url), ("bench-slow", slow_url)):
+        org, _ = Organization.objects.get_or_create(slug=slug, defaults={"name": slug})
+        department, _ = Department.objects.get_or_create(
+            organization=org, team_id="team_bench", defaults={"name": "Bench"}
+        )
+        raw = KEYS[slug]
+        ConsumerGroup.objects.update_or_create(
+            organization=org,
+            name="bench",
+            defaults={
+                "department": department,
+                "key_prefix": key_prefix(raw),
+                "key_hash": hash_key(raw),
+                "is_active": True,
+            },
+        )
+        ProviderTarget.objects.update_or_create(
+            organization=org,
+            target_id="openai",
+            defaults={
+                "provider": "openai",
+                "base_url": url,
+                "secret_env": "BENCH_UPSTREAM_KEY",
+                "served_models": ["gpt-4o-mini"],
+            },
+        )
+        services.wallet_allocate(
+            department=department,
+            amount=FUNDS,
+            currency=org.currency,
+            description="bench funding",
+            idempotency_key="bench-funding",
+        )
+        print(f"{slug}: key {raw}, target {url}")
+
+
+def report() -> dict:
+    out = {}
+    for org in Organization.objects.filter(slug__in=KEYS):
+        events = UsageEvent.objects.filter(organization=org)
+        by_status = dict(events.values_list("status").annotate(n=Count("id")))
+        wallets = []
+        for wallet in Wallet.objects.filter(organization=org):
+            ledger = LedgerEntry.objects.filter(wallet=wallet).aggregate(s=Sum("amount"))["s"]
+            open_holds = Hold.objects.filter(wallet=wallet, status="pending")
+            open_sum = open_holds.aggregate(s=Sum("amount"))["s"] or Decimal(0)
+            wallets.append(
+                {
+                    "wallet": wallet.name,
+                    "balance_is_ledger_sum": wallet.balance == ledger,
+                    "held_is_open_holds": wallet.held == open_sum,
+                    "pending_holds": open_holds.count(),
+                    "captures": LedgerEntry.objects.filter(wallet=wallet, kind="capture").count(),
+                    "spent": str(FUNDS - wallet.balance),
+                }
+            )
+        out[org.slug] = {
+            "events": events.count(),
+            "events_by_status": by_status,
+            "events_cost": str(events.aggregate(s=Sum("cost"))["s"] or 0),
+            "wallets": wallets,
+        }
+    return out
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["setup"]:
+        args = dict(zip(sys.argv[2::2], sys.argv[3::2], strict=False))
+        setup(args["--fast-url"], args["--slow-url"])
+    elif sys.argv[1:2] == ["report"]:
+        print("ACCOUNTINGJSON " + json.dumps(report()))
+    else:
+        sys.exit(__doc__)
