@@ -7,11 +7,11 @@ wallets.services.hold_capture + UsageEvent create in one transaction), in one ro
   amount`) is re-checked by PostgreSQL after any concurrent writer commits (READ COMMITTED
   re-evaluation), so two holds can never both take the last funds; the hold row is inserted only
   when the UPDATE matched.
-- `capture_and_record_fast`: one statement of data-modifying CTEs. The hold is resolved only if
-  still pending (exactly once, even against a concurrent capture, release or the expiry sweeper),
-  and only then are the wallet updated and the capture entry (with `balance_after`) inserted. The
-  usage event is inserted in the same statement, so it exists if and only if the money moved
-  (or, for a hold resolved elsewhere, with nothing charged, as on the ORM path).
+- `capture_and_record_fast` (= gateway.recording.usage_record): one statement of data-modifying
+  CTEs. The hold is resolved only if still pending (exactly once, even against a concurrent
+  capture, release or the expiry sweeper), and only then are the wallet updated and the capture
+  entry (with `balance_after`) inserted. The usage event is inserted in the same statement; for
+  a hold resolved elsewhere it records cost 0, as on the ORM path.
 
 A statement is atomic by itself: in autocommit it is also its own transaction (one commit);
 inside the caller's `transaction.atomic()` it joins it. The SQL is generated once per process
@@ -28,12 +28,13 @@ from functools import cache
 
 import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from chargeback.errors import InsufficientFunds
 from chargeback.money import ZERO, quantize, to_cents
 from gateway.models import UsageEvent
+from wallets import alerts
 from wallets.models import Hold, LedgerEntry, Wallet
 
 
@@ -44,19 +45,19 @@ def enabled() -> bool:
 
 @dataclass(frozen=True)
 class CaptureResult:
-    """What `capture_and_record_fast` did.
+    """What one capture-and-record statement did (`capture_and_record_fast` returns only
+    `available` like gateway.recording.usage_record; tests and benchmarks read the rest).
 
-    `resolved`: this call resolved the hold (False when it was already captured, released or
-    expired: then nothing was charged). `entry_id` / `balance_after`: the capture ledger entry
-    (None for a zero amount, which releases the hold). `available_after`: the wallet's balance
-    minus held right after this statement (None when the hold was not resolved here).
+    `resolved`: this call resolved the hold. `entry_id`: the capture ledger entry (None for a
+    zero amount, which releases the hold, or when nothing was charged). `event_id`: None when the
+    hold was already resolved and the request already had its event (nothing written).
+    `available`: the wallet's balance minus held after the statement (None without a wallet).
     """
 
     resolved: bool
     entry_id: int | None
-    balance_after: Decimal | None
-    available_after: Decimal | None
-    event_id: int
+    event_id: int | None
+    available: Decimal | None
 
 
 def _cast(field, name: str) -> str:
@@ -126,6 +127,7 @@ def _hold_place_sql(enforce: bool):
 @cache
 def _capture_sql():
     q = connection.ops.quote_name
+    event_table = q(UsageEvent._meta.db_table)
     ledger_columns, ledger_expressions, ledger_fields = _insert_columns(
         LedgerEntry,
         {
@@ -136,10 +138,19 @@ def _capture_sql():
             "balance_after": "w.balance",
             "currency": "w.currency",
             "hold_id": "w.hold_id",
-            "reference": "COALESCE(NULLIF(CAST(%(reference)s AS text), ''), w.request_id)",
+            "reference": "w.request_id",
         },
     )
     event_columns, event_expressions, event_fields = _insert_columns(UsageEvent, {})
+    # A hold resolved elsewhere: the event records cost 0 and says why, as usage_record does.
+    _, unresolved_expressions, _ = _insert_columns(
+        UsageEvent,
+        {
+            "cost": "0",
+            "error_code": "COALESCE(NULLIF(CAST(%(p_error_code)s AS text), ''), "
+            "'hold_already_resolved')",
+        },
+    )
     # Only model metadata (table and column names) is formatted in; values are parameters.
     sql = f"""
 WITH h AS (
@@ -147,25 +158,36 @@ WITH h AS (
     SET status = CASE WHEN %(amount)s > 0 THEN 'captured' ELSE 'released' END,
         captured_amount = CASE WHEN %(amount)s > 0 THEN %(amount)s END,
         resolved_at = %(now)s
-    WHERE id = %(hold_id)s AND status = 'pending'
+    WHERE id = CAST(%(hold_id)s AS bigint) AND status = 'pending'
     RETURNING id, wallet_id, amount, request_id
 ), w AS (
     UPDATE {q(Wallet._meta.db_table)} AS wa
-    SET held = wa.held - h.amount, balance = wa.balance - GREATEST(%(amount)s, 0)
+    SET held = wa.held - h.amount, balance = wa.balance - %(amount)s
     FROM h WHERE wa.id = h.wallet_id
     RETURNING wa.id, wa.organization_id, wa.balance, wa.held, wa.currency,
               h.id AS hold_id, h.request_id
 ), e AS (
     INSERT INTO {q(LedgerEntry._meta.db_table)} ({", ".join(ledger_columns)})
     SELECT {", ".join(ledger_expressions)} FROM w WHERE %(amount)s > 0
-    RETURNING id, balance_after
+    RETURNING id
+), r AS (
+    SELECT (SELECT count(*) FROM h) = 1 OR NOT %(has_hold)s AS charged
 ), ev AS (
-    INSERT INTO {q(UsageEvent._meta.db_table)} ({", ".join(event_columns)})
-    VALUES ({", ".join(event_expressions)})
+    INSERT INTO {event_table} ({", ".join(event_columns)})
+    SELECT {", ".join(event_expressions)} FROM r WHERE r.charged
+    RETURNING id
+), ev_unresolved AS (
+    INSERT INTO {event_table} ({", ".join(event_columns)})
+    SELECT {", ".join(unresolved_expressions)} FROM r WHERE NOT r.charged
+    ON CONFLICT (request_id) DO NOTHING
     RETURNING id
 )
-SELECT (SELECT count(*) FROM h), (SELECT id FROM e), (SELECT balance_after FROM e),
-       (SELECT balance - held FROM w), (SELECT id FROM ev)
+SELECT (SELECT count(*) FROM h), (SELECT id FROM e),
+       COALESCE((SELECT id FROM ev), (SELECT id FROM ev_unresolved)),
+       CASE WHEN CAST(%(p_wallet_id)s AS bigint) IS NOT NULL THEN COALESCE(
+           (SELECT balance - held FROM w),
+           (SELECT balance - held FROM {q(Wallet._meta.db_table)}
+            WHERE id = CAST(%(p_wallet_id)s AS bigint))) END
 """  # noqa: S608
     return sql, ledger_fields, event_fields
 
@@ -234,44 +256,60 @@ def hold_place_fast(
     return hold
 
 
-def capture_and_record_fast(
-    hold: Hold,
-    amount: Decimal,
-    event_fields: dict,
-    *,
-    reference: str = "",
-    description: str = "",
-) -> CaptureResult:
-    """Capture the actual cost of a held request and write its usage event, in one statement.
-
-    Identical to hold_capture + UsageEvent create in one transaction: exactly once (the hold is
-    resolved only if still pending; otherwise nothing is charged and the event is still written);
-    the actual cost is charged even above the hold; a zero amount releases the hold instead. The
-    ledger entry's `balance_after` is the wallet balance right after this capture. A duplicate
-    event `request_id` raises IntegrityError and nothing at all is written.
-    """
-    amount = quantize(amount)
-    if amount < ZERO:
-        amount = ZERO
+def capture_and_record(hold: Hold | None, amount: Decimal, event_fields: dict) -> CaptureResult:
+    """`capture_and_record_fast` with the details of what it did (see CaptureResult)."""
+    # usage_record captures only a positive amount; the ORM capture quantizes it first.
+    amount = quantize(amount) if amount > ZERO else ZERO
     now = timezone.now()
-    sql, ledger_fields, event_fields_sql = _capture_sql()
+    sql, ledger_fields, event_param_fields = _capture_sql()
     params = _params(
         ledger_fields,
         {
-            "description": description,
+            "description": "",
             "idempotency_key": None,
             "request_hash": "",
             "actor": "",
             "created_at": now,
         },
     )
-    params.update(_params(event_fields_sql, event_fields))
-    params.update(amount=amount, now=now, hold_id=hold.pk, reference=reference)
-    resolved, entry_id, balance_after, available_after, event_id = _execute_one(sql, params)
-    return CaptureResult(
-        resolved=bool(resolved),
-        entry_id=entry_id,
-        balance_after=balance_after,
-        available_after=available_after,
-        event_id=event_id,
+    params.update(_params(event_param_fields, event_fields))
+    params.update(
+        amount=amount,
+        now=now,
+        hold_id=hold.pk if hold is not None else None,
+        has_hold=hold is not None,
     )
+    resolved, entry_id, event_id, available = _execute_one(sql, params)
+    return CaptureResult(
+        resolved=bool(resolved), entry_id=entry_id, event_id=event_id, available=available
+    )
+
+
+def capture_and_record_fast(hold: Hold | None, amount: Decimal, event_fields: dict):
+    """gateway.recording.usage_record in one statement (PostgreSQL): charge `amount` against
+    `hold` (capture, releasing the rest; zero releases it all) and write the request's one
+    UsageEvent, atomically. Returns the wallet's available funds after it (None without a
+    wallet, or when nothing was written).
+
+    Exactly once: the hold is resolved only if still pending, even against a concurrent capture,
+    release or the expiry sweeper. When somebody else resolved it first, nothing is charged and
+    the event records cost 0 with `error_code="hold_already_resolved"`, unless the request
+    already has its event (then nothing is written). The ledger entry's `balance_after` is the
+    balance right after this capture. A duplicate event for a hold this call resolves raises
+    IntegrityError and nothing at all is written (one statement). Like usage_record, the budgets
+    hook `wallets.alerts.spend_recorded` runs once the statement has committed.
+    """
+    result = capture_and_record(hold, amount, event_fields)
+    if result.event_id is None:
+        return None
+    charged = result.resolved or hold is None
+    if hold is not None or (charged and event_fields.get("cost")):
+        organization_id = event_fields["organization_id"]
+        department_id = event_fields.get("department_id")
+        wallet_id = event_fields.get("wallet_id")
+        transaction.on_commit(
+            lambda: alerts.spend_recorded(
+                organization_id=organization_id, department_id=department_id, wallet_id=wallet_id
+            )
+        )
+    return result.available

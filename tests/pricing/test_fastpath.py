@@ -8,11 +8,11 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from chargeback.errors import InsufficientFunds
-from gateway.fastpath import capture_and_record_fast, hold_place_fast
+from gateway.fastpath import capture_and_record, capture_and_record_fast, hold_place_fast
 from gateway.models import UsageEvent
 from tests.factories import DepartmentFactory, PriceFactory
 from wallets import services
-from wallets.models import Hold, LedgerEntry
+from wallets.models import Hold, LedgerEntry, Wallet
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the fast path is PostgreSQL only"
@@ -26,9 +26,9 @@ def _funded(department, amount="10.00"):
 
 def _event(wallet, request_id, cost, price=None):
     return {
-        "organization": wallet.organization,
+        "organization_id": wallet.organization_id,
         "department_id": wallet.department_id,
-        "wallet": wallet,
+        "wallet_id": wallet.pk,
         "request_id": request_id,
         "endpoint": "chat.completions",
         "provider": "fake",
@@ -38,7 +38,7 @@ def _event(wallet, request_id, cost, price=None):
         "completion_tokens": 30,
         "cached_tokens": 20,
         "cost": cost,
-        "price": price,
+        "price_id": price.pk if price else None,
         "tags": {"app": "kb", "env": "prod"},
         "user": "alice",
         "latency_ms": 12,
@@ -46,10 +46,21 @@ def _event(wallet, request_id, cost, price=None):
 
 
 def _orm_capture(hold, amount, event_fields):
-    # What gateway/recording.py does: capture and event in one transaction.
+    # gateway.recording.usage_record (the gateway branch), to be imported once merged.
+    fields = dict(event_fields)
     with transaction.atomic():
-        services.hold_capture(hold=hold, amount=amount)
-        return UsageEvent.objects.create(**event_fields)
+        if amount > 0:
+            resolved = services.hold_capture(hold=hold, amount=amount, reference=hold.request_id)
+        else:
+            resolved = services.hold_release(hold=hold)
+        if not resolved:
+            fields["cost"] = Decimal(0)
+            fields["error_code"] = fields.get("error_code") or "hold_already_resolved"
+            if UsageEvent.objects.filter(request_id=fields["request_id"]).exists():
+                return None
+        UsageEvent.objects.create(**fields)
+        wallet = Wallet.objects.get(pk=fields["wallet_id"])
+        return wallet.balance - wallet.held
 
 
 # (hold, captured amount): a normal capture, a zero (release), above the hold, a second capture.
@@ -62,10 +73,14 @@ def _run(wallet, place, capture, prefix):
         hold = place(wallet=wallet, amount=Decimal(held), request_id=f"{prefix}{i}")
         holds.append(hold)
         capture(hold, Decimal(charged), _event(wallet, f"{prefix}{i}", Decimal(charged)))
-    # A capture of a hold already resolved: nothing is charged, the event is still written.
-    capture(holds[0], Decimal("5"), _event(wallet, f"{prefix}again", Decimal("0")))
+    # A hold already resolved: nothing is charged; the event records cost 0 and says why, or
+    # nothing is written when the request already has its event.
+    returned = [
+        capture(holds[0], Decimal("5"), _event(wallet, f"{prefix}again", Decimal("5"))),
+        capture(holds[0], Decimal("5"), _event(wallet, f"{prefix}0", Decimal("5"))),
+    ]
     pending = place(wallet=wallet, amount=Decimal("0.33"), request_id=f"{prefix}open")
-    return [*holds, pending]
+    return [*holds, pending], returned
 
 
 def _snapshot(wallet, holds):
@@ -100,6 +115,10 @@ def _snapshot(wallet, holds):
             e.organization_id,
             e.usage_source,
             e.currency,
+            e.error_code,
+            e.price_id,
+            e.model_served,
+            e.endpoint,
         )
         for e in UsageEvent.objects.filter(wallet=wallet).order_by("id")
     ]
@@ -111,16 +130,13 @@ def test_the_fast_path_writes_the_same_rows_as_the_orm_services(org):
     orm_wallet = _funded(DepartmentFactory(organization=org, team_id="team_orm"))
     fast_wallet = _funded(DepartmentFactory(organization=org, team_id="team_fast"))
 
-    orm_holds = _run(orm_wallet, services.hold_place, _orm_capture, "orm_")
-    fast_holds = _run(
-        fast_wallet,
-        hold_place_fast,
-        lambda h, a, f: capture_and_record_fast(h, a, f),
-        "fast_",
-    )
+    orm_holds, orm_returned = _run(orm_wallet, services.hold_place, _orm_capture, "orm_")
+    fast_holds, fast_returned = _run(fast_wallet, hold_place_fast, capture_and_record_fast, "fast_")
 
     orm, fast = _snapshot(orm_wallet, orm_holds), _snapshot(fast_wallet, fast_holds)
     assert fast == orm
+    assert fast_returned == orm_returned == [Decimal("7.90"), None]
+    assert fast[3][-1][13] == "hold_already_resolved"
     assert fast[0] == (Decimal("7.90"), Decimal("0.33"))  # 10 - 1.25 - 0.75 - 0.10, one open hold
     assert len(fast[1]) == 4  # the allocation and three captures
 
@@ -192,27 +208,58 @@ def test_a_duplicate_event_rolls_back_the_whole_capture(engineering):
 
 
 @pytest.mark.django_db
-def test_the_capture_reports_what_it_did(engineering):
+def test_the_capture_returns_the_available_funds_and_links_the_entry(engineering):
     wallet = _funded(engineering)
     price = PriceFactory()
     hold = hold_place_fast(wallet=wallet, amount=Decimal("2"), request_id="req_1")
+    other = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_2")
 
-    result = capture_and_record_fast(
+    available = capture_and_record_fast(
         hold, Decimal("0.5"), _event(wallet, "req_1", Decimal("0.5"), price=price)
     )
-    again = capture_and_record_fast(hold, Decimal("0.5"), _event(wallet, "req_2", Decimal("0")))
 
-    entry = LedgerEntry.objects.get(pk=result.entry_id)
-    assert result.resolved
+    entry = LedgerEntry.objects.get(kind="capture")
+    assert available == Decimal("8.5")  # 10 - 0.5 charged - 1 still held by the other hold
     assert entry.hold_id == hold.pk
     assert entry.reference == "req_1"
-    assert result.balance_after == entry.balance_after == Decimal("9.5")
-    assert result.available_after == Decimal("9.5")
-    assert UsageEvent.objects.get(pk=result.event_id).price == price
-    assert not again.resolved
-    assert again.entry_id is None
-    assert again.available_after is None
-    assert UsageEvent.objects.filter(pk=again.event_id).exists()
+    assert entry.balance_after == Decimal("9.5")
+    assert UsageEvent.objects.get(request_id="req_1").price == price
+    assert Hold.objects.get(pk=other.pk).status == "pending"
+
+
+@pytest.mark.django_db
+def test_an_event_without_a_hold_moves_no_money(engineering):
+    wallet = _funded(engineering)
+
+    available = capture_and_record_fast(
+        None, Decimal("0.5"), _event(wallet, "req_1", Decimal("0.5"))
+    )
+
+    wallet.refresh_from_db()
+    assert available == Decimal("10")
+    assert wallet.balance == Decimal("10")
+    assert UsageEvent.objects.get(request_id="req_1").cost == Decimal("0.5")
+
+
+@pytest.mark.django_db
+def test_the_budget_hook_runs_after_the_capture_commits(
+    engineering, monkeypatch, django_capture_on_commit_callbacks
+):
+    calls = []
+    monkeypatch.setattr("wallets.alerts.spend_recorded", lambda **kwargs: calls.append(kwargs))
+    wallet = _funded(engineering)
+    hold = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_1")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        capture_and_record_fast(hold, Decimal("0.5"), _event(wallet, "req_1", Decimal("0.5")))
+
+    assert calls == [
+        {
+            "organization_id": wallet.organization_id,
+            "department_id": wallet.department_id,
+            "wallet_id": wallet.pk,
+        }
+    ]
 
 
 def _threads(n, fn, items):
@@ -258,13 +305,13 @@ def test_a_hold_raced_by_capture_and_release_is_resolved_exactly_once(org):
     def race(item):
         kind, hold = item
         if kind == "capture":
-            result = capture_and_record_fast(
+            result = capture_and_record(
                 hold, Decimal("0.40"), _event(wallet, hold.request_id, Decimal("0.40"))
             )
             return result.resolved
         if kind == "capture-again":
-            result = capture_and_record_fast(
-                hold, Decimal("0.40"), _event(wallet, f"{hold.request_id}_b", Decimal("0"))
+            result = capture_and_record(
+                hold, Decimal("0.40"), _event(wallet, f"{hold.request_id}_b", Decimal("0.40"))
             )
             return result.resolved
         return services.hold_release(hold=hold, status=Hold.Status.EXPIRED)
