@@ -175,3 +175,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- pricing (gateway/pricing.py, gateway/fastpath.py) ---
+# Price rows of a model stay in each process this long (picked by time, so a price change that
+# starts later is exact; one loaded after its start is seen within this delay).
+KT_PRICE_CACHE_SECONDS = env.float("KT_PRICE_CACHE_SECONDS", default=5.0)
+# true: the gateway's hold and capture statements (PostgreSQL) commit without waiting for the
+# WAL flush; a database crash may lose the last fraction of a second of them (docs/performance.md).
+KT_GATEWAY_ASYNC_COMMIT = env.bool("KT_GATEWAY_ASYNC_COMMIT", default=False)

@@ -330,3 +330,32 @@ def test_a_hold_raced_by_capture_and_release_is_resolved_exactly_once(org):
     assert UsageEvent.objects.count() == 24  # both capture calls recorded an event, once each
     balances = sorted(e.balance_after for e in captures)
     assert len(set(balances)) == len(balances)  # each capture saw the one before it
+
+
+@pytest.mark.django_db
+def test_with_async_commit_the_rows_are_the_same_and_only_that_transaction_skips_the_flush(
+    org, settings
+):
+    settings.KT_GATEWAY_ASYNC_COMMIT = True
+    orm_wallet = _funded(DepartmentFactory(organization=org, team_id="team_orm"))
+    fast_wallet = _funded(DepartmentFactory(organization=org, team_id="team_fast"))
+
+    orm_holds, _ = _run(orm_wallet, services.hold_place, _orm_capture, "orm_")
+    fast_holds, _ = _run(fast_wallet, hold_place_fast, capture_and_record_fast, "fast_")
+
+    assert _snapshot(fast_wallet, fast_holds) == _snapshot(orm_wallet, orm_holds)
+    with connection.cursor() as cursor:  # the test's transaction is still open
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "off"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_async_commit_does_not_leak_into_the_next_transaction(engineering, settings):
+    settings.KT_GATEWAY_ASYNC_COMMIT = True
+    wallet = _funded(engineering)
+
+    hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_1")
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
