@@ -60,16 +60,24 @@ class CaptureResult:
     available: Decimal | None
 
 
+_TEXT_TYPES = {"CharField", "TextField", "SlugField", "EmailField", "URLField"}
+
+
 def _cast(field, name: str) -> str:
-    # Explicit types: with server-side binding an untyped NULL parameter in INSERT ... SELECT
-    # would otherwise be read as text.
-    return f"CAST(%({name})s AS {field.db_type(connection)})"
+    """A typed parameter. With server-side binding an untyped NULL in INSERT ... SELECT would be
+    read as text; strings are left untyped (text converts to varchar on assignment). Short type
+    names keep the statement under psycopg's 4 KB limit for caching its parsed form."""
+    if field.get_internal_type() in _TEXT_TYPES:
+        return f"%({name})s"
+    db_type = field.db_type(connection).split("(")[0].strip()
+    db_type = {"timestamp with time zone": "timestamptz", "boolean": "bool"}.get(db_type, db_type)
+    return f"CAST(%({name})s AS {db_type})"
 
 
-def _insert_columns(model, computed: dict[str, str]) -> tuple[list[str], list[str], list]:
+def _insert_columns(model, computed: dict[str, str], prefix: str):
     """Columns of `model` (all concrete fields but the primary key), the SQL expression of each
-    (from `computed` by attname, else a typed parameter named after the column) and the fields
-    that take a parameter."""
+    (from `computed` by attname, else a typed parameter `<prefix><n>`) and the (field, parameter
+    name) pairs of the fields that take a parameter."""
     columns, expressions, param_fields = [], [], []
     for field in model._meta.concrete_fields:
         if field.primary_key:
@@ -78,16 +86,21 @@ def _insert_columns(model, computed: dict[str, str]) -> tuple[list[str], list[st
         if field.attname in computed:
             expressions.append(computed[field.attname])
         else:
-            expressions.append(_cast(field, f"p_{field.attname}"))
-            param_fields.append(field)
+            name = f"{prefix}{len(param_fields)}"
+            expressions.append(_cast(field, name))
+            param_fields.append((field, name))
     return columns, expressions, param_fields
+
+
+def _param_name(param_fields, attname: str) -> str:
+    return next(name for field, name in param_fields if field.attname == attname)
 
 
 def _params(param_fields, values: dict) -> dict:
     """Parameters for the fields not computed in SQL: the given value, else the field default,
     prepared like the ORM prepares it (JSON, decimals, datetimes)."""
     params = {}
-    for field in param_fields:
+    for field, name in param_fields:
         if field.attname in values:
             value = values[field.attname]
         elif field.name in values:
@@ -96,7 +109,7 @@ def _params(param_fields, values: dict) -> dict:
                 value = value.pk
         else:
             value = field.get_default()
-        params[f"p_{field.attname}"] = field.get_db_prep_save(value, connection)
+        params[name] = field.get_db_prep_save(value, connection)
     return params
 
 
@@ -126,6 +139,7 @@ def _hold_place_sql(enforce: bool, async_commit: bool):
             "amount": "%(amount)s",
             "status": "'pending'",
         },
+        "h",
     )
     # Only model metadata (table and column names) is formatted in; values are parameters.
     sql = (
@@ -155,17 +169,22 @@ def _capture_sql(async_commit: bool):
             "hold_id": "w.hold_id",
             "reference": "w.request_id",
         },
+        "l",
     )
-    event_columns, event_expressions, event_fields = _insert_columns(UsageEvent, {})
+    event_columns, event_expressions, event_fields = _insert_columns(UsageEvent, {}, "e")
+    error_code = _param_name(event_fields, "error_code")
+    wallet_id = _param_name(event_fields, "wallet_id")
     # A hold resolved elsewhere: the event records cost 0 and says why, as usage_record does.
-    _, unresolved_expressions, _ = _insert_columns(
-        UsageEvent,
-        {
-            "cost": "0",
-            "error_code": "COALESCE(NULLIF(CAST(%(p_error_code)s AS text), ''), "
-            "'hold_already_resolved')",
-        },
-    )
+    unresolved = {
+        "cost": "0",
+        "error_code": f"COALESCE(NULLIF(CAST(%({error_code})s AS text), ''), "
+        "'hold_already_resolved')",
+    }
+    event_attnames = [f.attname for f in UsageEvent._meta.concrete_fields if not f.primary_key]
+    unresolved_expressions = [
+        unresolved.get(attname, expression)
+        for attname, expression in zip(event_attnames, event_expressions, strict=True)
+    ]
     # Only model metadata (table and column names) is formatted in; values are parameters.
     sql = f"""
 WITH {_ASYNC_COMMIT if async_commit else ""}h AS (
@@ -201,10 +220,10 @@ WITH {_ASYNC_COMMIT if async_commit else ""}h AS (
 )
 SELECT (SELECT count(*) FROM h), (SELECT id FROM e),
        COALESCE((SELECT id FROM ev), (SELECT id FROM ev_unresolved)),
-       CASE WHEN CAST(%(p_wallet_id)s AS bigint) IS NOT NULL THEN COALESCE(
+       CASE WHEN CAST(%({wallet_id})s AS bigint) IS NOT NULL THEN COALESCE(
            (SELECT balance - held FROM w),
            (SELECT balance - held FROM {q(Wallet._meta.db_table)}
-            WHERE id = CAST(%(p_wallet_id)s AS bigint))) END
+            WHERE id = CAST(%({wallet_id})s AS bigint))) END
 """  # noqa: S608
     return sql, ledger_fields, event_fields
 

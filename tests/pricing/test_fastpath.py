@@ -1,5 +1,6 @@
 """The PostgreSQL fast path against the ORM services: same rows, same balances, same events."""
 
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -359,3 +360,14 @@ def test_async_commit_does_not_leak_into_the_next_transaction(engineering, setti
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"
+
+
+@pytest.mark.django_db
+def test_the_statements_stay_small_enough_for_psycopg_to_cache_their_parsing(settings):
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH, MAX_CACHED_STATEMENT_PARAMS
+
+    from gateway.fastpath import _capture_sql, _hold_place_sql
+
+    for sql in (_capture_sql(True)[0], _capture_sql(False)[0], _hold_place_sql(True, True)[0]):
+        assert len(sql.encode()) <= MAX_CACHED_STATEMENT_LENGTH
+        assert len(set(re.findall(r"%\((\w+)\)s", sql))) <= MAX_CACHED_STATEMENT_PARAMS
