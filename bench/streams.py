@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How many concurrent long streams one gateway instance holds without errors.
 
-Opens N streaming chat completions at once (asyncio + httpx, one connection each) against a
+Opens N streaming chat completions at once (plain asyncio, one connection each) against a
 gateway whose target is a slow upstream (bench/nginx/slow.conf.template: about 9.5 s per
 stream), and checks that every stream ends with a usage chunk and `data: [DONE]` within the
 deadline. Steps through the counts given with -n (e.g. `-n 100 250 500 1000`) and prints one
@@ -20,8 +20,7 @@ import json
 import os
 import statistics
 import time
-
-import httpx
+from urllib.parse import urlsplit
 
 BODY = {
     "model": "gpt-4o-mini",
@@ -49,28 +48,47 @@ def _group_stats(pgid: int) -> tuple[float, float]:
     return rss_pages * os.sysconf("SC_PAGE_SIZE") / 1e6, ticks / os.sysconf("SC_CLK_TCK")
 
 
-async def one_stream(client, url, auth, deadline):
+async def one_stream(url, auth, deadline):
+    """One streamed request over its own connection (plain asyncio, HTTP/1.1, Connection: close).
+
+    Not httpx: one AsyncClient's pool slows down with hundreds of concurrent streams (and the
+    harness README saw it at c=32), which measured the client instead of the gateway."""
     t0 = time.perf_counter()
     ttft = None
     usage = done = False
+    parts = urlsplit(url)
+    body = json.dumps(BODY).encode()
+    head = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nAuthorization: {auth}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    writer = None
     try:
-        async with client.stream(
-            "POST", url, json=BODY, headers={"Authorization": auth}, timeout=deadline
-        ) as response:
-            if response.status_code != 200:
-                await response.aread()
-                return {"ok": False, "error": f"HTTP {response.status_code}"}
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
+        async with asyncio.timeout(deadline):
+            reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+            writer.write(head + body)
+            status = await reader.readline()
+            if b" 200 " not in status:
+                return {"ok": False, "error": f"HTTP {status.decode(errors='replace').strip()}"}
+            while (await reader.readline()) not in (b"\r\n", b""):
+                pass  # headers
+            # The body is chunked: chunk-size lines interleave with the SSE lines; only the
+            # `data:` lines matter here.
+            async for line in reader:
+                if not line.startswith(b"data:"):
                     continue
                 if ttft is None:
                     ttft = time.perf_counter() - t0
-                if '"usage":{' in line.replace(" ", ""):
+                if b'"usage":{' in line.replace(b" ", b""):
                     usage = True
-                if line.strip() == "data: [DONE]":
+                if line.strip() == b"data: [DONE]":
                     done = True
     except Exception as exc:  # every failure counts, whatever it is
         return {"ok": False, "error": type(exc).__name__}
+    finally:
+        if writer is not None:
+            writer.close()
     total = time.perf_counter() - t0
     if not (usage and done):
         return {"ok": False, "error": "incomplete stream", "total": total}
@@ -78,17 +96,15 @@ async def one_stream(client, url, auth, deadline):
 
 
 async def step(url, auth, n, deadline, pgid):
-    limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
-    async with httpx.AsyncClient(limits=limits, timeout=deadline) as client:
-        peak_rss = 0.0
-        cpu0 = _group_stats(pgid)[1] if pgid else 0.0
-        tasks = [asyncio.create_task(one_stream(client, url, auth, deadline)) for _ in range(n)]
-        while not all(t.done() for t in tasks):
-            if pgid:
-                peak_rss = max(peak_rss, _group_stats(pgid)[0])
-            await asyncio.sleep(0.25)
-        results = [t.result() for t in tasks]
-        cpu = (_group_stats(pgid)[1] - cpu0) if pgid else None
+    peak_rss = 0.0
+    cpu0 = _group_stats(pgid)[1] if pgid else 0.0
+    tasks = [asyncio.create_task(one_stream(url, auth, deadline)) for _ in range(n)]
+    while not all(t.done() for t in tasks):
+        if pgid:
+            peak_rss = max(peak_rss, _group_stats(pgid)[0])
+        await asyncio.sleep(0.25)
+    results = [t.result() for t in tasks]
+    cpu = (_group_stats(pgid)[1] - cpu0) if pgid else None
     ok = [r for r in results if r["ok"]]
     errors: dict[str, int] = {}
     for r in results:
