@@ -183,3 +183,6 @@ KT_PRICE_CACHE_SECONDS = env.float("KT_PRICE_CACHE_SECONDS", default=5.0)
 # true: the gateway's hold and capture statements (PostgreSQL) commit without waiting for the
 # WAL flush; a database crash may lose the last fraction of a second of them (docs/performance.md).
 KT_GATEWAY_ASYNC_COMMIT = env.bool("KT_GATEWAY_ASYNC_COMMIT", default=False)
+# httpx logs every upstream request at INFO: a line per gateway call on the hot path, which cost
+# measurable CPU per request (docs/performance.md). Its warnings and errors still show.
+LOGGING["loggers"].setdefault("httpx", {"level": "WARNING"})
