@@ -1,6 +1,7 @@
 """`kt config validate FILE` and `kt config apply FILE [--dry-run]`: send a config file to the
 server, which checks it against the admin token's organization and prints the change report."""
 
+import sys
 from pathlib import Path
 
 from chargeback.cli.client import CliError, request
@@ -22,8 +23,6 @@ def register(subparsers) -> None:
 
 def _read(path: str) -> str:
     if path == "-":
-        import sys
-
         return sys.stdin.read()
     try:
         return Path(path).read_text(encoding="utf-8")
