@@ -30,3 +30,9 @@ def database_text() -> str:
             cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
             chunks.extend(repr(row) for row in cursor.fetchall())
     return "\n".join(chunks)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # The demo admin's password is hashed on every demo_setup; PBKDF2 is slow by design.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
