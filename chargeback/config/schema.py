@@ -42,6 +42,8 @@ def compose(text: str) -> Node:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.problem and exc.problem.startswith("but "):
+            problem = f"{exc.context} {exc.problem}"  # "expected a single document ... but found"
         raise ConfigError(
             f"YAML syntax error: {problem}", line=mark.line + 1 if mark else None
         ) from None
