@@ -123,6 +123,12 @@ def department_get_or_create(
 # --- provider targets --------------------------------------------------------------------------
 
 
+# Django's URLValidator refuses host names without a dot (`http://ollama:11434/v1`, a compose
+# service), which are exactly the self-hosted servers a target points at; callers check the URL
+# (scheme and host) themselves.
+URL_CHECKED_BY_CALLER = ["base_url"]
+
+
 def _target_state(target: ProviderTarget) -> dict:
     return {
         "provider": target.provider,
@@ -156,7 +162,7 @@ def target_upsert(
     target = ProviderTarget.objects.filter(organization=organization, target_id=target_id).first()
     if target is None:
         target = ProviderTarget(organization=organization, target_id=target_id, **wanted)
-        target.full_clean()
+        target.full_clean(exclude=URL_CHECKED_BY_CALLER)
         target.save()
         audit_record(
             organization=organization,
@@ -172,7 +178,7 @@ def target_upsert(
     if changed:
         for field in changed:
             setattr(target, field, wanted[field])
-        target.full_clean()
+        target.full_clean(exclude=URL_CHECKED_BY_CALLER)
         target.save(update_fields=changed)
         audit_record(
             organization=organization,

@@ -1,4 +1,7 @@
+import threading
+
 import pytest
+from django.db import connection
 
 from chargeback.config import config_apply, config_validate
 from chargeback.errors import ConfigError
@@ -128,12 +131,12 @@ def test_a_group_left_out_of_the_file_is_deactivated_not_deleted(org, seed_text)
 def test_a_target_left_out_of_the_file_is_deleted(org, seed_text):
     two_targets = seed_text.replace(
         "consumer_groups:",
-        "    - id: local\n      provider: fake\n      base_url: http://127.0.0.1:9/v1/\n"
+        "    - id: local\n      provider: openai\n      base_url: http://ollama:11434/v1/\n"
         "      models: [fake-small]\n      timeouts: {connect: 2, read: 30.5}\nconsumer_groups:",
     )
     apply(org, two_targets)
     local = ProviderTarget.objects.get(organization=org, target_id="local")
-    assert local.base_url == "http://127.0.0.1:9/v1"
+    assert local.base_url == "http://ollama:11434/v1"
     assert local.served_models == ["fake-small"]
     assert local.options == {"timeouts": {"connect": 2.0, "read": 30.5}}
 
@@ -242,3 +245,28 @@ def test_it_does_not_touch_another_organizations_groups(org, outsider_org, seed_
 
     theirs.refresh_from_db()
     assert theirs.is_active is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_applies_at_once_queue_up_and_the_second_finds_no_changes(org, seed_text):
+    barrier, reports, errors = threading.Barrier(2), [], []
+
+    def run():
+        try:
+            barrier.wait(timeout=10)
+            reports.append(apply(org, seed_text))
+        except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert sorted(report.changed for report in reports) == [False, True]
+    assert ConsumerGroup.objects.filter(organization=org).count() == 3
+    assert AuditLog.objects.filter(organization=org).count() == 7
