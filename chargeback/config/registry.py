@@ -31,6 +31,10 @@ def register_section(key: str, *, parse: Callable, apply: Callable, order: int =
     _SECTIONS[key] = Section(key=key, parse=parse, apply=apply, order=order)
 
 
+def unregister_section(key: str) -> None:
+    _SECTIONS.pop(key, None)
+
+
 def sections() -> list[Section]:
     return sorted(_SECTIONS.values(), key=lambda s: (s.order, s.key))
 

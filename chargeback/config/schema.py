@@ -6,6 +6,7 @@ error points at the exact line, and duplicate keys (which `yaml.safe_load` silen
 are caught. Section handlers build their parsers from these readers.
 """
 
+import copy
 import os
 import re
 from collections.abc import Callable
@@ -225,7 +226,7 @@ def mapping(fields: dict[str, Field], *, check: Callable[[Located], None] | None
                 continue
             if field.required:
                 fail(node, f"{path}.{key}" if path else key, "required key is missing")
-            values[key] = field.default
+            values[key] = copy.copy(field.default)  # never share a mutable default
         located = Located(values=values, node=node, path=path, key_nodes=key_nodes)
         if check is not None:
             check(located)
