@@ -112,6 +112,17 @@ def _demo_admin(organization: Organization, password: str) -> None:
 # --- serving -------------------------------------------------------------------------------------
 
 
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As gunicorn does: connections of a server just stopped (TIME_WAIT) do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def wait_for_port(host: str, port: int, *, timeout: float = 30.0, process=None) -> bool:
     """True once something accepts connections on host:port; False on timeout or if `process`
     exits first."""

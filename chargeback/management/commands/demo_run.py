@@ -5,12 +5,14 @@ import os
 import signal
 import subprocess
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from chargeback.management.demo import (
     banner,
     demo_setup,
     gunicorn_command,
+    port_is_free,
     start_fake_provider,
     wait_for_port,
 )
@@ -31,9 +33,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         host, port = options["host"], options["port"]
+        if not options["setup_only"] and not port_is_free(host, port):
+            raise CommandError(f"port {port} is already in use on {host} (another demo running?)")
         children = []
-        # SIGTERM (kill PID) unwinds like Ctrl-C, so the children below are always stopped.
-        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        if not options["setup_only"]:
+            # SIGTERM (kill PID) unwinds like Ctrl-C, so the children below are always stopped.
+            signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         try:
             fake_url = ""
             if not os.environ.get("OPENAI_API_KEY") and not options["setup_only"]:
@@ -43,7 +48,8 @@ class Command(BaseCommand):
                 if child is not None:
                     children.append(child)
                 if fake_url:
-                    os.environ["KT_FAKE_PROVIDER_URL"] = fake_url
+                    os.environ["KT_FAKE_PROVIDER_URL"] = fake_url  # for gunicorn
+                    settings.KT_FAKE_PROVIDER_URL = fake_url  # for demo_seed, in this process
             info = demo_setup(log=self._log)
             if options["setup_only"]:
                 self.stdout.write(banner(info, port=port, fake_url=fake_url, serving=False))
