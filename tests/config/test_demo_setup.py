@@ -1,9 +1,11 @@
+import socket
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
-from chargeback.management.demo import banner, demo_setup
+from chargeback.management.demo import banner, demo_setup, port_is_free
 from chargeback.models import AdminToken, ConsumerGroup, Membership, Organization
 
 pytestmark = pytest.mark.django_db
@@ -72,3 +74,12 @@ def test_demo_run_setup_only_migrates_and_prepares_without_serving(capsys):
     assert "demo: migrating the database" in out
     assert "is set up for http://localhost:41999" in out
     assert Organization.objects.filter(slug="acme").exists()
+
+
+def test_it_knows_a_busy_port_from_a_free_one():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert port_is_free("127.0.0.1", port) is False
+    assert port_is_free("127.0.0.1", port) is True
