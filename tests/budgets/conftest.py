@@ -1,3 +1,4 @@
+import threading
 from decimal import Decimal
 
 import pytest
@@ -55,3 +56,70 @@ def spend(django_capture_on_commit_callbacks):
             return record_spend(**kwargs)
 
     return run
+
+
+@pytest.fixture
+def run_hourly(django_capture_on_commit_callbacks):
+    """The beat task's service, with its on-commit sends run."""
+    from wallets.budgets import evaluation
+
+    def run(**kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return evaluation.budgets_evaluate_all(**kwargs)
+
+    return run
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SMTPRecorder:
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives."""
+
+    def __init__(self, port: int, delay: float = 0.0):
+        from aiosmtpd.controller import Controller
+
+        self.port = port
+        self.delay = delay
+        self.messages: list = []
+        self.receiving = threading.Event()  # set as soon as a message's DATA arrives
+        self.controller = Controller(self, hostname="127.0.0.1", port=port)
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+        import email
+        from email import policy
+
+        self.receiving.set()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.messages.append(
+            (envelope.rcpt_tos, email.message_from_bytes(envelope.content, policy=policy.default))
+        )
+        return "250 Message accepted for delivery"
+
+    def start(self):
+        self.controller.start()
+        return self
+
+    def stop(self):
+        self.controller.stop()
+
+
+@pytest.fixture
+def smtp_settings(settings):
+    """Point Django at a loopback SMTP port (nothing listens there until a test starts one)."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = free_port()
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_TIMEOUT = 5
+    return settings

@@ -19,16 +19,30 @@ logger = logging.getLogger(__name__)
 Kind = BudgetAlert.Kind
 
 
+def _send_after_commit(task, *args) -> None:
+    """Enqueue `task` once the alert rows are committed. A broker that is down (or an eager
+    send that fails) must not fail the caller: the row stays pending/failed and the hourly
+    evaluation enqueues it again."""
+
+    def send():
+        try:
+            task.delay(*args)
+        except Exception:
+            logger.exception("could not send %s%s now; the hourly run will retry", task.name, args)
+
+    transaction.on_commit(send)
+
+
 def _enqueue_budget_alerts(alert_ids: list[int]) -> None:
     from wallets.budgets.tasks import send_budget_alerts
 
-    transaction.on_commit(lambda: send_budget_alerts.delay(alert_ids), robust=True)
+    _send_after_commit(send_budget_alerts, alert_ids)
 
 
 def _enqueue_wallet_alert(alert_id: int) -> None:
     from wallets.budgets.tasks import send_wallet_alert
 
-    transaction.on_commit(lambda: send_wallet_alert.delay(alert_id), robust=True)
+    _send_after_commit(send_wallet_alert, alert_id)
 
 
 def budget_evaluate(
