@@ -96,3 +96,21 @@ def test_a_redelivery_while_the_first_send_is_still_talking_to_smtp_sends_nothin
     assert len(server.messages) == 1
     alert.refresh_from_db()
     assert alert.status == "sent"
+
+
+@pytest.mark.django_db
+def test_the_hourly_run_resends_failed_alerts_as_the_one_email_they_were(
+    budget, support, spend, smtp_settings, run_hourly
+):
+    spend(department=support, amount="850")  # 50 % and 80 % together; SMTP is down
+    assert set(BudgetAlert.objects.values_list("status", flat=True)) == {"failed"}
+
+    server = SMTPRecorder(smtp_settings.EMAIL_PORT).start()
+    try:
+        run_hourly()
+        run_hourly()
+    finally:
+        server.stop()
+    assert len(server.messages) == 1
+    assert "50% and 80%" in server.messages[0][1]["Subject"]
+    assert set(BudgetAlert.objects.values_list("status", "attempts")) == {("sent", 2)}
