@@ -13,11 +13,14 @@ from wallets.alerts import spend_recorded
 _ids = itertools.count(1)
 
 
-def record_spend(*, department, amount, model="gpt-4o-mini", user="", enforce=None, hold=None):
+def record_spend(
+    *, department, amount, model="gpt-4o-mini", user="", enforce=None, hold=None, started_at=None
+):
     """One served request of `amount` for `department`, charged to its effective wallet.
 
     `hold` is the worst-case reservation (default: the amount itself). `enforce` defaults to the
-    organization's wallet_enforcement, as the gateway does.
+    organization's wallet_enforcement, as the gateway does. `started_at` stamps the event with
+    an earlier time, like a long (streamed) request that commits minutes after it began.
     """
     organization = department.organization
     amount = Decimal(str(amount))
@@ -49,6 +52,7 @@ def record_spend(*, department, amount, model="gpt-4o-mini", user="", enforce=No
             completion_tokens=500,
             cost=amount,
             currency=wallet.currency,
+            **({"created_at": started_at} if started_at is not None else {}),
         )
         transaction.on_commit(
             lambda: spend_recorded(

@@ -185,3 +185,31 @@ def test_no_forecast_alert_in_the_first_days_of_a_period(budget, support, spend,
         run_hourly()
     assert mail.outbox == []
     assert not BudgetAlert.objects.filter(kind="forecast").exists()
+
+
+def test_the_per_request_check_sums_the_month_exactly_between_refreshes(budget, support, spend):
+    def at(day, hour, minute, second=0):
+        return time_machine.travel(
+            datetime(2026, 5, day, hour, minute, second, tzinfo=UTC), tick=False
+        )
+
+    with at(3, 9, 0):
+        spend(department=support, amount="450.004")
+    with at(10, 12, 0):
+        spend(department=support, amount="40")  # 490.004: the cached base is built here
+    with at(10, 12, 0, 30):
+        spend(department=support, amount="9.995")  # 499.999: still under 50 %
+        assert mail.outbox == []
+        spend(department=support, amount="0.001")  # exactly 500: 50 %
+    assert len(mail.outbox) == 1
+    with at(10, 12, 5):
+        spend(department=support, amount="200")  # 700
+    with at(10, 12, 5, 20):
+        # A long request that began ten minutes ago commits now: its event is still counted.
+        spend(
+            department=support,
+            amount="100",
+            started_at=datetime(2026, 5, 10, 11, 55, tzinfo=UTC),
+        )
+    assert len(mail.outbox) == 2
+    assert BudgetAlert.objects.get(threshold=80).spend == Decimal("800")

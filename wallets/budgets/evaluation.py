@@ -46,7 +46,7 @@ def _enqueue_wallet_alert(alert_id: int) -> None:
 
 
 def budget_evaluate(
-    *, budget: Budget, now: datetime | None = None, with_forecast: bool = False
+    *, budget: Budget, now: datetime | None = None, with_forecast: bool = False, fast: bool = False
 ) -> list[BudgetAlert]:
     """Create the alerts now due for the budget's current period and enqueue their emails.
 
@@ -54,10 +54,18 @@ def budget_evaluate(
     each but ONE email listing them. The forecast alert is created only when `with_forecast`
     (the hourly run): once per period, when the linear period-end projection exceeds the budget
     while spend is still below it, and not before KT_BUDGET_FORECAST_MIN_DAYS have elapsed.
+    `fast` (the per-request hook) reads spend through selectors.budget_spend_fast.
     Returns the alerts this call created (none when another caller created them first).
     """
-    status = selectors.budget_status(budget=budget, now=now)
-    crossed = [t for t in sorted(budget.thresholds) if status.spend * 100 >= budget.amount * t]
+    if fast:
+        status = None
+        period_start, spend = selectors.budget_spend_fast(budget=budget, now=now)
+    else:
+        status = selectors.budget_status(budget=budget, now=now)
+        period_start, spend = status.period_start, status.spend
+    crossed = [t for t in sorted(budget.thresholds) if spend * 100 >= budget.amount * t]
+    if not crossed and not with_forecast:
+        return []  # the common case: nothing to write, no transaction
     created: list[BudgetAlert] = []
     # One timestamp for the alerts of one evaluation: the retry sweep regroups them by it.
     stamp = timezone.now()
@@ -65,7 +73,7 @@ def budget_evaluate(
         if crossed:
             done = set(
                 BudgetAlert.objects.filter(
-                    budget=budget, period_start=status.period_start, kind=Kind.THRESHOLD
+                    budget=budget, period_start=period_start, kind=Kind.THRESHOLD
                 ).values_list("threshold", flat=True)
             )
             for threshold in crossed:
@@ -73,12 +81,12 @@ def budget_evaluate(
                     continue
                 alert, is_new = BudgetAlert.objects.get_or_create(
                     budget=budget,
-                    period_start=status.period_start,
+                    period_start=period_start,
                     kind=Kind.THRESHOLD,
                     threshold=threshold,
                     defaults={
                         "organization_id": budget.organization_id,
-                        "spend": status.spend,
+                        "spend": spend,
                         "created_at": stamp,
                     },
                 )
@@ -88,6 +96,7 @@ def budget_evaluate(
                 _enqueue_budget_alerts([a.pk for a in created])
         if (
             with_forecast
+            and status is not None
             and status.forecast is not None
             and status.forecast > budget.amount > status.spend
             and status.days_elapsed >= settings.KT_BUDGET_FORECAST_MIN_DAYS
@@ -136,13 +145,14 @@ def wallet_evaluate(*, wallet: Wallet) -> WalletAlert | None:
 
 
 def department_spend_recorded(*, organization_id: int, department_id: int) -> list[BudgetAlert]:
-    """The per-request check: one query for the department's budgets, one spend aggregate and
-    one look at the alerts already sent per budget; rows only when a threshold is crossed."""
+    """The per-request check: one query for the department's budgets, then per budget the
+    recent-spend aggregate (selectors.budget_spend_fast) and, only when a threshold is crossed,
+    a look at this period's alerts; rows only for thresholds not alerted yet."""
     created = []
     for budget in Budget.objects.filter(
         organization_id=organization_id, department_id=department_id
     ).select_related("organization", "department"):
-        created += budget_evaluate(budget=budget)
+        created += budget_evaluate(budget=budget, fast=True)
     return created
 
 

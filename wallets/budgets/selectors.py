@@ -6,12 +6,14 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.core.cache import cache
+from django.db.models import QuerySet, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from chargeback.errors import NotFound
 from chargeback.models import Department, Organization
-from chargeback.money import ZERO, to_cents
+from chargeback.money import ZERO, AmountField, to_cents
 from chargeback.periods import (
     day_range,
     local_today,
@@ -20,7 +22,7 @@ from chargeback.periods import (
     quarter_end,
     quarter_start,
 )
-from reports.selectors import spend_by, spend_total
+from reports.selectors import events_in_range, spend_by, spend_total
 from wallets.models import Budget, LedgerEntry, Wallet, WalletAlert
 
 SECONDS_PER_DAY = Decimal(86400)
@@ -86,6 +88,40 @@ def budget_status(*, budget: Budget, now: datetime | None = None) -> BudgetStatu
         days_left=(end - today).days + 1,
         forecast=forecast,
     )
+
+
+_COST = Coalesce(Sum("cost"), ZERO, output_field=AmountField())
+
+
+def budget_spend_fast(*, budget: Budget, now: datetime | None = None) -> tuple[date, Decimal]:
+    """(period start, spend so far) for the per-request check, without summing the whole period.
+
+    spend = base + recent, where `base` is the period's spend before a checkpoint (cached, and
+    recomputed at most every KT_BUDGET_SPEND_REFRESH_SECONDS) and `recent` is summed live from the
+    checkpoint on. The checkpoint trails the refresh by KT_BUDGET_SPEND_MARGIN_SECONDS (a hold's
+    lifetime and a minute) because an event may commit that long after its `created_at`; so
+    `recent` covers minutes of events, not a month. The sum is exact (Decimal at full precision);
+    the hourly run and every email and screen use the plain spend_total anyway.
+    """
+    organization = budget.organization
+    now = now or timezone.now()
+    start, end = budget_period(budget=budget, today=local_today(organization, now))
+    events = events_in_range(
+        organization=organization, date_from=start, date_to=end, department=budget.department
+    )
+    key = f"kt:budget-spend:{budget.pk}:{budget.created_at.timestamp()}:{start.isoformat()}"
+    cached = cache.get(key)
+    refresh = timedelta(seconds=settings.KT_BUDGET_SPEND_REFRESH_SECONDS)
+    if cached is None or not (
+        timedelta(0) <= now - datetime.fromisoformat(cached["at"]) <= refresh
+    ):
+        checkpoint = now - timedelta(seconds=settings.KT_BUDGET_SPEND_MARGIN_SECONDS)
+        base = events.filter(created_at__lt=checkpoint).aggregate(total=_COST)["total"]
+        cached = {"at": now.isoformat(), "checkpoint": checkpoint.isoformat(), "base": str(base)}
+        cache.set(key, cached, timeout=40 * 86400)
+    checkpoint = datetime.fromisoformat(cached["checkpoint"])
+    recent = events.filter(created_at__gte=checkpoint).aggregate(total=_COST)["total"]
+    return start, Decimal(cached["base"]) + recent
 
 
 def budget_top_models(
