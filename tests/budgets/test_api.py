@@ -170,3 +170,10 @@ def test_it_needs_an_admin_token(support):
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION="Bearer kt_admin_wrong")
     assert api.post("/v1/budgets", SEED_BODY, format="json").status_code == 401
+
+
+def test_an_update_that_changes_nothing_writes_no_audit_row(client, support):
+    budget_id = client.post("/v1/budgets", SEED_BODY, format="json").json()["id"]
+    r = client.patch(f"/v1/budgets/{budget_id}", {"amount": "12000.00"}, format="json")
+    assert r.status_code == 200
+    assert not AuditLog.objects.filter(action="budget.update").exists()

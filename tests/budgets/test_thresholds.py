@@ -213,3 +213,23 @@ def test_the_per_request_check_sums_the_month_exactly_between_refreshes(budget, 
         )
     assert len(mail.outbox) == 2
     assert BudgetAlert.objects.get(threshold=80).spend == Decimal("800")
+
+
+def test_a_quarterly_budget_counts_the_whole_calendar_quarter(support, support_wallet, spend):
+    quarterly = budget_services.budget_create(
+        organization=support.organization,
+        team_id="team_support",
+        amount=Decimal("3000"),
+        period="quarter",
+        thresholds=[50],
+    )
+    with time_machine.travel(datetime(2026, 3, 31, 12, 0, tzinfo=UTC), tick=False):
+        spend(department=support, amount="1000")  # Q1
+    with time_machine.travel(datetime(2026, 4, 20, 12, 0, tzinfo=UTC), tick=False):
+        spend(department=support, amount="1000")  # Q2
+    with time_machine.travel(datetime(2026, 5, 20, 12, 0, tzinfo=UTC), tick=False):
+        spend(department=support, amount="600")  # Q2: 1,600 of 3,000
+    alert = BudgetAlert.objects.get(budget=quarterly)
+    assert alert.period_start.isoformat() == "2026-04-01"
+    assert "Q2 2026" in mail.outbox[-1].subject
+    assert "1,600.00 of 3,000.00 USD" in mail.outbox[-1].subject

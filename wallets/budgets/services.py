@@ -111,6 +111,11 @@ def budget_update(*, budget: Budget, actor: str = "", via: str = "api", **change
             .get(pk=budget.pk)
         )
         before = _snapshot(budget)
+        if all(
+            before[field] == (str(v) if field == "amount" else list(v))
+            for field, v in changes.items()
+        ):
+            return budget  # nothing changes: no write, no audit row
         for field, value in changes.items():
             setattr(budget, field, list(value) if field != "amount" else value)
         _check(
