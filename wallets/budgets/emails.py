@@ -19,7 +19,7 @@ def threshold_label(thresholds: list[int]) -> str:
 
 def _message(*, subject: str, template: str, context: dict, to: list[str]):
     message = EmailMultiAlternatives(
-        subject=subject,
+        subject=" ".join(subject.split()),  # a newline in a name would be a header injection
         body=render_to_string(f"emails/{template}.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=to,
