@@ -175,3 +175,21 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- budgets ---
+# Hourly: re-evaluate every budget and wallet, send forecast alerts, re-send failed emails.
+# Periods roll over by themselves (alerts are keyed by period start), so no rollover task.
+CELERY_BEAT_SCHEDULE["budgets-evaluate-hourly"] = {
+    "task": "budgets.evaluate_all",
+    "schedule": env.float("KT_BUDGET_EVALUATE_SECONDS", default=3600.0),
+}
+# No forecast alert before this many days of the period have elapsed (too little data).
+KT_BUDGET_FORECAST_MIN_DAYS = env.float("KT_BUDGET_FORECAST_MIN_DAYS", default=3.0)
+# The per-request budget check sums only recent events on top of a cached base (see
+# wallets/budgets/selectors.py budget_spend_fast): refresh interval and how far back it re-sums.
+KT_BUDGET_SPEND_REFRESH_SECONDS = env.int("KT_BUDGET_SPEND_REFRESH_SECONDS", default=60)
+KT_BUDGET_SPEND_MARGIN_SECONDS = env.int(
+    "KT_BUDGET_SPEND_MARGIN_SECONDS", default=KT_HOLD_TTL_SECONDS + 60
+)
+# Bound every SMTP conversation (alert sends hold a row lock while talking to the server).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)

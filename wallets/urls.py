@@ -1,1 +1,6 @@
 urlpatterns = []
+
+# --- budgets ---
+from django.urls import include, path  # noqa: E402
+
+urlpatterns += [path("", include("wallets.budgets.urls"))]
