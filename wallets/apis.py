@@ -5,7 +5,7 @@ described in wallets/serializers.py; errors in docs/api.md.
 """
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
@@ -142,6 +142,7 @@ def _entry_response(entry: LedgerEntry, created: bool) -> Response:
 class WalletAllocateApi(APIView):
     parser_classes = [DecimalJSONParser]
 
+    @extend_schema_serializer(component_name="WalletAllocateInput")
     class InputSerializer(StrictSerializer):
         team_id = TeamIdField()
         amount = AmountInputField()
@@ -182,6 +183,7 @@ class WalletAllocateApi(APIView):
 class WalletCreditApi(APIView):
     parser_classes = [DecimalJSONParser]
 
+    @extend_schema_serializer(component_name="WalletCreditInput")
     class InputSerializer(StrictSerializer):
         amount = AmountInputField()
         currency = CurrencyField(required=False)
@@ -214,6 +216,7 @@ class WalletCreditApi(APIView):
 class WalletReclaimApi(APIView):
     parser_classes = [DecimalJSONParser]
 
+    @extend_schema_serializer(component_name="WalletReclaimInput")
     class InputSerializer(StrictSerializer):
         team_id = TeamIdField()
         amount = AmountInputField(required=False, help_text="default: everything available")
