@@ -151,7 +151,7 @@ def _fund(
         with transaction.atomic():
             wallet = get_wallet()
             wallet = Wallet.objects.select_for_update().get(pk=wallet.pk)
-            replay = _replayed(wallet.organization, idempotency_key, request_hash)
+            replay = _replayed(organization, idempotency_key, request_hash)
             if replay is not None:
                 return replay, False
             _check_positive(amount, currency, wallet)
@@ -165,7 +165,7 @@ def _fund(
                 actor=actor,
             )
             audit_record(
-                organization=wallet.organization,
+                organization=organization,
                 actor=actor,
                 via=via,
                 action=f"wallet.{kind}",

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.db import close_old_connections, connection
 
-from chargeback.errors import InsufficientFunds
+from chargeback.errors import IdempotencyConflict, InsufficientFunds
 from tests.factories import DepartmentFactory, OrganizationFactory
 from wallets import services
 from wallets.models import Hold, LedgerEntry, Wallet
@@ -114,3 +114,45 @@ def test_concurrent_captures_and_releases_of_one_hold_charge_it_once():
     captures = LedgerEntry.objects.filter(hold=hold).count()
     assert wallet.balance == (Decimal("7") if captures else Decimal("10"))
     assert captures <= 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_retries_with_one_idempotency_key_allocate_once():
+    organization = OrganizationFactory()
+    teams = [DepartmentFactory(organization=organization) for _ in range(2)]
+    start = threading.Barrier(10)
+    created, conflicts, errors = [], [], []
+
+    def allocate(n):
+        def go():
+            start.wait()
+            try:
+                # Six retries of one request, four of another request with the same key on
+                # another team (a client bug): only one of them may ever apply.
+                entry, was_created = services.wallet_allocate(
+                    department=teams[n % 2 if n < 8 else 0],
+                    amount=Decimal("100"),
+                    currency="USD",
+                    idempotency_key="once",
+                )
+                created.append((entry.pk, was_created, entry.wallet_id))
+            except IdempotencyConflict:
+                conflicts.append(n)
+
+        return go
+
+    threads = [_in_thread(allocate(n), errors) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    close_old_connections()
+
+    assert errors == []  # never an IntegrityError
+    assert LedgerEntry.objects.count() == 1
+    entry = LedgerEntry.objects.get()
+    assert sum(1 for _, was_created, _ in created if was_created) == 1
+    assert {pk for pk, _, _ in created} == {entry.pk}
+    assert len(created) + len(conflicts) == 10
+    winner_requests = 6 if entry.wallet.department_id == teams[0].pk else 4
+    assert len(created) == winner_requests

@@ -182,7 +182,7 @@ def test_the_ledger_keeps_its_invariants_under_any_sequence_of_operations():
     run_state_machine_as_test(
         LedgerMachine,
         settings=settings(
-            max_examples=25,
+            max_examples=20,
             stateful_step_count=20,
             deadline=None,
             database=None,
