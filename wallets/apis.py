@@ -5,7 +5,12 @@ described in wallets/serializers.py; errors in docs/api.md.
 """
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
@@ -61,6 +66,26 @@ class TeamIdField(serializers.CharField):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 100)
         super().__init__(**kwargs)
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField(required=False)
+
+
+BAD_REQUEST = OpenApiResponse(
+    description="Validation error, `{field: [messages]}` (unknown field, bad amount, unknown "
+    "currency or team, malformed JSON) or `{detail, code}`; nothing was changed."
+)
+ERRORS = {
+    401: OpenApiResponse(ErrorSerializer, description="missing or invalid admin token"),
+    404: OpenApiResponse(ErrorSerializer, description="not this organization's, or no wallet"),
+}
+FUNDING_ERRORS = {
+    400: BAD_REQUEST,
+    401: ERRORS[401],
+    409: OpenApiResponse(ErrorSerializer, description="Idempotency-Key reused with another body"),
+}
 
 
 # --- output ------------------------------------------------------------------------------------
@@ -159,7 +184,7 @@ class WalletAllocateApi(APIView):
         operation_id="wallets_allocate",
         summary="Allocate funds to a team's (or an end user's) wallet",
         request=InputSerializer,
-        responses={201: EntryOutputSerializer},
+        responses={201: EntryOutputSerializer, **FUNDING_ERRORS},
         parameters=[IDEMPOTENCY_HEADER],
     )
     def post(self, request):
@@ -193,7 +218,7 @@ class WalletCreditApi(APIView):
         operation_id="wallets_credit",
         summary="Add funds to the organization's wallet",
         request=InputSerializer,
-        responses={201: EntryOutputSerializer},
+        responses={201: EntryOutputSerializer, **FUNDING_ERRORS},
         parameters=[IDEMPOTENCY_HEADER],
     )
     def post(self, request):
@@ -230,7 +255,12 @@ class WalletReclaimApi(APIView):
         operation_id="wallets_reclaim",
         summary="Move unspent funds from a team's wallet back to the organization's",
         request=InputSerializer,
-        responses={201: EntryOutputSerializer},
+        responses={
+            201: EntryOutputSerializer,
+            **FUNDING_ERRORS,
+            402: OpenApiResponse(ErrorSerializer, description="more than is available"),
+            404: OpenApiResponse(ErrorSerializer, description="the team has no wallet"),
+        },
         parameters=[IDEMPOTENCY_HEADER],
     )
     def post(self, request):
@@ -267,7 +297,7 @@ class WalletListApi(APIView):
         operation_id="wallets_list",
         summary="The organization's wallets with totals and status",
         parameters=[FilterSerializer],
-        responses={200: WalletPageSerializer},
+        responses={200: WalletPageSerializer, 400: BAD_REQUEST, 401: ERRORS[401]},
     )
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params.dict())
@@ -286,7 +316,7 @@ class WalletDetailApi(APIView):
     @extend_schema(
         operation_id="wallets_retrieve",
         summary="A team's wallet: balance, held, available, totals, status",
-        responses={200: WalletOutputSerializer},
+        responses={200: WalletOutputSerializer, **ERRORS},
     )
     def get(self, request, team_id):
         wallet = selectors.wallet_detail(organization=request.organization, team_id=team_id)
@@ -301,7 +331,7 @@ class WalletLedgerApi(APIView):
             OpenApiParameter("limit", int, description="page size, default 50, at most 500"),
             OpenApiParameter("offset", int),
         ],
-        responses={200: LedgerPageSerializer},
+        responses={200: LedgerPageSerializer, **ERRORS},
     )
     def get(self, request, team_id):
         wallet = selectors.wallet_detail(organization=request.organization, team_id=team_id)
