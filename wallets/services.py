@@ -87,9 +87,7 @@ def _request_hash(**fields) -> str:
 
 
 def _replayed(organization, idempotency_key, request_hash) -> LedgerEntry | None:
-    """The entry an earlier request with this key made (None if new); a different request -> 409.
-
-    `organization` may be an Organization or its id."""
+    """The entry an earlier request with this key made (None if new); a different request -> 409."""
     if not idempotency_key:
         return None
     entry = LedgerEntry.objects.filter(
@@ -178,18 +176,12 @@ def _fund(
                 },
             )
     except IntegrityError:
-        replay = _replay_after_race(organization, idempotency_key, request_hash)
+        # A concurrent request with our key committed first: its entry, or a conflict.
+        replay = _replayed(organization, idempotency_key, request_hash)
         if replay is None:
             raise
         return replay, False
     return entry, True
-
-
-def _replay_after_race(organization_id, idempotency_key, request_hash) -> LedgerEntry | None:
-    """After a unique-key violation: the entry a concurrent request with our key committed."""
-    if not idempotency_key:
-        return None
-    return _replayed(organization_id, idempotency_key, request_hash)
 
 
 def wallet_allocate(
@@ -359,7 +351,8 @@ def wallet_reclaim(
                 after={"amount": str(amount), "balance": str(team_wallet.balance)},
             )
     except IntegrityError:
-        replay = _replay_after_race(organization, idempotency_key, request_hash)
+        # A concurrent request with our key committed first: its entry, or a conflict.
+        replay = _replayed(organization, idempotency_key, request_hash)
         if replay is None:
             raise
         return replay, False
