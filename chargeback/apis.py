@@ -5,7 +5,6 @@ The body is the YAML text itself (`Content-Type: text/yaml` or `application/yaml
 with `detail`, `code: invalid_config`, `path` (the key path) and `line`.
 """
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -15,17 +14,6 @@ from rest_framework.views import APIView
 
 from chargeback.auth import actor_of
 from chargeback.config import config_apply, config_validate
-
-
-class AdminTokenScheme(OpenApiAuthenticationExtension):
-    """Documents `Authorization: Bearer <admin token>` in /api/docs/ (defining the class
-    registers it; a second registration elsewhere is harmless)."""
-
-    target_class = "chargeback.auth.AdminTokenAuthentication"
-    name = "AdminToken"
-
-    def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "description": "An organization's admin token"}
 
 
 class YamlTextParser(BaseParser):

@@ -23,7 +23,8 @@ from chargeback.periods import (
     quarter_start,
 )
 from reports.selectors import events_in_range, spend_by, spend_total
-from wallets.models import Budget, LedgerEntry, Wallet, WalletAlert
+from wallets.models import Budget, LedgerEntry, Wallet
+from wallets.selectors import wallet_status
 
 SECONDS_PER_DAY = Decimal(86400)
 
@@ -190,12 +191,8 @@ def wallet_last_funding(*, wallet: Wallet) -> LedgerEntry | None:
 
 
 def wallet_state(*, wallet: Wallet, funding: LedgerEntry | None) -> str:
-    available = wallet.balance - wallet.held
-    if available <= ZERO:
-        return WalletAlert.State.DEPLETED
-    if funding is not None and available * 100 < funding.amount * wallet.low_threshold_percent:
-        return WalletAlert.State.LOW
-    return WalletAlert.State.HEALTHY
+    """The wallet's status by the one rule in wallets/selectors.py (healthy, low, depleted)."""
+    return wallet_status(wallet=wallet, last_allocation=funding.amount if funding else None)
 
 
 def wallet_alert_recipients(*, wallet: Wallet) -> list[str]:
