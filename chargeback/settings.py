@@ -1,6 +1,7 @@
 """Settings come from the environment (django-environ); the defaults are the embedded demo:
 SQLite, Celery eager, local-memory cache, console email."""
 
+import warnings
 from pathlib import Path
 
 import environ
@@ -112,6 +113,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+# Served from the finders until `collectstatic` has filled STATIC_ROOT (the demo and tests).
+warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
 WHITENOISE_AUTOREFRESH = DEBUG
 
 EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")

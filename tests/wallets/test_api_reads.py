@@ -179,4 +179,4 @@ def test_the_openapi_schema_documents_the_wallet_endpoints(client):
     body = schema["components"]["schemas"][body_ref.rsplit("/", 1)[1]]
     assert set(body["properties"]) >= {"team_id", "amount", "currency", "description"}
     assert any(p["name"] == "Idempotency-Key" for p in allocate["parameters"])
-    assert "adminToken" in schema["components"]["securitySchemes"]
+    assert "AdminToken" in schema["components"]["securitySchemes"]
