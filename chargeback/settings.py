@@ -194,5 +194,8 @@ KT_BUDGET_SPEND_REFRESH_SECONDS = env.int("KT_BUDGET_SPEND_REFRESH_SECONDS", def
 KT_BUDGET_SPEND_MARGIN_SECONDS = env.int(
     "KT_BUDGET_SPEND_MARGIN_SECONDS", default=KT_HOLD_TTL_SECONDS + 60
 )
+# The per-request hook checks a department at most once per this many seconds, after the
+# window closes (wallets/alerts.py); 0 checks after every request.
+KT_BUDGET_CHECK_SECONDS = env.int("KT_BUDGET_CHECK_SECONDS", default=5)
 # Bound every SMTP conversation (alert sends hold a row lock while talking to the server).
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)

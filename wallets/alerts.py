@@ -1,15 +1,17 @@
 """Hook the gateway calls after a capture commits: spend changed for this department/wallet.
 
-It must stay cheap, it runs once per gateway request: per budget of the department one spend
-aggregate (an index range scan on event_dept_time) and one look at this period's alerts; for
-the wallet one read and one look at its last allocation. Rows and emails only happen when a
-threshold is crossed or the wallet changes state. It never raises: an alerting problem must not
-fail a request that was served and charged, and the hourly evaluation catches whatever was missed.
+It runs once per gateway request, so it does no database work itself: it claims a short
+per-department/wallet window in the cache (one SET NX) and, when the window was free, enqueues one
+`budgets.check_spend` task that runs after the window (`countdown`), so a burst of requests costs
+one check that sees all of them. Exactly once still comes from the alert rows' unique keys, and the
+hourly evaluation catches anything a window missed. It never raises: an alerting problem must not
+fail a request that was served and charged.
 """
 
 import logging
 
-from wallets.budgets import evaluation
+from django.conf import settings
+from django.core.cache import cache
 
 logger = logging.getLogger(__name__)
 
@@ -18,13 +20,21 @@ def spend_recorded(
     *, organization_id: int, department_id: int | None, wallet_id: int | None
 ) -> None:
     """Called by the gateway after each capture has committed (transaction.on_commit)."""
+    from wallets.budgets.tasks import check_spend
+
+    window = settings.KT_BUDGET_CHECK_SECONDS
     try:
-        if department_id is not None:
-            evaluation.department_spend_recorded(
-                organization_id=organization_id, department_id=department_id
-            )
-        if wallet_id is not None:
-            evaluation.wallet_spend_recorded(wallet_id=wallet_id)
+        key = f"kt:spend-check:{organization_id}:{department_id}:{wallet_id}"
+        if window > 0 and not cache.add(key, 1, timeout=window):
+            return  # a check covering this request is already queued
+        check_spend.apply_async(
+            kwargs={
+                "organization_id": organization_id,
+                "department_id": department_id,
+                "wallet_id": wallet_id,
+            },
+            countdown=window,
+        )
     except Exception:  # see the module docstring
         logger.exception(
             "budget/wallet alert check failed (org %s, department %s, wallet %s)",

@@ -20,6 +20,12 @@ def eager_celery():
     conf.task_always_eager, conf.task_eager_propagates = saved
 
 
+@pytest.fixture(autouse=True)
+def check_every_request(settings):
+    """Most tests follow one request at a time; test_throttle covers the window."""
+    settings.KT_BUDGET_CHECK_SECONDS = 0
+
+
 @pytest.fixture
 def support(org):
     return DepartmentFactory(

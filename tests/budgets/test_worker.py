@@ -93,6 +93,8 @@ def test_a_real_worker_retries_through_an_smtp_outage_and_delivers_one_email(
     record_spend(department=support, amount="520", model="o3")  # 82 %: 50 % and 80 %
 
     alerts = BudgetAlert.objects.order_by("threshold")  # re-read each time through .all()
+    # The per-request check itself runs in the worker (wallets/alerts.py).
+    _wait_for(lambda: len(alerts.all()) == 2, what="the threshold check")
     assert [a.threshold for a in alerts.all()] == [50, 80]
     # The worker picks the task up from Redis and finds nobody listening on the SMTP port.
     _wait_for(

@@ -32,3 +32,14 @@ def send_wallet_alert(alert_id: int) -> int:
 @shared_task(name="budgets.evaluate_all")
 def evaluate_budgets() -> dict:
     return evaluation.budgets_evaluate_all()
+
+
+@shared_task(name="budgets.check_spend", ignore_result=True)
+def check_spend(organization_id: int, department_id: int | None, wallet_id: int | None) -> None:
+    """The per-request check, off the request thread (see wallets/alerts.py)."""
+    if department_id is not None:
+        evaluation.department_spend_recorded(
+            organization_id=organization_id, department_id=department_id
+        )
+    if wallet_id is not None:
+        evaluation.wallet_spend_recorded(wallet_id=wallet_id)
