@@ -67,7 +67,7 @@ MODELS = {
 # Used only when the default catalog has no price for a model: (input, output, cached input,
 # cache write, premium, kind), USD per million tokens.
 FALLBACK_PRICES = {
-    "gpt-4o": ("2.50", "10.00", "1.25", None, True, "chat"),
+    "gpt-4o": ("2.50", "10.00", "1.25", None, False, "chat"),
     "gpt-4o-mini": ("0.15", "0.60", "0.075", None, False, "chat"),
     "gpt-4.1": ("2.00", "8.00", "0.50", None, True, "chat"),
     "o3": ("2.00", "8.00", "0.50", None, True, "chat"),
@@ -134,7 +134,7 @@ TEAMS = [
         "11100.00",
         "12000.00",
         "12000.00",
-        {"gpt-4o-mini": 55, "claude-haiku-4-5": 20, "gpt-4o": 20, "claude-sonnet-4-5": 5},
+        {"gpt-4o-mini": 57, "claude-haiku-4-5": 20, "gpt-4o": 20, "claude-sonnet-4-5": 3},
         2600,
         ("helpdesk-bot", "ticket-summary"),
         25,
