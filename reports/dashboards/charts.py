@@ -73,10 +73,10 @@ def _text(x, y, text, *, size=12, fill=INK, anchor="start", weight="400") -> str
     )
 
 
-def hbar_chart(items: list[dict], *, title: str, width: int = 640, label_width: int = 190):
+def hbar_chart(items: list[dict], *, title: str, width: int = 1150, label_width: int = 210):
     """Horizontal bars. Item: label, value, display (text at the bar's end), optional marker
     (e.g. the budget, drawn as a tick), marker_label, color, href."""
-    value_width, row, top = 130, 30, 8
+    value_width, row, top = 150, 30, 8
     plot = width - label_width - value_width
     height = top + row * max(len(items), 1) + 8
     peak = max([float(i["value"]) for i in items] + [float(i.get("marker") or 0) for i in items])
@@ -120,7 +120,7 @@ def column_chart(
     series: list[dict],
     *,
     title: str,
-    width: int = 640,
+    width: int = 1150,
     height: int = 240,
     label_every: int = 1,
     y_format=money_short,
@@ -165,7 +165,7 @@ def line_chart(
     series: list[dict],
     *,
     title: str,
-    width: int = 640,
+    width: int = 1150,
     height: int = 260,
     label_every: int = 1,
     y_format=money_short,
@@ -241,3 +241,49 @@ def _grid(ticks, scale, x0, x1, base, y_format) -> list[str]:
 
 def percent(value: Decimal, places: int = 0) -> str:
     return f"{float(value) * 100:.{places}f} %"
+
+
+def donut_chart(
+    items: list[dict], *, title: str, width: int = 545, center: str = "", sub: str = ""
+):
+    """A ring split by item (label, value, display, color) with its legend on the right."""
+    radius, ring, cx = 82, 26, 100
+    height = max(2 * radius + 24, 24 * len(items) + 16)
+    cy = height / 2
+    total = sum(float(i["value"]) for i in items) or 1.0
+    body, angle = [], -math.pi / 2
+    for n, item in enumerate(items):
+        sweep = float(item["value"]) / total * 2 * math.pi
+        fill = item.get("color") or color(n)
+        tip = f"<title>{escape(item['label'])}: {escape(item['display'])}</title>"
+        if sweep >= 2 * math.pi - 1e-6:
+            body.append(
+                f'<circle cx="{cx}" cy="{cy}" r="{radius - ring / 2}" fill="none" '
+                f'stroke="{fill}" stroke-width="{ring}">{tip}</circle>'
+            )
+        elif sweep > 0:
+            end = angle + sweep
+            x1, y1 = cx + radius * math.cos(angle), cy + radius * math.sin(angle)
+            x2, y2 = cx + radius * math.cos(end), cy + radius * math.sin(end)
+            r2 = radius - ring
+            x3, y3 = cx + r2 * math.cos(end), cy + r2 * math.sin(end)
+            x4, y4 = cx + r2 * math.cos(angle), cy + r2 * math.sin(angle)
+            large = 1 if sweep > math.pi else 0
+            body.append(
+                f'<path d="M{x1:.2f},{y1:.2f} A{radius},{radius} 0 {large} 1 {x2:.2f},{y2:.2f} '
+                f'L{x3:.2f},{y3:.2f} A{r2},{r2} 0 {large} 0 {x4:.2f},{y4:.2f} Z" fill="{fill}" '
+                f'stroke="#fff" stroke-width="1.5">{tip}</path>'
+            )
+        angle += sweep
+    if center:
+        body.append(_text(cx, cy + 4, center, size=20, anchor="middle", weight="650"))
+    if sub:
+        body.append(_text(cx, cy + 22, sub, size=11, fill=MUTED, anchor="middle"))
+    top = cy - (24 * len(items)) / 2 + 16
+    for n, item in enumerate(items):
+        y = top + n * 24
+        fill = item.get("color") or color(n)
+        body.append(f'<rect x="215" y="{y - 10:.1f}" width="12" height="12" rx="3" fill="{fill}"/>')
+        body.append(_text(235, y, item["label"], size=13))
+        body.append(_text(width - 4, y, item["display"], size=13, anchor="end", weight="600"))
+    return _svg(width, height, body, title)

@@ -3,7 +3,6 @@ download) and charts. Amounts are summed at full precision and rounded once with
 
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
 
 from chargeback.money import ZERO, to_cents
 from chargeback.periods import local_today, month_end
@@ -16,6 +15,7 @@ class Column:
     key: str
     title: str
     kind: str = "text"  # text, money, int, percent
+    html: bool = True  # False: in the CSV download only
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Table:
     columns: list[Column]
     rows: list[dict] = field(default_factory=list)
     footer: dict | None = None
+    collapsed: bool = False  # long tables start folded on the page
 
 
 def money(value) -> str:
@@ -95,7 +96,7 @@ def overview_page(*, organization, departments, month: date, full_access: bool) 
         f"Departments, {month_label(month)}",
         [
             Column("name", "Department"),
-            Column("team_id", "Team id"),
+            Column("team_id", "Team id", html=False),
             Column("spend", "Spend", "money"),
             Column("budget", "Budget", "money"),
             Column("used", "Budget used", "percent"),
@@ -110,7 +111,9 @@ def overview_page(*, organization, departments, month: date, full_access: bool) 
         rows,
         footer={"name": "Total", "spend": to_cents(total)},
     )
-    months = _months_table(organization=organization, month=month, departments=visible)
+    by_spend = {r["team_id"]: n for n, r in enumerate(rows)}
+    ordered = sorted(visible, key=lambda d: by_spend[d.team_id])
+    months = _months_table(organization=organization, month=month, departments=ordered)
     return {
         "total": to_cents(total),
         "previous_total": to_cents(sum(before.get(d.team_id, ZERO) for d in visible)),
@@ -158,7 +161,7 @@ def _overview_charts(rows, month, previous) -> dict:
     ]
     return {
         "budget": charts.hbar_chart(budget_bars, title="Spend vs budget"),
-        "share": charts.share_bar(
+        "share": charts.donut_chart(
             [
                 {
                     "label": r["name"],
@@ -170,6 +173,8 @@ def _overview_charts(rows, month, previous) -> dict:
                 if r["spend"] > 0
             ],
             title="Share of total spend",
+            center=charts.money_short(sum(r["spend"] for r in rows)),
+            sub=f"{month:%B %Y}",
         ),
         "trend": charts.column_chart(
             [r["name"].split(" ")[0] for r in rows],
@@ -188,7 +193,8 @@ def _overview_charts(rows, month, previous) -> dict:
                 },
             ],
             title="Month over month",
-            height=230,
+            width=545,
+            height=250,
         ),
         "premium": charts.hbar_chart(
             [
@@ -201,8 +207,8 @@ def _overview_charts(rows, month, previous) -> dict:
                 for r in rows
             ],
             title="Premium-model share of spend",
-            width=480,
-            label_width=170,
+            width=545,
+            label_width=190,
         ),
         "repeats": charts.hbar_chart(
             [
@@ -215,8 +221,8 @@ def _overview_charts(rows, month, previous) -> dict:
                 for r in rows
             ],
             title="Cacheable repeats: what caching would save",
-            width=480,
-            label_width=170,
+            width=545,
+            label_width=190,
         ),
     }
 
@@ -239,9 +245,9 @@ def department_page(*, organization, department, month: date, as_of: date | None
         "date_to": date_to,
         "department": department,
     }
-    to_date = {**scope, "date_to": as_of}
-    spend = sel.spend_total(**scope)
-    spend_to_date = sel.spend_total(**to_date)
+    # Everything on the page is as of `as_of` (the whole month once it is over).
+    scope["date_to"] = as_of
+    spend = spend_to_date = sel.spend_total(**scope)
     budget = sel.budgets_by_department(organization=organization).get(department.pk)
     forecast = sel.forecast_month_end(
         spend_to_date=spend_to_date, elapsed_days=elapsed, days_in_month=days_in_month
@@ -249,6 +255,7 @@ def department_page(*, organization, department, month: date, as_of: date | None
     premium = sel.premium_spend_by_department(**scope).get(department.pk, ZERO)
     repeats = sel.repeats_by_department(**scope).get(department.pk, sel.Repeats())
     daily = sel.daily_spend(**scope)
+    daily += [(day, None) for day in _days_after(as_of, date_to)]
 
     def grouped(name, title, field, first, limit=None):
         rows = sel.spend_by(field=field, **scope)
@@ -283,7 +290,8 @@ def department_page(*, organization, department, month: date, as_of: date | None
     daily_table = Table(
         "daily",
         "By day",
-        [
+        collapsed=True,
+        columns=[
             Column("day", "Day"),
             Column("cost", "Spend", "money"),
             Column("cumulative", "Month to date", "money"),
@@ -292,6 +300,8 @@ def department_page(*, organization, department, month: date, as_of: date | None
     )
     running = ZERO
     for day, cost in daily:
+        if cost is None:
+            continue
         running += cost
         daily_table.rows.append(
             {
@@ -327,6 +337,7 @@ def department_page(*, organization, department, month: date, as_of: date | None
         "requests": sum(r["requests"] for r in models.rows),
         "premium_share": sel.share(premium, spend),
         "premium_spend": to_cents(premium),
+        "premium_models": sel.premium_models(**scope),
         "repeat_rate": repeats.rate,
         "repeated": repeats.repeated,
         "repeat_requests": repeats.requests,
@@ -339,13 +350,17 @@ def department_page(*, organization, department, month: date, as_of: date | None
     }
 
 
+def _days_after(day: date, last: date) -> list[date]:
+    return [date.fromordinal(n) for n in range(day.toordinal() + 1, last.toordinal() + 1)]
+
+
 def _department_charts(figures, daily, budget, models, providers, users) -> dict:
     labels = [f"{d.day}" for d, _ in daily]
-    as_of, days = figures["as_of"], figures["days_in_month"]
+    days = figures["days_in_month"]
     cumulative, running = [], ZERO
-    for day, cost in daily:
-        running += cost
-        cumulative.append(running if day <= as_of else None)
+    for _day, cost in daily:
+        running += cost or ZERO
+        cumulative.append(running if cost is not None else None)
     series = [
         {"name": "Spend, month to date", "values": cumulative, "color": "#4f46e5", "end_dot": True}
     ]
@@ -365,10 +380,7 @@ def _department_charts(figures, daily, budget, models, providers, users) -> dict
         series.append(
             {
                 "name": f"Forecast {money(figures['forecast'])}",
-                "values": [
-                    (rate * (n + 1) if n > start else None) if n != start else cumulative[start]
-                    for n in range(days)
-                ],
+                "values": [rate * (n + 1) if n >= start else None for n in range(days)],
                 "color": charts.OVER if figures["forecast_over"] else "#f59e0b",
                 "dashed": True,
                 "end_dot": True,
@@ -393,16 +405,54 @@ def _department_charts(figures, daily, budget, models, providers, users) -> dict
             [
                 {
                     "name": "spend",
-                    "values": [c for _, c in daily],
+                    "values": [c or ZERO for _, c in daily],
                     "colors": weekend,
-                    "displays": [money(c) for _, c in daily],
+                    "displays": [money(c or ZERO) for _, c in daily],
                 }
             ],
             title="Spend per day",
             label_every=5,
             height=200,
         ),
-        "models": charts.hbar_chart(bars(models), title="Spend by model", width=560),
-        "providers": charts.hbar_chart(bars(providers), title="Spend by provider", width=560),
-        "users": charts.hbar_chart(bars(users)[:10], title="Top users", width=560),
+        "models": charts.hbar_chart(bars(models), title="Spend by model", width=545),
+        "providers": charts.hbar_chart(bars(providers), title="Spend by provider", width=545),
+        "users": charts.hbar_chart(bars(users)[:10], title="Top users", width=545),
+        "premium": charts.donut_chart(
+            [
+                {
+                    "label": "Premium models",
+                    "value": figures["premium_spend"],
+                    "display": money(figures["premium_spend"]),
+                    "color": "#8b5cf6",
+                },
+                {
+                    "label": "Other models",
+                    "value": figures["spend"] - figures["premium_spend"],
+                    "display": money(figures["spend"] - figures["premium_spend"]),
+                    "color": "#d1d5db",
+                },
+            ],
+            title="Premium-model share",
+            center=charts.percent(figures["premium_share"]),
+            sub="premium",
+        ),
+        "repeats": charts.donut_chart(
+            [
+                {
+                    "label": "First asks",
+                    "value": figures["repeat_requests"] - figures["repeated"],
+                    "display": f"{figures['repeat_requests'] - figures['repeated']:,}",
+                    "color": "#a7f3d0",
+                },
+                {
+                    "label": "Repeats (cacheable)",
+                    "value": figures["repeated"],
+                    "display": f"{figures['repeated']:,}",
+                    "color": "#10b981",
+                },
+            ],
+            title="Repeated prompts",
+            center=charts.percent(figures["repeat_rate"], 1),
+            sub="repeated",
+        ),
     }

@@ -110,6 +110,17 @@ def premium_spend_by_department(
     return {r["department_id"]: r["cost"] for r in qs.values("department_id").annotate(cost=_COST)}
 
 
+def premium_models(
+    *, organization: Organization, date_from: date, date_to: date, department=None
+) -> list[str]:
+    """Names of the premium models used in the scope, costliest first."""
+    qs = events_in_range(
+        organization=organization, date_from=date_from, date_to=date_to, department=department
+    ).filter(price__premium=True)
+    rows = qs.values("model_requested").annotate(cost=_COST).order_by("-cost", "model_requested")
+    return [r["model_requested"] for r in rows]
+
+
 @dataclass
 class Repeats:
     """Successful requests whose prompt fingerprint was already seen earlier in the same
@@ -249,6 +260,7 @@ __all__ = [
     "month_latest_with_events",
     "month_parse",
     "months_back",
+    "premium_models",
     "premium_spend_by_department",
     "repeats_by_department",
     "share",

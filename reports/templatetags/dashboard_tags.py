@@ -15,14 +15,14 @@ def get(mapping, key):
 @register.filter
 def money(value):
     if value is None:
-        return "–"
+        return "\u2013"
     return f"${to_cents(value):,.2f}"
 
 
 @register.filter
 def pct(value, places=1):
     if value is None:
-        return "–"
+        return "\u2013"
     return f"{float(value) * 100:.{int(places)}f} %"
 
 
