@@ -435,11 +435,14 @@ def _team_events(
     seen = []  # (fingerprint, model, prompt tokens) of prompts asked so far
     specs = []
     day_list, day_weights = [d for d, _ in days], [w for _, w in days]
-    for i in range(count):
-        day = rng.choices(day_list, weights=day_weights)[0]
+    # In time order, so that a repeated prompt follows its first ask (as a cache would see it).
+    moments = sorted(
+        _moment(rng, organization, day) for day in rng.choices(day_list, day_weights, k=count)
+    )
+    for i, at in enumerate(moments):
         profile_model = rng.choices(models, weights=[team.mix[m] for m in models])[0]
         spec = {
-            "at": _moment(rng, organization, day),
+            "at": at,
             "user": rng.choices(users, weights=user_weights)[0],
             "app": rng.choice(team.apps),
             "status": "ok",
