@@ -121,6 +121,7 @@ def overview_page(*, organization, departments, month: date, full_access: bool) 
         "tables": [table, months],
         "charts": _overview_charts(rows, month, previous),
         "budget_total": to_cents(sum((r["budget"] or ZERO) for r in rows)),
+        "over_budget": [r["name"] for r in rows if r["used"] is not None and r["used"] > 1],
         "cache_savings": to_cents(sum(r["cache_savings"] for r in rows)),
     }
 

@@ -9,9 +9,9 @@ from django.db import connection, transaction
 from django.db.models import Count, Sum
 
 from chargeback.models import Organization
-from gateway.models import UsageEvent
+from gateway.models import Price, UsageEvent
 from gateway.pricing import Usage, cost_of
-from reports.demo import demo_seed
+from reports.demo import _balancing_usage, demo_seed
 from reports.selectors import events_in_range, spend_by, spend_total
 from wallets.models import Budget, LedgerEntry, Wallet
 
@@ -108,3 +108,24 @@ def test_running_it_again_does_not_double_may(seeded):
     assert result["skipped"] is True
     assert UsageEvent.objects.filter(organization=seeded).count() == before
     assert spend_total(organization=seeded, **MAY) == Decimal("62000")
+
+
+@pytest.mark.parametrize(
+    ("inp", "out", "rest", "reachable"),
+    [
+        ("1.00", "5.00", "2.345678", True),
+        ("0.02", "0", "1.999999", True),
+        ("3.00", "15.00", "2.000001", True),
+        ("0.15", "0.60", "2.100003", True),
+        # $3/$15 moves in steps of 3 micro-dollars: the seed then tries the next model.
+        ("3.00", "15.00", "2.000002", False),
+    ],
+)
+def test_the_balancing_event_costs_exactly_the_rest(inp, out, rest, reachable):
+    price = Price(input_per_mtok=Decimal(inp), output_per_mtok=Decimal(out))
+    usage = _balancing_usage(Decimal(rest), price)
+    if not reachable:
+        assert usage is None
+        return
+    assert cost_of(price, usage) == Decimal(rest)
+    assert usage.prompt_tokens > 0
