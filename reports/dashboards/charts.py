@@ -79,6 +79,8 @@ def hbar_chart(items: list[dict], *, title: str, width: int = 1150, label_width:
     value_width, row, top = 150, 30, 8
     plot = width - label_width - value_width
     height = top + row * max(len(items), 1) + 8
+    if not items:
+        return _svg(width, 40, [_text(0, 24, "Nothing this month.", fill=MUTED)], title)
     peak = max([float(i["value"]) for i in items] + [float(i.get("marker") or 0) for i in items])
     peak = peak or 1.0
     body = []
@@ -247,6 +249,8 @@ def donut_chart(
     items: list[dict], *, title: str, width: int = 545, center: str = "", sub: str = ""
 ):
     """A ring split by item (label, value, display, color) with its legend on the right."""
+    if not any(float(i["value"]) for i in items):
+        return _svg(width, 40, [_text(0, 24, "Nothing this month.", fill=MUTED)], title)
     radius, ring, cx = 82, 26, 100
     height = max(2 * radius + 24, 24 * len(items) + 16)
     cy = height / 2

@@ -39,7 +39,9 @@ def month_label(month: date) -> str:
 # --- overview -----------------------------------------------------------------------------------
 
 
-def overview_page(*, organization, departments, month: date, full_access: bool) -> dict:
+def overview_page(
+    *, organization, departments, month: date, full_access: bool, query: str = ""
+) -> dict:
     """Departments side by side for one month: spend vs budget, share, month-over-month change,
     premium-model share and cacheable repeats."""
     date_from, date_to = month, month_end(month)
@@ -119,7 +121,7 @@ def overview_page(*, organization, departments, month: date, full_access: bool) 
         "previous_total": to_cents(sum(before.get(d.team_id, ZERO) for d in visible)),
         "rows": rows,
         "tables": [table, months],
-        "charts": _overview_charts(rows, month, previous),
+        "charts": _overview_charts(rows, month, previous, query),
         "budget_total": to_cents(sum((r["budget"] or ZERO) for r in rows)),
         "over_budget": [r["name"] for r in rows if r["used"] is not None and r["used"] > 1],
         "cache_savings": to_cents(sum(r["cache_savings"] for r in rows)),
@@ -144,8 +146,8 @@ def _months_table(*, organization, month, departments) -> Table:
     return Table("months", "Spend by month", columns, rows)
 
 
-def _overview_charts(rows, month, previous) -> dict:
-    link = "departments/{}/?month=" + month.strftime("%Y-%m")
+def _overview_charts(rows, month, previous, query) -> dict:
+    link = "departments/{}/?" + (query or f"month={month:%Y-%m}")
     budget_bars = [
         {
             "label": r["name"],

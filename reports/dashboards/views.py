@@ -41,10 +41,14 @@ def overview(request):
         return HttpResponseBadRequest(exc.message)
     departments = sel.dashboard_departments(organization=organization, user=request.user)
     full_access = departments.count() == organization.departments.count()
-    data = overview_page(
-        organization=organization, departments=departments, month=month, full_access=full_access
-    )
     context = _base(request, organization, month)
+    data = overview_page(
+        organization=organization,
+        departments=departments,
+        month=month,
+        full_access=full_access,
+        query=context["query"],
+    )
     return _csv_or_page(request, data, "dashboards/overview.html", context, "departments")
 
 

@@ -134,3 +134,29 @@ def test_department_figures_equal_the_selectors_to_the_cent(client, month, membe
     users = next(t for t in page.context["tables"] if t.name == "users")
     assert [r["key"] for r in users.rows] == ["bo", "cy", "ana"]  # ana: a failed call, $0
     assert b"<svg" in page.content
+
+
+def test_an_organization_without_usage_still_renders(client, org, engineering, member):
+    client.force_login(member)
+    page = client.get("/dashboard/")
+    assert page.status_code == 200
+    assert page.context["total"] == Decimal("0.00")
+    dept = client.get("/dashboard/departments/team_engineering/")
+    assert dept.status_code == 200
+    assert dept.context["spend"] == Decimal("0.00")
+    assert dept.context["forecast"] == Decimal("0.00")
+
+
+def test_a_superusers_links_keep_the_chosen_organization(client, month):
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    page = client.get("/dashboard/?org=outsider&month=2026-05")
+    assert b"departments/team_secret/?month=2026-05&amp;org=outsider" in page.content
+    assert client.get("/dashboard/departments/team_secret/?org=outsider").status_code == 200
+
+
+def test_user_names_from_request_headers_are_escaped_in_charts(client, month, member, events):
+    events.add(month["support"], day=9, user='<script>alert("x")</script>', prompt=9_000_000)
+    client.force_login(member)
+    page = client.get("/dashboard/departments/team_support/?month=2026-05")
+    assert b"<script>alert" not in page.content
+    assert b"&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page.content
