@@ -116,6 +116,7 @@ def test_the_month_defaults_to_the_latest_with_events(client, month, member):
 def test_a_malformed_month_is_a_bad_request(client, month, member):
     client.force_login(member)
     assert client.get("/dashboard/?month=2026-13").status_code == 400
+    assert client.get("/dashboard/?month=0000-01").status_code == 400
     assert client.get("/dashboard/departments/team_support/?month=may").status_code == 400
     assert client.get("/dashboard/departments/team_support/?as_of=soon").status_code == 400
 
