@@ -1,5 +1,5 @@
 """Dashboard pages (Django session login, one organization). Thin: resolve who and when, ask
-`pages` for the figures, render HTML or one table as CSV."""
+`overview` or `department` for the figures, render HTML or one table as CSV."""
 
 from datetime import date, timedelta
 
@@ -10,7 +10,9 @@ from django.shortcuts import render
 from chargeback.errors import ApplicationError, NotFound
 from reports.dashboards import selectors as sel
 from reports.dashboards.csv import table_csv_response
-from reports.dashboards.pages import department_page, month_label, overview_page
+from reports.dashboards.department import department_page
+from reports.dashboards.overview import overview_page
+from reports.dashboards.tables import month_label
 
 
 def _context(request):
