@@ -123,3 +123,20 @@ def test_errors_are_one_line_and_a_non_zero_exit(live_server, admin_token, engin
     unreachable = kt("wallets", "list", url=f"http://127.0.0.1:{port}")
     assert "cannot reach" in one_line(unreachable)
     assert LedgerEntry.objects.count() == 0
+
+
+def test_a_validation_error_is_one_readable_line(live_server, admin_token, engineering):
+    result = kt(
+        "wallets", "allocate", "--team-id", "team_nope", "--amount", "-5",
+        "--currency", "USD", url=live_server.url,
+    )  # fmt: skip
+    line = one_line(result)
+    assert line.startswith("kt: 400: ")
+    assert "team_id: " in line
+    assert "amount: " in line
+    assert "{" not in line
+
+
+def test_a_malformed_kt_url_is_one_line(admin_token):
+    line = one_line(kt("wallets", "list", url="http://[::1"))
+    assert "KT_URL" in line
