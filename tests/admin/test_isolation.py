@@ -127,11 +127,16 @@ def test_actions_never_touch_a_row_of_another_organization(
     if response.status_code != 200 or not response.context.get("action_form"):
         return  # no changelist or no actions for this role: nothing to try
     actions = [name for name, _ in response.context["action_form"].fields["action"].choices if name]
-    foreign = [str(pk) for pk in rows_of(model, model_admin, outsider.org).values_list("pk", flat=True)]
+    foreign = [
+        str(pk) for pk in rows_of(model, model_admin, outsider.org).values_list("pk", flat=True)
+    ]
     before = tenant_fingerprint(outsider.org)
     audit_before = AuditLog.objects.filter(organization=outsider.org).count()
     for action in actions:
-        for extra in ({}, {"apply": "1", "amount": "1", "reason": "x", "token": "t", "post": "yes"}):
+        for extra in (
+            {},
+            {"apply": "1", "amount": "1", "reason": "x", "token": "t", "post": "yes"},
+        ):
             response = client.post(
                 url(model, "changelist"),
                 {"action": action, "_selected_action": foreign, "index": 0, **extra},
@@ -167,7 +172,8 @@ def test_autocomplete_offers_only_rows_of_the_organization(acme, outsider, login
                         "pk", flat=True
                     )
                 )
-                assert ids and not ids & foreign
+                assert ids
+                assert not ids & foreign
                 checked += 1
     assert checked >= 2
 
@@ -178,9 +184,10 @@ def test_budget_owners_see_only_their_departments(acme, outsider, login):
     assert [d.pk for d in response.context["cl"].result_list] == [acme.owned.pk]
     response = client.get(reverse("admin:gateway_usageevent_changelist"))
     assert {e.department_id for e in response.context["cl"].result_list} == {acme.owned.pk}
-    assert client.get(
-        reverse("admin:chargeback_department_change", args=[acme.other.pk])
-    ).status_code == 404
+    assert (
+        client.get(reverse("admin:chargeback_department_change", args=[acme.other.pk])).status_code
+        == 404
+    )
 
 
 def test_a_superuser_sees_every_organization(acme, outsider, superuser, login):
