@@ -52,6 +52,7 @@ def price_save_keeping_history(*, price: Price, request, via_import: bool = Fals
         source = "import" if via_import else "admin"
         if not changed or not price_is_used(original):
             price.save()
+            price.refresh_from_db()
             audit_admin_change(
                 request,
                 obj=price,
@@ -69,6 +70,7 @@ def price_save_keeping_history(*, price: Price, request, via_import: bool = Fals
         price.effective_from = now
         price.effective_to = keep_to
         price.save()
+        price.refresh_from_db()  # the audit row shows stored values (6 places), not the typed ones
         audit_admin_change(
             request,
             obj=price,

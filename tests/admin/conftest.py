@@ -79,7 +79,7 @@ def build_tenant(marker: str) -> Tenant:
         ConsumerGroupFactory(
             organization=org,
             department=dept,
-            name=f"{marker}-{dept.team_id[5:]}",
+            name=f"{marker}-{dept.name.split()[-1]}",
             key=f"kt_cg_{marker}_{dept.pk}",
         )
         services.wallet_allocate(
