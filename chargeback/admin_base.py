@@ -26,6 +26,7 @@ from chargeback.audit import audit_record
 from chargeback.models import Membership, Organization
 
 SECRET_FIELD_SUFFIXES = ("_hash",)
+TIMESTAMP_FIELDS = ("created_at", "updated_at", "imported_at")
 
 
 @dataclass(frozen=True)
@@ -358,6 +359,12 @@ class OrgScopedAdmin(AuditedAdminMixin, admin.ModelAdmin):
         ):
             obj.organization_id = scope.organization_id
         super().save_model(request, obj, form, change)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Timestamps record when something happened; nobody types them.
+        readonly = list(super().get_readonly_fields(request, obj))
+        names = {f.name for f in self.model._meta.concrete_fields}
+        return readonly + [f for f in TIMESTAMP_FIELDS if f in names and f not in readonly]
 
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)

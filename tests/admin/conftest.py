@@ -147,10 +147,11 @@ def build_tenant(marker: str) -> Tenant:
     return tenant
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def tenants(django_db_setup, django_db_blocker):
-    """Built once per test module and committed; each test still runs in its own transaction
-    (rolled back), and the module's rows are flushed when it is done."""
+    """Built once for tests/admin and committed; each test still runs in its own transaction
+    (rolled back), and everything is flushed when the package is done, before other areas'
+    tests (which create their own "acme") run."""
     with django_db_blocker.unblock():
         built = {"acme": build_tenant("acme"), "outsider": build_tenant("outsider")}
     yield built
