@@ -271,6 +271,7 @@ class LedgerEntryAdmin(ReadOnlyOrgScopedAdmin):
     search_fields = ["=reference", "description", "actor"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # one capture per request: too many rows to count
 
 
 @admin.register(Hold)
