@@ -252,3 +252,37 @@ def test_an_invoice_file_with_a_bad_period_is_refused_whole(acme, login):
     assert result.has_validation_errors()
     assert "confirm_form" not in preview.context or preview.context["confirm_form"] is None
     assert ProviderInvoice.objects.count() == before
+
+
+def test_an_invoice_file_without_the_amount_column_imports_nothing(acme, login):
+    client = login(acme.users["finance"])
+    before = ProviderInvoice.objects.count()
+    preview = import_file(
+        client,
+        reverse("admin:reports_providerinvoice_import"),
+        "inv.csv",
+        "provider,period,currency\nfake,2026-05,USD\n",
+    )
+    assert preview.status_code == 200
+    assert b"missing columns: amount" in preview.content
+    assert not preview.context.get("confirm_form")
+    assert ProviderInvoice.objects.count() == before
+
+
+def test_a_superuser_edit_of_the_default_catalog_is_audited_without_organization(
+    acme, superuser, login
+):
+    default = Price.objects.create(
+        provider="openai",
+        model="gpt-default",
+        input_per_mtok=Decimal("1"),
+        effective_from=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    client = login(superuser)
+    response = client.post(
+        reverse("admin:gateway_price_change", args=[default.pk]),
+        {**price_form(default, input_per_mtok="1.5"), "organization": ""},
+    )
+    assert response.status_code == 302
+    row = AuditLog.objects.get(action="price.change.admin", object_id=str(default.pk))
+    assert (row.organization_id, row.actor) == (None, "root")
