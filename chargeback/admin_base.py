@@ -11,83 +11,22 @@ Every change made through the admin (save, delete, bulk delete, actions) writes 
 row in the same transaction as the change.
 """
 
-from dataclasses import dataclass
-from functools import wraps
-
 from django.contrib import admin
 from django.contrib.admin.filters import RelatedFieldListFilter, SimpleListFilter
 from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.auth import get_user_model
-from django.db import router, transaction
 from django.db.models import Q
 from django.http import Http404
 
-from chargeback.audit import audit_record
-from chargeback.models import Membership, Organization
+from chargeback.admin_audit import AuditedAdminMixin, audit_admin_change, snapshot
+from chargeback.admin_scope import (
+    Scope,
+    actor_of,
+    request_organization,
+    request_scope,
+)
 
-SECRET_FIELD_SUFFIXES = ("_hash",)
 TIMESTAMP_FIELDS = ("created_at", "updated_at", "imported_at")
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What one request may see. `department_ids` None means all of the organization's."""
-
-    superuser: bool
-    organization_id: int | None = None
-    department_ids: frozenset | None = None
-    role: str | None = None
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.superuser and self.organization_id is None
-
-
-def request_scope(request) -> Scope:
-    """The caller's scope, read once per request (at most two queries)."""
-    cached = getattr(request, "_kt_scope", None)
-    if cached is not None:
-        return cached
-    user = request.user
-    if not user.is_authenticated or not user.is_active:
-        scope = Scope(superuser=False)
-    elif user.is_superuser:
-        scope = Scope(superuser=True)
-    else:
-        membership = Membership.objects.filter(user=user).first()
-        if membership is None:
-            scope = Scope(superuser=False)
-        else:
-            departments = None
-            if membership.role == Membership.Role.BUDGET_OWNER:
-                departments = frozenset(membership.departments.values_list("pk", flat=True))
-            scope = Scope(
-                superuser=False,
-                organization_id=membership.organization_id,
-                department_ids=departments,
-                role=membership.role,
-            )
-    request._kt_scope = scope
-    return scope
-
-
-def request_organization(request) -> Organization | None:
-    """The organization a screen is about: the member's, or for a superuser `?organization=<id>`
-    (else the first one)."""
-    scope = request_scope(request)
-    if scope.organization_id is not None:
-        return Organization.objects.get(pk=scope.organization_id)
-    if not scope.superuser:
-        return None
-    wanted = request.GET.get("organization")
-    qs = Organization.objects.order_by("pk")
-    if wanted and wanted.isdigit():
-        return qs.filter(pk=int(wanted)).first()
-    return qs.first()
-
-
-def actor_of(request) -> str:
-    return request.user.get_username()
 
 
 def related_queryset(request, model):
@@ -106,20 +45,6 @@ def related_queryset(request, model):
     if "organization" in field_names:
         return qs.filter(organization_id=scope.organization_id)
     return qs.none()
-
-
-def snapshot(obj) -> dict:
-    """A JSON-able picture of a row for the audit log; secret digests are left out."""
-    data = {}
-    for field in obj._meta.concrete_fields:
-        if field.name.endswith(SECRET_FIELD_SUFFIXES):
-            continue
-        data[field.attname] = field.value_from_object(obj)
-    if obj.pk is not None:
-        for field in obj._meta.many_to_many:
-            data[field.name] = sorted(field.value_from_object(obj).__iter__(), key=str)
-            data[field.name] = [getattr(o, "pk", o) for o in data[field.name]]
-    return data
 
 
 class ScopedRelatedFieldListFilter(RelatedFieldListFilter):
@@ -156,102 +81,6 @@ class InputFilter(SimpleListFilter):
             "others": [(k, v) for k, vals in query.items() for v in vals],
             "clear_url": changelist.get_query_string(remove=[self.parameter_name]),
         }
-
-
-def audit_admin_change(request, *, obj, action, before=None, after=None):
-    """One AuditLog row for a change made through the admin (call inside its transaction)."""
-    organization = admin_org_of(obj, request)
-    audit_record(
-        organization=organization,
-        actor=actor_of(request),
-        via="admin",
-        action=action,
-        obj=obj,
-        before=before,
-        after=after,
-    )
-
-
-def admin_org_of(obj, request):
-    if isinstance(obj, Organization):
-        return obj
-    org_id = getattr(obj, "organization_id", None)
-    if org_id is None:  # shared rows (the default price catalog): the actor's organization
-        org_id = request_scope(request).organization_id
-    return Organization(pk=org_id) if org_id else None
-
-
-class AuditedAdminMixin:
-    """Writes an AuditLog row for every save, delete and action, inside its transaction."""
-
-    def _audit_label(self):
-        return self.model._meta.label_lower.split(".", 1)[1]
-
-    def save_model(self, request, obj, form, change):
-        before = None
-        if change:
-            current = type(obj)._default_manager.filter(pk=obj.pk).first()
-            before = snapshot(current) if current is not None else None
-        super().save_model(request, obj, form, change)
-        # Written in save_related (after many-to-many data is saved), same transaction.
-        obj._kt_audit = (before, change)
-
-    def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)
-        obj = form.instance
-        pending = getattr(obj, "_kt_audit", None)
-        if pending is None:
-            return
-        before, was_change = pending
-        del obj._kt_audit
-        audit_admin_change(
-            request,
-            obj=obj,
-            action=f"{self._audit_label()}.{'change' if was_change else 'add'}",
-            before=before,
-            after=snapshot(obj),
-        )
-
-    def delete_model(self, request, obj):
-        before = snapshot(obj)
-        with transaction.atomic(using=router.db_for_write(self.model)):
-            audit_admin_change(
-                request, obj=obj, action=f"{self._audit_label()}.delete", before=before
-            )
-            super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset):
-        with transaction.atomic(using=router.db_for_write(self.model)):
-            for obj in queryset:
-                audit_admin_change(
-                    request, obj=obj, action=f"{self._audit_label()}.delete", before=snapshot(obj)
-                )
-            super().delete_queryset(request, queryset)
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        wrapped = {}
-        for name, (func, action_name, description) in actions.items():
-            if name != "delete_selected":  # bulk delete is audited in delete_queryset
-                func = self._audited_action(func, action_name)
-            wrapped[name] = (func, action_name, description)
-        return wrapped
-
-    def _audited_action(self, func, action_name):
-        label = self._audit_label()
-
-        @wraps(func)
-        def run(modeladmin, request, queryset):
-            with transaction.atomic(using=router.db_for_write(modeladmin.model)):
-                objects = list(queryset)
-                response = func(modeladmin, request, queryset)
-                # An action that answers with a page (a confirmation form) changed nothing yet.
-                if response is None:
-                    for obj in objects:
-                        audit_admin_change(request, obj=obj, action=f"{label}.action.{action_name}")
-            return response
-
-        return run
 
 
 class OrgScopedAdmin(AuditedAdminMixin, admin.ModelAdmin):
@@ -392,13 +221,16 @@ class ReadOnlyOrgScopedAdmin(OrgScopedAdmin):
 
 
 __all__ = [
+    "AuditedAdminMixin",
     "InputFilter",
     "OrgScopedAdmin",
     "ReadOnlyOrgScopedAdmin",
     "Scope",
     "ScopedRelatedFieldListFilter",
     "actor_of",
+    "audit_admin_change",
     "related_queryset",
     "request_organization",
     "request_scope",
+    "snapshot",
 ]
