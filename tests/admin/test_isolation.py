@@ -105,6 +105,13 @@ def test_staff_never_see_a_row_of_another_organization(
                     pk__in=offered
                 )
 
+    # The organization's own change page and the add page offer no foreign choices either.
+    for page in (url(model, "change", own[0]), url(model, "add")):
+        response = client.get(page)
+        assert response.status_code in (200, 403, 404)
+        if response.status_code == 200:
+            assert b"outsider" not in response.content.lower(), page
+
     # A foreign row is a 404 before any permission check, so one role tries every door and
     # the others the main one (the machine is shared: keep the request count down).
     first = foreign[0]
@@ -203,3 +210,25 @@ def test_staff_without_membership_see_nothing(acme, outsider, login, django_user
     assert client.get(reverse("admin:chargeback_department_changelist")).status_code == 403
     index = client.get(reverse("admin:index"))
     assert b"Departments" not in index.content
+
+
+@pytest.mark.parametrize("role", ["owner", "finance"])
+def test_form_choices_of_every_admin_are_rows_of_the_organization(role, acme, outsider, rf):
+    checked = 0
+    for model, model_admin in MODEL_ADMINS:
+        request = rf.get("/")
+        request.user = acme.users[role]
+        form_class = model_admin.get_form(request, obj=None)
+        for name, form_field in form_class.base_fields.items():
+            queryset = getattr(form_field, "queryset", None)
+            if queryset is None:
+                continue
+            related = queryset.model
+            related_admin = admin.site._registry.get(related)
+            if related_admin is None:
+                assert not queryset.exclude(membership__organization=acme.org).exists(), name
+            else:
+                foreign = rows_of(related, related_admin, outsider.org)
+                assert not queryset.filter(pk__in=foreign.values("pk")).exists(), (model, name)
+            checked += 1
+    assert checked >= 3
