@@ -78,8 +78,12 @@ def _mtd_spend(organizations):
         bounds.setdefault(organization.time_zone, month_to_date_bounds(organization))
 
     def spend_between(start, end):
+        # organization first: it is the leading column of the event_dept_time index.
         events = UsageEvent.objects.filter(
-            department=OuterRef("pk"), created_at__gte=start, created_at__lt=end
+            organization=OuterRef("organization"),
+            department=OuterRef("pk"),
+            created_at__gte=start,
+            created_at__lt=end,
         )
         return Coalesce(
             _sum_subquery(events, group_by="department", field="cost"),

@@ -189,3 +189,22 @@ def test_event_totals_are_those_of_the_filtered_set(shop, client):
     month = timezone.now()
     dated = client.get(EVENTS, {"created_at__year": month.year, "created_at__month": month.month})
     assert dated.context["totals"]["requests"] == 5
+
+
+def test_the_event_date_hierarchy_lists_periods_from_first_to_last_event(shop, client):
+    org, finance = shop
+    dept = add_department(org, 1, spend=())
+    for day in ("2025-11-20", "2026-01-05", "2026-03-31"):
+        when = timezone.datetime.fromisoformat(f"{day}T12:00:00+00:00")
+        make_event(org, dept, marker="shop", cost="1", created_at=when)
+    client.force_login(finance)
+    years = client.get(EVENTS).content.decode()
+    assert "?created_at__year=2025" in years
+    assert "?created_at__year=2026" in years
+    months = client.get(EVENTS, {"created_at__year": 2026}).content.decode()
+    assert "January 2026" in months
+    assert "March 2026" in months
+    assert "April 2026" not in months
+    march = client.get(EVENTS, {"created_at__year": 2026, "created_at__month": 3})
+    assert march.context["totals"]["requests"] == 1
+    assert "March 31" in march.content.decode()
