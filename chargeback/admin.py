@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
+from chargeback.admin_audit import audited_by_service
 from chargeback.admin_base import (
     OrgScopedAdmin,
     ReadOnlyOrgScopedAdmin,
@@ -122,6 +123,7 @@ class ConsumerGroupAdmin(OrgScopedAdmin):
         return f"{obj.key_prefix}…"
 
     @admin.action(description="Rotate the key of the selected groups", permissions=["change"])
+    @audited_by_service
     def rotate_key(self, request, queryset):
         grace = settings.KT_KEY_ROTATION_GRACE_SECONDS
         keys = [

@@ -12,6 +12,13 @@ from chargeback.models import Organization
 SECRET_FIELD_SUFFIXES = ("_hash",)
 
 
+def audited_by_service(func):
+    """Mark an admin action whose service writes the audit rows itself (one per real change,
+    none for a refused one), so the generic per-object action row is not added."""
+    func.audited_by_service = True
+    return func
+
+
 def snapshot(obj) -> dict:
     """A JSON-able picture of a row for the audit log; secret digests are left out."""
     data = {}
@@ -99,7 +106,8 @@ class AuditedAdminMixin:
         actions = super().get_actions(request)
         wrapped = {}
         for name, (func, action_name, description) in actions.items():
-            if name != "delete_selected":  # bulk delete is audited in delete_queryset
+            # Bulk delete is audited in delete_queryset; service-backed actions by the service.
+            if name != "delete_selected" and not getattr(func, "audited_by_service", False):
                 func = self._audited_action(func, action_name)
             wrapped[name] = (func, action_name, description)
         return wrapped

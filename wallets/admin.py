@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from chargeback.admin_audit import audited_by_service
 from chargeback.admin_base import OrgScopedAdmin, ReadOnlyOrgScopedAdmin, actor_of
 from chargeback.admin_columns import annotate_wallets
 from chargeback.errors import ApplicationError
@@ -167,14 +168,17 @@ class WalletAdmin(OrgScopedAdmin):
     # --- funding actions: a confirmation form, then wallets/services.py ------------------------
 
     @admin.action(description=FUNDING_ACTIONS["allocate"][0], permissions=["change"])
+    @audited_by_service
     def allocate(self, request, queryset):
         return self._funding_action(request, queryset, "allocate")
 
     @admin.action(description=FUNDING_ACTIONS["reclaim"][0], permissions=["change"])
+    @audited_by_service
     def reclaim(self, request, queryset):
         return self._funding_action(request, queryset, "reclaim")
 
     @admin.action(description=FUNDING_ACTIONS["adjust"][0], permissions=["change"])
+    @audited_by_service
     def adjust(self, request, queryset):
         return self._funding_action(request, queryset, "adjust")
 

@@ -182,3 +182,13 @@ def test_finance_cannot_rotate_keys(acme, login):
     run_action(client, GROUPS, "rotate_key", [group.pk], index=0)
     group.refresh_from_db()
     assert group.key_hash == before
+
+
+def test_a_refused_funding_action_leaves_no_audit_row(acme, login):
+    client = login(acme.users["finance"])
+    wallet = acme.other.wallets.get()
+    before = AuditLog.objects.filter(organization=acme.org).count()
+    run_action(
+        client, WALLETS, "adjust", [wallet.pk], apply="1", amount="-5000", reason="x", token="t"
+    )
+    assert AuditLog.objects.filter(organization=acme.org).count() == before
