@@ -25,6 +25,7 @@ from chargeback.admin_scope import (
     request_organization,
     request_scope,
 )
+from chargeback.models import Organization
 
 TIMESTAMP_FIELDS = ("created_at", "updated_at", "imported_at")
 
@@ -128,7 +129,13 @@ class OrgScopedAdmin(AuditedAdminMixin, admin.ModelAdmin):
     # --- choices -------------------------------------------------------------------------------
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        scope = request_scope(request)
         kwargs.setdefault("queryset", related_queryset(request, db_field.remote_field.model))
+        if db_field.remote_field.model is Organization and not scope.superuser:
+            # Staff work in their one organization: it is the only choice, and a required one
+            # (staff never create shared rows, such as default-catalog prices). Kept in the form
+            # so that uniqueness per organization is validated as a form error.
+            kwargs.update(required=True, empty_label=None, initial=scope.organization_id)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
@@ -194,19 +201,6 @@ class OrgScopedAdmin(AuditedAdminMixin, admin.ModelAdmin):
         readonly = list(super().get_readonly_fields(request, obj))
         names = {f.name for f in self.model._meta.concrete_fields}
         return readonly + [f for f in TIMESTAMP_FIELDS if f in names and f not in readonly]
-
-    def get_fields(self, request, obj=None):
-        fields = super().get_fields(request, obj)
-        if request_scope(request).superuser:
-            return fields
-        return [f for f in fields if f != "organization"]
-
-    def get_exclude(self, request, obj=None):
-        exclude = list(super().get_exclude(request, obj) or [])
-        names = {f.name for f in self.model._meta.concrete_fields}
-        if not request_scope(request).superuser and "organization" in names:
-            exclude.append("organization")  # set from the membership, never chosen
-        return exclude or None
 
 
 class ReadOnlyOrgScopedAdmin(OrgScopedAdmin):

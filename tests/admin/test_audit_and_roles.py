@@ -18,6 +18,7 @@ def test_a_budget_change_through_the_admin_is_audited_with_before_and_after(acme
     response = client.post(
         reverse("admin:wallets_budget_change", args=[budget.pk]),
         {
+            "organization": acme.org.pk,
             "department": acme.owned.pk,
             "amount": "750.00",
             "currency": "USD",
@@ -104,7 +105,7 @@ def test_changing_a_role_in_the_admin_moves_the_user_to_that_group(acme, login):
     client = login(acme.users["owner"])
     response = client.post(
         reverse("admin:chargeback_membership_change", args=[membership.pk]),
-        {"role": "finance", "departments": []},
+        {"organization": acme.org.pk, "role": "finance", "departments": []},
     )
     assert response.status_code == 302
     viewer.refresh_from_db()
@@ -125,3 +126,20 @@ def test_budget_owners_cannot_add_budgets(acme, login):
     assert response.status_code == 403
     assert Budget.objects.count() == count
     assert Membership.objects.filter(user=acme.users["budget_owner"]).get().role == "budget_owner"
+
+
+def test_a_duplicate_team_id_is_a_form_error_and_staff_cannot_pick_another_org(
+    acme, outsider, login
+):
+    client = login(acme.users["owner"])
+    add = reverse("admin:chargeback_department_add")
+    form = {"team_id": acme.owned.team_id, "name": "Again", "owner_emails": "[]"}
+    response = client.post(add, {**form, "organization": acme.org.pk})
+    assert response.status_code == 200
+    assert "already exists" in str(response.context["adminform"].form.errors)
+    response = client.post(add, {**form, "team_id": "team_new", "organization": outsider.org.pk})
+    assert response.status_code == 200  # not a valid choice
+    assert not outsider.org.departments.filter(team_id="team_new").exists()
+    response = client.post(add, {**form, "team_id": "team_new", "organization": acme.org.pk})
+    assert response.status_code == 302
+    assert AuditLog.objects.filter(action="department.add", actor="acme_owner").exists()

@@ -20,6 +20,7 @@ PRICES = reverse("admin:gateway_price_changelist")
 
 def price_form(price, **changes):
     data = {
+        "organization": price.organization_id or "",
         "provider": price.provider,
         "model": price.model,
         "kind": price.kind,
