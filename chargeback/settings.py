@@ -199,3 +199,8 @@ KT_BUDGET_SPEND_MARGIN_SECONDS = env.int(
 KT_BUDGET_CHECK_SECONDS = env.int("KT_BUDGET_CHECK_SECONDS", default=5)
 # Bound every SMTP conversation (alert sends hold a row lock while talking to the server).
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+
+# --- admin ---
+# After a consumer-group key rotation the old key keeps working this long (seconds).
+KT_KEY_ROTATION_GRACE_SECONDS = env.int("KT_KEY_ROTATION_GRACE_SECONDS", default=3600)
+# --- end admin ---
