@@ -65,9 +65,8 @@ def _kt(live_server, token, *args):
     return subprocess.run([KT, *args], env=env, capture_output=True, text=True, timeout=60)
 
 
-# serialized_rollback: the flush after a live-server test must not wipe migration data
 # (the default price catalog) for the tests that follow.
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_kt_spend_prints_the_table(live_server, month, org, admin_token):
     result = _kt(live_server, admin_token, "spend", "--by", "team", "--month", "2026-05")
     assert result.returncode == 0, result.stderr
@@ -82,9 +81,8 @@ def test_kt_spend_prints_the_table(live_server, month, org, admin_token):
     assert "team_secret" not in result.stdout
 
 
-# serialized_rollback: the flush after a live-server test must not wipe migration data
 # (the default price catalog) for the tests that follow.
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_kt_spend_reports_errors_in_one_line(live_server, month, admin_token):
     result = _kt(live_server, admin_token, "spend", "--by", "model", "--month", "2026-13")
     assert result.returncode == 1
