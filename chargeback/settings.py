@@ -175,3 +175,13 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- gateway ---
+# Upstream connection pool per process and per provider origin (gateway/providers.py).
+KT_UPSTREAM_MAX_CONNECTIONS = env.int("KT_UPSTREAM_MAX_CONNECTIONS", default=1000)
+KT_UPSTREAM_MAX_KEEPALIVE = env.int("KT_UPSTREAM_MAX_KEEPALIVE", default=100)
+# Holds left pending by a killed process are released and recorded (status "expired").
+CELERY_BEAT_SCHEDULE["gateway-sweep-expired-holds"] = {
+    "task": "gateway.tasks.sweep_expired_holds",
+    "schedule": 60.0,
+}
