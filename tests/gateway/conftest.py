@@ -70,6 +70,9 @@ def fund(department: Department, amount: str) -> Wallet:
 def gw(fake_provider, live_server):
     """An organization with the seed's engineering group, a funded team wallet, the fake
     provider as its target, chat and embedding prices; and an outsider organization."""
+    # Django's test server listens with a backlog of 10; a gateway takes hundreds of
+    # simultaneous connections (on Linux, listen() again just raises the backlog).
+    live_server.thread.httpd.socket.listen(1024)
     org = OrganizationFactory(name="Acme", slug="acme")
     department = DepartmentFactory(organization=org, team_id="team_engineering")
     group = ConsumerGroupFactory(department=department, name="engineering", key=KEY)
