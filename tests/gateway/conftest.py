@@ -66,13 +66,9 @@ def fund(department: Department, amount: str) -> Wallet:
     return services.wallet_for_team(department=department)
 
 
-@pytest.fixture
-def gw(fake_provider, live_server):
+def make_setup(fake_provider) -> Setup:
     """An organization with the seed's engineering group, a funded team wallet, the fake
     provider as its target, chat and embedding prices; and an outsider organization."""
-    # Django's test server listens with a backlog of 10; a gateway takes hundreds of
-    # simultaneous connections (on Linux, listen() again just raises the backlog).
-    live_server.thread.httpd.socket.listen(1024)
     org = OrganizationFactory(name="Acme", slug="acme")
     department = DepartmentFactory(organization=org, team_id="team_engineering")
     group = ConsumerGroupFactory(department=department, name="engineering", key=KEY)
@@ -105,6 +101,21 @@ def gw(fake_provider, live_server):
 
 
 @pytest.fixture
+def gw(fake_provider, live_server):
+    """The setup, served by the live server (committed data; flushed after the test)."""
+    # Django's test server listens with a backlog of 10; a gateway takes hundreds of
+    # simultaneous connections (on Linux, listen() again just raises the backlog).
+    live_server.thread.httpd.socket.listen(1024)
+    return make_setup(fake_provider)
+
+
+@pytest.fixture
+def gw_local(fake_provider, db):
+    """The setup inside the test's transaction, for calls through Django's test client."""
+    return make_setup(fake_provider)
+
+
+@pytest.fixture
 def oai(gw, live_server):
     return openai.OpenAI(base_url=f"{live_server.url}/v1", api_key=KEY, max_retries=0, timeout=20)
 
@@ -117,3 +128,9 @@ def claude(gw, live_server):
 @pytest.fixture
 def gateway_url(gw, live_server):
     return f"{live_server.url}/v1"
+
+
+# Live-server tests flush the database after each test. Limiting them to the apps the gateway
+# touches makes that flush a small TRUNCATE without re-creating content types and permissions.
+GATEWAY_APPS = ["chargeback", "wallets", "gateway", "reports"]
+live_db = pytest.mark.django_db(transaction=True, available_apps=GATEWAY_APPS)

@@ -13,7 +13,9 @@ from gateway.pricing import worst_case_cost
 from wallets import services
 from wallets.models import Hold, LedgerEntry
 
-from .conftest import KEY
+from .conftest import KEY, live_db
+
+pytestmark = live_db
 
 REQUESTS = 200
 COVERED = 50
@@ -45,7 +47,7 @@ def test_two_hundred_concurrent_requests_never_overspend_a_wallet_covering_fifty
             result = 200
         except openai.APIStatusError as exc:
             result = exc.status_code
-        except Exception as exc:  # recorded, so that the assertion below names it
+        except Exception as exc:  # noqa: BLE001 - recorded, so that the assertion below names it
             result = f"{exc!r} from {exc.__cause__!r}"
         with lock:
             outcomes.append(result)

@@ -12,10 +12,11 @@ from django.utils import timezone
 
 from chargeback.keys import hash_key
 from gateway.models import UsageEvent
-from tests.factories import ProviderTargetFactory
 from wallets.models import Hold
 
-from .conftest import KEY
+from .conftest import KEY, live_db
+
+pytestmark = live_db
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
@@ -37,16 +38,6 @@ def test_a_bad_key_is_refused_with_401(gw, live_server):
     assert exc.value.body["type"] == "error"
     assert exc.value.body["error"]["type"] == "authentication_error"
     assert not UsageEvent.objects.exists()
-
-
-def test_the_key_works_through_x_api_key_too(gw, gateway_url):
-    r = httpx.post(
-        f"{gateway_url}/chat/completions",
-        json={"model": "fake-chat", "messages": HELLO},
-        headers={"x-api-key": KEY},
-        timeout=10,
-    )
-    assert r.status_code == 200
 
 
 def test_a_deactivated_key_stops_working_within_seconds(gw, oai, settings):
@@ -104,36 +95,6 @@ def test_a_hold_the_wallet_cannot_cover_is_refused_with_402_naming_what_is_avail
     ]
 
 
-def test_a_small_enough_request_still_fits_the_last_funds(gw, oai):
-    from wallets import services
-
-    services.wallet_adjust(wallet=gw.wallet, amount=Decimal("-9.99"), reason="drain")
-    oai.chat.completions.create(model="fake-chat", messages=HELLO, max_tokens=10)
-    assert UsageEvent.objects.get().status == "ok"
-
-
-def test_without_enforcement_an_empty_wallet_is_tracked_not_blocked(gw, oai):
-    from wallets import services
-
-    services.wallet_adjust(wallet=gw.wallet, amount=Decimal("-10.00"), reason="drain")
-    gw.org.wallet_enforcement = False
-    gw.org.save()
-    oai.chat.completions.create(model="fake-chat", messages=HELLO)
-    event = UsageEvent.objects.get()
-    assert event.status == "ok"
-    assert event.cost > 0
-    assert gw.refresh().balance == -event.cost
-
-
-def test_with_cost_tracking_off_no_hold_is_placed(gw, oai):
-    gw.org.cost_tracking_enabled = False
-    gw.org.save()
-    oai.chat.completions.create(model="fake-chat", messages=HELLO)
-    assert not Hold.objects.exists()
-    assert gw.refresh().balance == Decimal("10.00")
-    assert UsageEvent.objects.get().wallet is None
-
-
 @pytest.mark.parametrize(
     ("model", "code"),
     [("no-such-model", "model_not_found"), ("outsider-only", "model_not_found")],
@@ -154,46 +115,6 @@ def test_a_model_the_group_may_not_use_is_a_400(gw, oai):
     assert exc.value.body["code"] == "model_not_allowed"
 
 
-def test_a_served_model_without_a_price_is_a_400(gw, oai):
-    ProviderTargetFactory(
-        organization=gw.org, target_id="pinned", provider="fake", served_models=["unpriced"]
-    )
-    with pytest.raises(openai.BadRequestError) as exc:
-        oai.chat.completions.create(model="unpriced", messages=HELLO)
-    assert exc.value.body["code"] == "model_not_priced"
-
-
-def test_bad_bodies_are_400s_in_the_openai_shape(gw, gateway_url):
-    malformed = _post(f"{gateway_url}/chat/completions", b"{not json")
-    assert malformed.status_code == 400
-    assert malformed.json()["error"]["code"] == "invalid_json"
-    assert set(malformed.json()["error"]) == {"message", "type", "code", "param"}
-    missing = _post(f"{gateway_url}/chat/completions", b'{"model": "fake-chat"}')
-    assert missing.status_code == 400
-    assert missing.json()["error"]["param"] == "messages"
-    negative = _post(
-        f"{gateway_url}/chat/completions",
-        b'{"model": "fake-chat", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}',
-    )
-    assert negative.json()["error"]["param"] == "max_tokens"
-    anthropic_shape = _post(f"{gateway_url}/messages", b"[1, 2]")
-    assert anthropic_shape.status_code == 400
-    assert anthropic_shape.json()["type"] == "error"
-    assert anthropic_shape.json()["error"]["type"] == "invalid_request_error"
-    assert not UsageEvent.objects.exists()
-
-
-def test_a_body_over_the_limit_is_a_413(gw, gateway_url, settings):
-    settings.KT_MAX_BODY_BYTES = 1000
-    body = (
-        '{"model": "fake-chat", "messages": [{"role": "user", "content": "' + "x" * 2000 + '"}]}'
-    ).encode()
-    r = _post(f"{gateway_url}/chat/completions", body)
-    assert r.status_code == 413
-    assert r.json()["error"]["code"] == "request_too_large"
-    assert gw.refresh().held == 0
-
-
 def test_a_group_over_its_requests_per_minute_gets_429(gw, oai):
     gw.group.rpm_limit = 2
     gw.group.save()
@@ -212,39 +133,3 @@ def test_a_group_over_its_tokens_per_minute_gets_429(gw, oai):
     oai.chat.completions.create(model="fake-chat", messages=HELLO)  # > 10 tokens
     with pytest.raises(openai.RateLimitError):
         oai.chat.completions.create(model="fake-chat", messages=HELLO)
-
-
-def test_a_missing_provider_secret_is_a_clear_error_naming_the_variable(
-    gw, oai, settings, monkeypatch
-):
-    monkeypatch.delenv("KT_TEST_MISSING_KEY", raising=False)
-    settings.KT_FAKE_PROVIDER_URL = ""
-    gw.target.provider = "openai"
-    gw.target.secret_env = "KT_TEST_MISSING_KEY"
-    gw.target.save()
-    from tests.factories import PriceFactory
-
-    PriceFactory(provider="openai", model="gpt-test")
-    with pytest.raises(openai.InternalServerError) as exc:
-        oai.chat.completions.create(model="gpt-test", messages=HELLO)
-    assert exc.value.status_code == 503
-    assert "KT_TEST_MISSING_KEY" in exc.value.body["message"]
-    assert gw.refresh().held == 0
-
-
-def test_demo_offline_mode_sends_calls_to_the_fake_provider(
-    gw, oai, settings, monkeypatch, fake_provider
-):
-    monkeypatch.delenv("KT_TEST_MISSING_KEY", raising=False)
-    settings.KT_FAKE_PROVIDER_URL = fake_provider
-    gw.target.provider = "openai"
-    gw.target.base_url = ""
-    gw.target.secret_env = "KT_TEST_MISSING_KEY"
-    gw.target.save()
-    from tests.factories import PriceFactory
-
-    PriceFactory(provider="openai", model="gpt-test")
-    reply = oai.chat.completions.create(model="gpt-test", messages=HELLO)
-    assert reply.choices[0].message.content
-    event = UsageEvent.objects.get()
-    assert (event.provider, event.status) == ("openai", "ok")

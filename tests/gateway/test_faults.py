@@ -16,7 +16,9 @@ from gateway.tasks import holds_sweep, sweep_expired_holds
 from wallets import services
 from wallets.models import Hold
 
-from .conftest import KEY
+from .conftest import KEY, live_db
+
+pytestmark = live_db
 
 HELLO = [{"role": "user", "content": "Tell me about wallets"}]
 
@@ -169,7 +171,9 @@ def test_a_client_that_disconnects_mid_stream_resolves_its_hold(gw, gateway_url)
     assert wallet.balance == Decimal("10.00") - event.cost
 
 
-def test_a_request_killed_between_hold_and_capture_is_swept_and_recorded_once(gw):
+@pytest.mark.django_db
+def test_a_request_killed_between_hold_and_capture_is_swept_and_recorded_once(gw_local):
+    gw = gw_local
     hold = services.hold_place(
         wallet=gw.wallet, amount=Decimal("2.00"), request_id="req_killed", ttl_seconds=60
     )
@@ -188,7 +192,9 @@ def test_a_request_killed_between_hold_and_capture_is_swept_and_recorded_once(gw
     assert Hold.objects.get().status == "expired"
 
 
-def test_the_sweep_writes_events_an_earlier_run_missed(gw):
+@pytest.mark.django_db
+def test_the_sweep_writes_events_an_earlier_run_missed(gw_local):
+    gw = gw_local
     hold = services.hold_place(
         wallet=gw.wallet, amount=Decimal("1.00"), request_id="req_orphan", ttl_seconds=-1
     )
@@ -197,6 +203,7 @@ def test_the_sweep_writes_events_an_earlier_run_missed(gw):
     assert UsageEvent.objects.get().request_id == hold.request_id
 
 
+@pytest.mark.django_db
 def test_the_beat_schedule_runs_the_sweep(settings):
     entries = [e["task"] for e in settings.CELERY_BEAT_SCHEDULE.values()]
     assert "gateway.tasks.sweep_expired_holds" in entries

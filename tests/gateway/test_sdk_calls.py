@@ -12,7 +12,9 @@ from gateway.models import UsageEvent
 from gateway.pricing import Usage, cost_of
 from wallets.models import Hold, LedgerEntry
 
-from .conftest import OUTSIDER_KEY
+from .conftest import OUTSIDER_KEY, live_db
+
+pytestmark = live_db
 
 HELLO = [{"role": "user", "content": "Hello there, what is chargeback?"}]
 
