@@ -181,6 +181,8 @@ LOGGING = {
 KT_UPSTREAM_MAX_CONNECTIONS = env.int("KT_UPSTREAM_MAX_CONNECTIONS", default=1000)
 KT_UPSTREAM_MAX_KEEPALIVE = env.int("KT_UPSTREAM_MAX_KEEPALIVE", default=100)
 # Holds left pending by a killed process are released and recorded (status "expired").
+# httpx logs every upstream request at INFO: noise, and CPU on the gateway's hot path.
+LOGGING["loggers"]["httpx"] = {"level": "WARNING"}
 CELERY_BEAT_SCHEDULE["gateway-sweep-expired-holds"] = {
     "task": "gateway.tasks.sweep_expired_holds",
     "schedule": 60.0,

@@ -9,7 +9,6 @@ import openai
 import pytest
 
 from chargeback.models import ConsumerGroup, Department, Organization, ProviderTarget
-from gateway import cache as gateway_cache
 from gateway import providers
 from gateway.fake_provider import start_in_thread
 from gateway.models import Price
@@ -36,12 +35,9 @@ def fake_provider():
 
 
 @pytest.fixture(autouse=True)
-def _fresh_gateway_caches():
-    """Keys, targets and prices are cached per process; every test starts cold."""
-    gateway_cache.clear_all()
+def _offline_notice_reset():
+    """Every test starts cold (tests/conftest.py clears the gateway caches)."""
     providers._offline_logged.clear()
-    yield
-    gateway_cache.clear_all()
 
 
 @dataclass
