@@ -18,7 +18,7 @@ from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
 
 from chargeback.errors import InsufficientFunds
-from chargeback.money import ZERO, to_cents
+from chargeback.money import ZERO
 from gateway import estimate
 from gateway.attribution import end_user, tags_of
 from gateway.auth import GroupContext
@@ -170,7 +170,7 @@ class Call:
             message,
             type="insufficient_quota",
             code="insufficient_quota",
-            headers={"x-kt-wallet-available": str(to_cents(available or ZERO))},
+            headers={"x-kt-wallet-available": str(available if available is not None else ZERO)},
         )
 
     # --- the provider -----------------------------------------------------------------------

@@ -71,9 +71,9 @@ def test_a_provider_that_sends_nothing_in_time_is_a_504(gw, oai, settings, strea
             model="fake-chat",
             messages=HELLO,
             stream=stream,
-            extra_headers={"x-fake-fault": "timeout", "x-fake-hang": "1500"},
+            extra_headers={"x-fake-fault": "timeout", "x-fake-hang": "4000"},
         )
-    assert time.monotonic() - started < 1.4
+    assert time.monotonic() - started < 3.5  # the provider would have answered at 4 s
     assert exc.value.status_code == 504
     assert exc.value.body["code"] == "upstream_timeout"
     event = _resolved_event()
