@@ -45,6 +45,11 @@ class Adapter:
     def wire_format(self, endpoint: str) -> str:
         return FORMATS[endpoint]
 
+    def translates(self, endpoint: str) -> bool:
+        """True when this upstream cannot speak `endpoint` natively and the gateway translates
+        (Anthropic Messages to an OpenAI-compatible server, gateway/translate.py)."""
+        return False
+
 
 def _with_query(url: str, options: dict) -> str:
     query = options.get("query")
@@ -62,6 +67,9 @@ class OpenAIAdapter(Adapter):
 
     def url(self, base_url, endpoint, options):
         return _with_query(f"{base_url.rstrip('/')}/{PATHS[endpoint]}", options)
+
+    def translates(self, endpoint):
+        return endpoint == "messages"
 
     def headers(self, secret, request, options):
         headers = {"Content-Type": "application/json", **_extra_headers(options)}

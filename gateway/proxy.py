@@ -19,7 +19,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 
 from chargeback.errors import InsufficientFunds
 from chargeback.money import ZERO
-from gateway import estimate
+from gateway import estimate, translate
 from gateway.attribution import end_user, tags_of
 from gateway.auth import GroupContext
 from gateway.errors import GatewayError
@@ -86,6 +86,8 @@ class Call:
         self.hold = None
         self.wallet = None
         self.ttft_ms = None
+        self.usage = None
+        self.translate = False
         self.done = False
         self.cost = ZERO
         self.available: Decimal | None = None
@@ -98,12 +100,17 @@ class Call:
         self.target, self.price = route(ctx, model=self.model, endpoint=self.endpoint)
         ratelimit_admit(ctx)
         self.upstream = upstream_for(self.target)
-        self.fmt = self.upstream.adapter.wire_format(self.endpoint)
+        self.translate = self.upstream.adapter.translates(self.endpoint)
+        self.upstream_endpoint = "chat" if self.translate else self.endpoint
+        self.fmt = self.upstream.adapter.wire_format(self.upstream_endpoint)
         self.stream = self.endpoint != "embeddings" and body.get("stream") is True
         self.user = end_user(self.request, body)
         payload = self.raw
         self.strip_usage = False
-        if self.stream and self.fmt == "openai":
+        if self.translate:
+            payload = json.dumps(translate.request_to_openai(body)).encode()
+            self.strip_usage = self.stream  # the Anthropic client gets usage in message_delta
+        elif self.stream and self.fmt == "openai":
             options = body.get("stream_options")
             options = dict(options) if isinstance(options, dict) else {}
             if not options.get("include_usage"):
@@ -177,7 +184,7 @@ class Call:
 
     def _request(self, payload: bytes):
         adapter, options = self.upstream.adapter, self.target.options
-        url = adapter.url(self.upstream.base_url, self.endpoint, options)
+        url = adapter.url(self.upstream.base_url, self.upstream_endpoint, options)
         headers = adapter.headers(self.upstream.secret, self.request, options)
         client = client_for(url)
         return client, client.build_request(
@@ -215,6 +222,9 @@ class Call:
             usage=usage,
             usage_source="provider" if usage else "none",
         )
+        if self.translate:
+            content = json.dumps(translate.error_to_anthropic(status, data)).encode()
+            content_type = "application/json"
         return self._respond(HttpResponse(content, status=status, content_type=content_type))
 
     def _call_json(self, payload: bytes) -> HttpResponse:
@@ -234,6 +244,9 @@ class Call:
             usage, source = self._estimated(text_bytes_of_json(self.fmt, data)), "estimated"
         self.model_served = str((data or {}).get("model") or "") if isinstance(data, dict) else ""
         self.finish(status="ok", http_status=upstream.status_code, usage=usage, usage_source=source)
+        if self.translate and isinstance(data, dict):
+            reply = translate.reply_to_anthropic(data, usage, self.request_id)
+            content, content_type = json.dumps(reply).encode(), "application/json"
         response = HttpResponse(content, status=upstream.status_code, content_type=content_type)
         return self._respond(response)
 
@@ -252,7 +265,10 @@ class Call:
                 upstream.close()
             content_type = upstream.headers.get("content-type", "application/json")
             return self._passthrough_error(upstream.status_code, content, content_type)
-        relay = Relay(self, upstream, StreamScanner(self.fmt, strip_usage=self.strip_usage))
+        writer = None
+        if self.translate:
+            writer = translate.AnthropicStreamWriter(self.request_id, str(self.model))
+        relay = Relay(self, upstream, StreamScanner(self.fmt, strip_usage=self.strip_usage), writer)
         response = StreamingHttpResponse(
             relay, content_type=upstream.headers.get("content-type", "text/event-stream")
         )
@@ -313,6 +329,7 @@ class Call:
         if self.done:
             return
         self.done = True
+        self.usage = usage
         self.cost = cost_of(self.price, usage) if usage is not None else ZERO
         fields = self._event_fields(
             status=status,
@@ -342,10 +359,11 @@ class Relay:
 
     `close()` also covers a generator that was never started (closing one runs no code)."""
 
-    def __init__(self, call: Call, upstream: httpx.Response, scanner: StreamScanner):
+    def __init__(self, call: Call, upstream: httpx.Response, scanner: StreamScanner, writer=None):
         self.call = call
         self.upstream = upstream
         self.scanner = scanner
+        self.writer = writer  # translates OpenAI chunks for an Anthropic client
         self._events = self._run()
 
     def __iter__(self):
@@ -402,6 +420,8 @@ class Relay:
                     # reply, its cost is in the wallet and the event is written.
                     status, error_code = self._outcome()
                     self._finish(status, error_code)
+                if self.writer is not None:
+                    out = self._translated()
                 yield out
             tail = scanner.flush()
             if tail:
@@ -426,9 +446,15 @@ class Relay:
             f" x-kt-wallet-available={call.available if call.available is not None else ''}\n\n"
         ).encode()
 
+    def _translated(self) -> bytes:
+        last = self.scanner.last
+        if last == "[DONE]":
+            return self.writer.finish(self.call.usage)
+        return self.writer.feed(last) if isinstance(last, dict) else b""
+
     def _error_event(self, error_code: str) -> bytes:
         message = f"The provider stream broke off ({error_code})."
-        if self.scanner.fmt == "anthropic":
+        if self.call.endpoint == "messages":
             payload = {"type": "error", "error": {"type": "api_error", "message": message}}
             return f"event: error\ndata: {json.dumps(payload)}\n\n".encode()
         payload = {"error": {"message": message, "type": "server_error", "code": error_code}}

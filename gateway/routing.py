@@ -20,7 +20,7 @@ from wallets.services import effective_wallet
 
 # Which wire formats each provider kind can serve (see gateway/providers.py).
 ENDPOINTS = {
-    "openai": {"chat", "embeddings"},
+    "openai": {"chat", "embeddings", "messages"},  # messages: translated (gateway/translate.py)
     "anthropic": {"chat", "messages"},
     "fake": {"chat", "embeddings", "messages"},
 }

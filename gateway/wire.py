@@ -85,6 +85,7 @@ class StreamScanner:
         self.text_bytes = 0
         self.finished = False  # saw [DONE] / message_stop
         self.error: dict | None = None  # an error event inside the stream
+        self.last = None  # the last event's parsed data (a dict, or "[DONE]")
         self._lines: list[str] = []
         self._anthropic_usage: dict = {}
 
@@ -104,10 +105,12 @@ class StreamScanner:
 
     def _scan(self, lines: list[str]) -> bool:
         data = "".join(line[5:].lstrip() for line in lines if line.startswith("data:"))
+        self.last = None
         if not data:
             return True
         if data == "[DONE]":
             self.finished = True
+            self.last = data
             return True
         try:
             payload = json.loads(data)
@@ -115,6 +118,7 @@ class StreamScanner:
             return True
         if not isinstance(payload, dict):
             return True
+        self.last = payload
         if self.fmt == "anthropic":
             return self._scan_anthropic(payload)
         return self._scan_openai(payload)

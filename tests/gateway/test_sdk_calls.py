@@ -281,3 +281,41 @@ def test_the_user_wallet_pays_when_the_end_user_has_one(gw, oai):
     user_wallet.refresh_from_db()
     assert user_wallet.balance == Decimal("1.00") - event.cost
     assert gw.refresh().balance == Decimal("10.00")
+
+
+def test_the_anthropic_sdk_works_in_front_of_an_openai_compatible_target(
+    gw, claude, monkeypatch, fake_provider
+):
+    """`/v1/messages` on an OpenAI-compatible target is translated both ways."""
+    from tests.factories import PriceFactory
+
+    monkeypatch.setenv("KT_TEST_OPENAI_KEY", "sk-test")
+    gw.target.provider = "openai"
+    gw.target.base_url = f"{fake_provider}/v1"
+    gw.target.secret_env = "KT_TEST_OPENAI_KEY"
+    gw.target.save()
+    price = PriceFactory(provider="openai", model="gpt-test")
+
+    message = claude.messages.create(
+        model="gpt-test", max_tokens=9, system="Be brief.", messages=HELLO
+    )
+    assert message.role == "assistant"
+    assert len(message.content[0].text.split()) == 9
+    assert message.stop_reason == "end_turn"
+    assert message.usage.output_tokens == 9
+
+    with claude.messages.stream(model="gpt-test", max_tokens=7, messages=HELLO) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert len(text.split()) == 7
+    assert final.usage.output_tokens == 7
+
+    events = list(UsageEvent.objects.order_by("id"))
+    assert [(e.endpoint, e.provider, e.status, e.usage_source) for e in events] == [
+        ("messages", "openai", "ok", "provider"),
+        ("messages", "openai", "ok", "provider"),
+    ]
+    assert events[0].completion_tokens == 9
+    assert events[1].completion_tokens == 7
+    assert events[1].prompt_tokens == final.usage.input_tokens
+    assert events[1].cost == cost_of(price, Usage(events[1].prompt_tokens, 7))
