@@ -35,6 +35,9 @@ class GroupContext:
     currency: str
     # Set when the key matched the group's previous key: valid until then.
     grace_until: datetime | None = None
+    # Names the group's rate-limit windows; includes its creation time so that a group
+    # recreated with a reused id (a restored or re-created database) starts with fresh windows.
+    limit_key: str = ""
 
 
 def raw_key(request) -> str:
@@ -71,6 +74,7 @@ def _load(digest: str) -> GroupContext | None:
         enforcement=org.wallet_enforcement,
         currency=org.currency,
         grace_until=grace,
+        limit_key=f"{group.pk}.{int(group.created_at.timestamp() * 1_000_000)}",
     )
 
 

@@ -34,7 +34,7 @@ def ratelimit_admit(ctx: GroupContext) -> None:
     if not ctx.rpm_limit and not ctx.tpm_limit:
         return
     window, retry_after = _window()
-    if ctx.rpm_limit and _incr(f"kt:rl:r:{ctx.group_id}:{window}", 1) > ctx.rpm_limit:
+    if ctx.rpm_limit and _incr(f"kt:rl:r:{ctx.limit_key}:{window}", 1) > ctx.rpm_limit:
         raise GatewayError(
             429,
             f"Rate limit reached for consumer group {ctx.group_name}: "
@@ -43,7 +43,7 @@ def ratelimit_admit(ctx: GroupContext) -> None:
             code="rate_limit_exceeded",
             headers={"retry-after": str(retry_after)},
         )
-    if ctx.tpm_limit and (cache.get(f"kt:rl:t:{ctx.group_id}:{window}") or 0) >= ctx.tpm_limit:
+    if ctx.tpm_limit and (cache.get(f"kt:rl:t:{ctx.limit_key}:{window}") or 0) >= ctx.tpm_limit:
         raise GatewayError(
             429,
             f"Rate limit reached for consumer group {ctx.group_name}: "
@@ -58,4 +58,4 @@ def ratelimit_spend(ctx: GroupContext, tokens: int) -> None:
     """Add a finished request's tokens to the group's current token window."""
     if ctx.tpm_limit and tokens > 0:
         window, _ = _window()
-        _incr(f"kt:rl:t:{ctx.group_id}:{window}", tokens)
+        _incr(f"kt:rl:t:{ctx.limit_key}:{window}", tokens)
