@@ -26,7 +26,7 @@ from gateway.errors import GatewayError
 from gateway.pricing import Usage, cost_of, worst_case_cost
 from gateway.providers import client_for, timeout, upstream_for
 from gateway.ratelimit import ratelimit_admit, ratelimit_spend
-from gateway.recording import event_record, usage_record
+from gateway.recording import event_record, hold_keepalive, usage_record
 from gateway.routing import route, wallet_of
 from gateway.wire import StreamScanner, text_bytes_of_json, usage_from_json
 from wallets.services import hold_place
@@ -408,11 +408,18 @@ class Relay:
         call, scanner = self.call, self.scanner
         # Until the loop ends by itself, the only way out is the client closing us.
         status, error_code = "client_disconnect", "client_disconnect"
+        # A stream may outlive its hold's expiry: renew the hold every third of its TTL.
+        renew_every = settings.KT_HOLD_TTL_SECONDS / 3
+        renewed = time.monotonic()
         try:
             for line in self.upstream.iter_lines():
                 out = scanner.feed(line)
                 if out is None:
                     continue
+                if call.hold is not None and time.monotonic() - renewed > renew_every:
+                    renewed = time.monotonic()
+                    hold_keepalive(call.hold)
+                    _release_connection()
                 if call.ttft_ms is None:
                     call.ttft_ms = _elapsed_ms(call.started)
                 if scanner.finished and not call.done:

@@ -5,14 +5,17 @@ that a faster implementation (one PostgreSQL statement) can replace `usage_recor
 touching the request lifecycle. `event_fields` is a plain dict of UsageEvent field values.
 """
 
+from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from chargeback.money import ZERO
 from gateway.models import UsageEvent
 from wallets import alerts
-from wallets.models import Wallet
+from wallets.models import Hold, Wallet
 from wallets.services import hold_capture, hold_release
 
 
@@ -56,6 +59,16 @@ def usage_record(hold, amount: Decimal, event_fields: dict) -> Decimal | None:
         if hold is not None or fields.get("cost"):
             _after_commit(fields)
     return available
+
+
+def hold_keepalive(hold) -> bool:
+    """Push a pending hold's expiry KT_HOLD_TTL_SECONDS ahead while its stream is still running,
+    so the sweeper never releases the hold of a long but live stream (which would let the
+    stream go uncharged). False when the hold is no longer pending."""
+    expires = timezone.now() + timedelta(seconds=settings.KT_HOLD_TTL_SECONDS)
+    return bool(
+        Hold.objects.filter(pk=hold.pk, status=Hold.Status.PENDING).update(expires_at=expires)
+    )
 
 
 def event_record(event_fields: dict) -> bool:

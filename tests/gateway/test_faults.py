@@ -207,3 +207,21 @@ def test_the_sweep_writes_events_an_earlier_run_missed(gw_local):
 def test_the_beat_schedule_runs_the_sweep(settings):
     entries = [e["task"] for e in settings.CELERY_BEAT_SCHEDULE.values()]
     assert "gateway.tasks.sweep_expired_holds" in entries
+
+
+def test_a_stream_that_outlives_its_hold_ttl_keeps_its_hold_and_is_charged(
+    gw, gateway_url, settings
+):
+    settings.KT_HOLD_TTL_SECONDS = 2  # renewed every 0.67 s while events keep coming
+    body = {"model": "fake-chat", "messages": HELLO, "stream": True}
+    headers = {"Authorization": f"Bearer {KEY}", "x-fake-chunks": "8", "x-fake-chunk-delay": "400"}
+    with httpx.stream(
+        "POST", f"{gateway_url}/chat/completions", json=body, headers=headers, timeout=10
+    ) as r:
+        for n, _line in enumerate(r.iter_lines()):
+            if n == 12:  # about 2.4 s in: past the first expiry
+                assert holds_sweep() == 0
+    event = _resolved_event()
+    assert (event.status, event.usage_source) == ("ok", "provider")
+    assert Hold.objects.get().status == "captured"
+    assert gw.refresh().balance == Decimal("10.00") - event.cost
