@@ -224,7 +224,7 @@ class Call:
         usage = usage_from_json(self.fmt, data)
         source = "provider"
         if usage is None:
-            usage, source = self._estimated(text_bytes_of_json(self.fmt, data)), "estimated"
+            usage, source = self.estimated_usage(text_bytes_of_json(self.fmt, data)), "estimated"
         self.model_served = str((data or {}).get("model") or "") if isinstance(data, dict) else ""
         self.finish(status="ok", http_status=upstream.status_code, usage=usage, usage_source=source)
         if self.translate and isinstance(data, dict):
@@ -262,7 +262,7 @@ class Call:
 
     # --- after the provider -----------------------------------------------------------------
 
-    def _estimated(self, completion_bytes: int, prompt_tokens: int = 0) -> Usage:
+    def estimated_usage(self, completion_bytes: int, prompt_tokens: int = 0) -> Usage:
         """Usage the provider never reported: the prompt (the provider's count when it gave
         one), and the completion from the text that was relayed. Never zero."""
         if self.endpoint == "embeddings":

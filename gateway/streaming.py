@@ -58,7 +58,7 @@ class Relay:
             usage, source = scanner.usage, "provider"
         else:
             prompt = scanner.usage.prompt_tokens if scanner.usage is not None else 0
-            usage, source = call._estimated(scanner.text_bytes, prompt), "estimated"
+            usage, source = call.estimated_usage(scanner.text_bytes, prompt), "estimated"
         http_status = 200 if status in ("ok", "client_disconnect") else 502
         if status == "timeout":
             http_status = 504

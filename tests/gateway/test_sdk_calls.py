@@ -4,6 +4,7 @@ import time
 from decimal import Decimal
 
 import httpx
+import openai
 import pytest
 from django.db.models import Sum
 
@@ -204,6 +205,8 @@ def test_models_lists_what_the_group_may_use_and_nothing_of_other_organizations(
     assert sorted(m.id for m in oai.models.list()) == ["fake-chat", "fake-embed"]
     assert sorted(m.id for m in claude.models.list()) == ["fake-chat", "fake-embed"]
     assert oai.models.retrieve("fake-chat").id == "fake-chat"
+    with pytest.raises(openai.NotFoundError):
+        oai.models.retrieve("outsider-only")  # the outsider's model: 404, not 403
 
     gw.group.allowed_models = ["fake-chat"]
     gw.group.save()
