@@ -204,3 +204,15 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 # After a consumer-group key rotation the old key keeps working this long (seconds).
 KT_KEY_ROTATION_GRACE_SECONDS = env.int("KT_KEY_ROTATION_GRACE_SECONDS", default=3600)
 # --- end admin ---
+
+# --- gateway ---
+# Upstream connection pool per process and per provider origin (gateway/providers.py).
+KT_UPSTREAM_MAX_CONNECTIONS = env.int("KT_UPSTREAM_MAX_CONNECTIONS", default=1000)
+KT_UPSTREAM_MAX_KEEPALIVE = env.int("KT_UPSTREAM_MAX_KEEPALIVE", default=100)
+# Holds left pending by a killed process are released and recorded (status "expired").
+# httpx logs every upstream request at INFO: noise, and CPU on the gateway's hot path.
+LOGGING["loggers"]["httpx"] = {"level": "WARNING"}
+CELERY_BEAT_SCHEDULE["gateway-sweep-expired-holds"] = {
+    "task": "gateway.tasks.sweep_expired_holds",
+    "schedule": 60.0,
+}
