@@ -1,6 +1,7 @@
 """Settings come from the environment (django-environ); the defaults are the embedded demo:
 SQLite, Celery eager, local-memory cache, console email."""
 
+import warnings
 from pathlib import Path
 
 import environ
@@ -112,6 +113,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+# Served from the finders until `collectstatic` has filled STATIC_ROOT (the demo and tests).
+warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
 WHITENOISE_AUTOREFRESH = DEBUG
 
 EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")
@@ -176,6 +179,44 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# --- budgets ---
+# Hourly: re-evaluate every budget and wallet, send forecast alerts, re-send failed emails.
+# Periods roll over by themselves (alerts are keyed by period start), so no rollover task.
+CELERY_BEAT_SCHEDULE["budgets-evaluate-hourly"] = {
+    "task": "budgets.evaluate_all",
+    "schedule": env.float("KT_BUDGET_EVALUATE_SECONDS", default=3600.0),
+}
+# No forecast alert before this many days of the period have elapsed (too little data).
+KT_BUDGET_FORECAST_MIN_DAYS = env.float("KT_BUDGET_FORECAST_MIN_DAYS", default=3.0)
+# The per-request budget check sums only recent events on top of a cached base (see
+# wallets/budgets/selectors.py budget_spend_fast): refresh interval and how far back it re-sums.
+KT_BUDGET_SPEND_REFRESH_SECONDS = env.int("KT_BUDGET_SPEND_REFRESH_SECONDS", default=60)
+KT_BUDGET_SPEND_MARGIN_SECONDS = env.int(
+    "KT_BUDGET_SPEND_MARGIN_SECONDS", default=KT_HOLD_TTL_SECONDS + 60
+)
+# The per-request hook checks a department at most once per this many seconds, after the
+# window closes (wallets/alerts.py); 0 checks after every request.
+KT_BUDGET_CHECK_SECONDS = env.int("KT_BUDGET_CHECK_SECONDS", default=5)
+# Bound every SMTP conversation (alert sends hold a row lock while talking to the server).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+
+# --- admin ---
+# After a consumer-group key rotation the old key keeps working this long (seconds).
+KT_KEY_ROTATION_GRACE_SECONDS = env.int("KT_KEY_ROTATION_GRACE_SECONDS", default=3600)
+# --- end admin ---
+
+# --- gateway ---
+# Upstream connection pool per process and per provider origin (gateway/providers.py).
+KT_UPSTREAM_MAX_CONNECTIONS = env.int("KT_UPSTREAM_MAX_CONNECTIONS", default=1000)
+KT_UPSTREAM_MAX_KEEPALIVE = env.int("KT_UPSTREAM_MAX_KEEPALIVE", default=100)
+# Holds left pending by a killed process are released and recorded (status "expired").
+# httpx logs every upstream request at INFO: noise, and CPU on the gateway's hot path.
+LOGGING["loggers"]["httpx"] = {"level": "WARNING"}
+CELERY_BEAT_SCHEDULE["gateway-sweep-expired-holds"] = {
+    "task": "gateway.tasks.sweep_expired_holds",
+    "schedule": 60.0,
+}
+
 # --- pricing (gateway/pricing.py, gateway/fastpath.py) ---
 # Price rows of a model stay in each process this long (picked by time, so a price change that
 # starts later is exact; one loaded after its start is seen within this delay).
@@ -183,6 +224,3 @@ KT_PRICE_CACHE_SECONDS = env.float("KT_PRICE_CACHE_SECONDS", default=5.0)
 # true: the gateway's hold and capture statements (PostgreSQL) commit without waiting for the
 # WAL flush; a database crash may lose the last fraction of a second of them (docs/performance.md).
 KT_GATEWAY_ASYNC_COMMIT = env.bool("KT_GATEWAY_ASYNC_COMMIT", default=False)
-# httpx logs every upstream request at INFO: a line per gateway call on the hot path, which cost
-# measurable CPU per request (docs/performance.md). Its warnings and errors still show.
-LOGGING["loggers"].setdefault("httpx", {"level": "WARNING"})

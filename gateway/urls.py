@@ -1,1 +1,11 @@
-urlpatterns = []
+from django.urls import path
+
+from gateway import views
+
+urlpatterns = [
+    path("chat/completions", views.chat_completions, name="gateway-chat"),
+    path("embeddings", views.embeddings, name="gateway-embeddings"),
+    path("messages", views.messages, name="gateway-messages"),
+    path("models", views.models, name="gateway-models"),
+    path("models/<path:model_id>", views.models, name="gateway-model"),
+]

@@ -31,3 +31,16 @@ def outsider_token(outsider_org):
     raw = "kt_admin_outsider_test"
     AdminTokenFactory(organization=outsider_org, raw=raw)
     return raw
+
+
+# --- gateway ---
+@pytest.fixture(autouse=True)
+def _gateway_caches_cleared():
+    """The gateway caches keys, targets, prices and wallets per process for a few seconds;
+    tests that reuse a key (e.g. the seed's kt_cg_engineering_prod) must not see the last
+    test's organization."""
+    from gateway.cache import clear_all
+
+    clear_all()
+    yield
+    clear_all()

@@ -1,0 +1,203 @@
+"""Provider adapters: where a request goes, with which credentials, in which wire format.
+
+One small interface (`Adapter`): the URL for an endpoint, the upstream headers, and the wire
+format of the reply (`gateway/wire.py` normalises usage per format). Adapters:
+- `openai`: any OpenAI-compatible server at `base_url` (default https://api.openai.com/v1);
+  target options `headers` (extra headers), `auth_header` (e.g. `api-key` for Azure) and
+  `query` (e.g. `{"api-version": "..."}`) cover Azure OpenAI, vLLM, Ollama and OpenRouter;
+- `anthropic`: the Messages API natively, chat completions through Anthropic's
+  OpenAI-compatible endpoint;
+- `fake`: the built-in fake provider (`gateway/fake_provider.py`), which speaks both.
+
+Upstream HTTP goes through one pooled `httpx.Client` per process per upstream origin; timeouts
+are given per request from settings (KT_UPSTREAM_CONNECT_TIMEOUT, KT_UPSTREAM_READ_TIMEOUT).
+"""
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+from django.conf import settings
+
+from gateway.errors import GatewayError
+from gateway.routing import Target
+
+log = logging.getLogger(__name__)
+
+PATHS = {"chat": "chat/completions", "embeddings": "embeddings", "messages": "messages"}
+FORMATS = {"chat": "openai", "embeddings": "openai", "messages": "anthropic"}
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+class Adapter:
+    kind = ""
+    default_base_url = ""
+
+    def url(self, base_url: str, endpoint: str, options: dict) -> str:
+        raise NotImplementedError
+
+    def headers(self, secret: str, request, options: dict) -> dict:
+        raise NotImplementedError
+
+    def wire_format(self, endpoint: str) -> str:
+        return FORMATS[endpoint]
+
+    def translates(self, endpoint: str) -> bool:
+        """True when this upstream cannot speak `endpoint` natively and the gateway translates
+        (Anthropic Messages to an OpenAI-compatible server, gateway/translate.py)."""
+        return False
+
+
+def _with_query(url: str, options: dict) -> str:
+    query = options.get("query")
+    return f"{url}?{urlencode(query)}" if isinstance(query, dict) and query else url
+
+
+def _extra_headers(options: dict) -> dict:
+    extra = options.get("headers")
+    return {str(k): str(v) for k, v in extra.items()} if isinstance(extra, dict) else {}
+
+
+class OpenAIAdapter(Adapter):
+    kind = "openai"
+    default_base_url = "https://api.openai.com/v1"
+
+    def url(self, base_url, endpoint, options):
+        return _with_query(f"{base_url.rstrip('/')}/{PATHS[endpoint]}", options)
+
+    def translates(self, endpoint):
+        return endpoint == "messages"
+
+    def headers(self, secret, request, options):
+        headers = {"Content-Type": "application/json", **_extra_headers(options)}
+        if secret:
+            auth = options.get("auth_header")
+            if auth:
+                headers[str(auth)] = secret
+            else:
+                headers["Authorization"] = f"Bearer {secret}"
+        return headers
+
+
+class AnthropicAdapter(Adapter):
+    kind = "anthropic"
+    default_base_url = "https://api.anthropic.com"
+
+    def url(self, base_url, endpoint, options):
+        base = base_url.rstrip("/").removesuffix("/v1")
+        return _with_query(f"{base}/v1/{PATHS[endpoint]}", options)
+
+    def headers(self, secret, request, options):
+        headers = {
+            "Content-Type": "application/json",
+            "anthropic-version": request.META.get("HTTP_ANTHROPIC_VERSION") or ANTHROPIC_VERSION,
+            **_extra_headers(options),
+        }
+        beta = request.META.get("HTTP_ANTHROPIC_BETA")
+        if beta:
+            headers["anthropic-beta"] = beta
+        if secret:
+            headers["x-api-key"] = secret
+            headers["Authorization"] = f"Bearer {secret}"  # the OpenAI-compatible endpoint
+        return headers
+
+
+class FakeAdapter(AnthropicAdapter):
+    """The built-in fake: Anthropic-style paths for everything, `x-fake-*` options passed on."""
+
+    kind = "fake"
+    default_base_url = ""
+
+    def headers(self, secret, request, options):
+        headers = super().headers(secret, request, options)
+        for key, value in request.headers.items():
+            if key.lower().startswith("x-fake-"):
+                headers[key] = value
+        return headers
+
+
+ADAPTERS = {a.kind: a for a in (OpenAIAdapter(), AnthropicAdapter(), FakeAdapter())}
+
+
+@dataclass(frozen=True)
+class Upstream:
+    adapter: Adapter
+    base_url: str
+    secret: str
+    offline: bool = False  # sent to the fake provider because the secret is missing
+
+
+_offline_logged: set = set()
+
+
+def upstream_for(target: Target) -> Upstream:
+    """Resolve a target to an adapter, a base URL and its secret (from the environment)."""
+    fake_url = settings.KT_FAKE_PROVIDER_URL
+    if target.provider == "fake":
+        base = target.base_url or fake_url
+        if not base:
+            raise GatewayError(
+                503,
+                f"Target {target.target_id} uses the fake provider but has no base_url and "
+                "KT_FAKE_PROVIDER_URL is not set.",
+                type="server_error",
+                code="provider_not_configured",
+            )
+        return Upstream(ADAPTERS["fake"], base, "")
+    adapter = ADAPTERS[target.provider]
+    secret = os.environ.get(target.secret_env, "") if target.secret_env else ""
+    if target.secret_env and not secret:
+        if fake_url:
+            if target.pk not in _offline_logged:
+                _offline_logged.add(target.pk)
+                log.warning(
+                    "target %s: %s is not set; demo offline mode sends its calls to the fake "
+                    "provider at %s",
+                    target.target_id,
+                    target.secret_env,
+                    fake_url,
+                )
+            return Upstream(ADAPTERS["fake"], fake_url, "", offline=True)
+        raise GatewayError(
+            503,
+            f"Target {target.target_id} needs its API key in the environment variable "
+            f"{target.secret_env}, which is not set on the gateway.",
+            type="server_error",
+            code="provider_not_configured",
+        )
+    return Upstream(adapter, target.base_url or adapter.default_base_url, secret)
+
+
+_clients: dict[str, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(url: str) -> httpx.Client:
+    """The process's pooled client for the origin of `url` (created once, thread-safe)."""
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    client = _clients.get(origin)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(origin)
+            if client is None:
+                client = httpx.Client(
+                    limits=httpx.Limits(
+                        max_connections=settings.KT_UPSTREAM_MAX_CONNECTIONS,
+                        max_keepalive_connections=settings.KT_UPSTREAM_MAX_KEEPALIVE,
+                        keepalive_expiry=30,
+                    ),
+                    follow_redirects=False,
+                )
+                _clients[origin] = client
+    return client
+
+
+def timeout() -> httpx.Timeout:
+    read = settings.KT_UPSTREAM_READ_TIMEOUT
+    return httpx.Timeout(
+        connect=settings.KT_UPSTREAM_CONNECT_TIMEOUT, read=read, write=read, pool=read
+    )

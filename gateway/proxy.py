@@ -1,0 +1,343 @@
+"""One gateway request: authenticate → route → price the worst case → hold → call the provider
+(no database transaction or connection held) → relay → capture the actual cost and write the
+usage event (gateway/recording.py).
+
+The hold is resolved exactly once on every path: `Call.finish` runs once, from the code that
+knows how the call ended (reply relayed, provider error, timeout, stream cut, client gone), and a
+process killed in between leaves a hold that expires and is swept (gateway/tasks.py).
+"""
+
+import json
+import secrets
+from decimal import Decimal
+
+import httpx
+from django.http import HttpResponse, StreamingHttpResponse
+
+from chargeback.errors import InsufficientFunds
+from chargeback.money import ZERO
+from gateway import estimate, translate
+from gateway.attribution import end_user, tags_of
+from gateway.auth import GroupContext
+from gateway.errors import GatewayError
+from gateway.pricing import Usage, cost_of, worst_case_cost
+from gateway.providers import client_for, timeout, upstream_for
+from gateway.ratelimit import ratelimit_admit, ratelimit_spend
+from gateway.recording import event_record, usage_record
+from gateway.routing import route, wallet_of
+from gateway.streaming import Relay, elapsed_ms, release_connection
+from gateway.wire import StreamScanner, text_bytes_of_json, usage_from_json
+from wallets.services import hold_place
+
+EVENT_ENDPOINTS = {"chat": "chat.completions", "embeddings": "embeddings", "messages": "messages"}
+
+
+def new_request_id() -> str:
+    return f"req_{secrets.token_hex(12)}"
+
+
+def output_cap(endpoint: str, body: dict) -> int | None:
+    """The client's output limit (None: the model's cap from the price applies)."""
+    if endpoint == "embeddings":
+        return 0
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+class Call:
+    def __init__(
+        self,
+        *,
+        request,
+        ctx: GroupContext,
+        endpoint: str,
+        body: dict,
+        raw: bytes,
+        request_id,
+        started,
+    ):
+        self.request = request
+        self.ctx = ctx
+        self.endpoint = endpoint
+        self.body = body
+        self.raw = raw
+        self.request_id = request_id
+        self.started = started
+        self.hold = None
+        self.wallet = None
+        self.ttft_ms = None
+        self.usage = None
+        self.translate = False
+        self.done = False
+        self.cost = ZERO
+        self.available: Decimal | None = None
+
+    # --- before the provider ----------------------------------------------------------------
+
+    def run(self) -> HttpResponse:
+        ctx, body = self.ctx, self.body
+        self.model = body.get("model")
+        self.target, self.price = route(ctx, model=self.model, endpoint=self.endpoint)
+        ratelimit_admit(ctx)
+        self.upstream = upstream_for(self.target)
+        self.translate = self.upstream.adapter.translates(self.endpoint)
+        self.upstream_endpoint = "chat" if self.translate else self.endpoint
+        self.fmt = self.upstream.adapter.wire_format(self.upstream_endpoint)
+        self.stream = self.endpoint != "embeddings" and body.get("stream") is True
+        self.user = end_user(self.request, body)
+        payload = self.raw
+        self.strip_usage = False
+        if self.translate:
+            payload = json.dumps(translate.request_to_openai(body)).encode()
+            self.strip_usage = self.stream  # the Anthropic client gets usage in message_delta
+        elif self.stream and self.fmt == "openai":
+            options = body.get("stream_options")
+            options = dict(options) if isinstance(options, dict) else {}
+            if not options.get("include_usage"):
+                # Ask for the usage chunk; the client did not, so it will not see it.
+                self.strip_usage = True
+                options["include_usage"] = True
+                payload = json.dumps({**body, "stream_options": options}).encode()
+        self._hold()
+        try:
+            release_connection()
+            if self.stream:
+                return self._call_stream(payload)
+            return self._call_json(payload)
+        except BaseException:
+            if not self.done:
+                self.finish(status="error", http_status=500, error_code="gateway_error")
+            raise
+
+    def _worst_case(self) -> Decimal:
+        price = self.price
+        if self.endpoint == "embeddings":
+            prompt = estimate.embedding_upper_bound(self.body)
+        else:
+            prompt = estimate.prompt_upper_bound(self.body, context_window=price.context_window)
+        cap = output_cap(self.endpoint, self.body)
+        worst = worst_case_cost(price, prompt_upper_tokens=prompt, max_output_tokens=cap)
+        n = self.body.get("n")
+        if isinstance(n, int) and n > 1:  # every choice may use the whole output cap
+            worst += (n - 1) * worst_case_cost(price, prompt_upper_tokens=0, max_output_tokens=cap)
+        return worst
+
+    def _hold(self):
+        ctx = self.ctx
+        if not ctx.cost_tracking:
+            return
+        self.wallet = wallet_of(ctx, self.user)
+        worst = self._worst_case()
+        if self.wallet is None:
+            if ctx.enforcement:
+                self._reject(
+                    f"No wallet covers consumer group {ctx.group_name}: allocate funds to its "
+                    f"team (0.00 {ctx.currency} available).",
+                    available=ZERO,
+                )
+            return
+        try:
+            self.hold = hold_place(
+                wallet=self.wallet,
+                amount=worst,
+                request_id=self.request_id,
+                enforce=ctx.enforcement,
+            )
+        except InsufficientFunds as exc:
+            self._reject(exc.message, available=exc.available)
+
+    def _reject(self, message: str, *, available):
+        event_record(
+            self._event_fields(
+                status="rejected", http_status=402, error_code="insufficient_quota", usage=None
+            )
+        )
+        raise GatewayError(
+            402,
+            message,
+            type="insufficient_quota",
+            code="insufficient_quota",
+            headers={"x-kt-wallet-available": str(available if available is not None else ZERO)},
+        )
+
+    # --- the provider -----------------------------------------------------------------------
+
+    def _request(self, payload: bytes):
+        adapter, options = self.upstream.adapter, self.target.options
+        url = adapter.url(self.upstream.base_url, self.upstream_endpoint, options)
+        headers = adapter.headers(self.upstream.secret, self.request, options)
+        client = client_for(url)
+        return client, client.build_request(
+            "POST", url, content=payload, headers=headers, timeout=timeout()
+        )
+
+    def _transport_error(self, exc: Exception):
+        if isinstance(exc, httpx.TimeoutException):
+            self.finish(status="timeout", http_status=504, error_code="upstream_timeout")
+            return GatewayError(
+                504,
+                f"The provider ({self.target.target_id}) did not answer in time.",
+                type="timeout",
+                code="upstream_timeout",
+            )
+        self.finish(status="provider_error", http_status=502, error_code="upstream_unreachable")
+        return GatewayError(
+            502,
+            f"The provider ({self.target.target_id}) could not be reached: {type(exc).__name__}.",
+            type="server_error",
+            code="upstream_unreachable",
+        )
+
+    def _passthrough_error(self, status: int, content: bytes, content_type: str) -> HttpResponse:
+        data = _json_or_none(content)
+        usage = usage_from_json(self.fmt, data)
+        error = (data or {}).get("error") if isinstance(data, dict) else None
+        code = ""
+        if isinstance(error, dict):
+            code = str(error.get("code") or error.get("type") or "")[:100]
+        self.finish(
+            status="provider_error",
+            http_status=status,
+            error_code=code or f"http_{status}",
+            usage=usage,
+            usage_source="provider" if usage else "none",
+        )
+        if self.translate:
+            content = json.dumps(translate.error_to_anthropic(status, data)).encode()
+            content_type = "application/json"
+        return self._respond(HttpResponse(content, status=status, content_type=content_type))
+
+    def _call_json(self, payload: bytes) -> HttpResponse:
+        client, request = self._request(payload)
+        try:
+            upstream = client.send(request)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from exc
+        content = upstream.content
+        content_type = upstream.headers.get("content-type", "application/json")
+        if upstream.status_code >= 400:
+            return self._passthrough_error(upstream.status_code, content, content_type)
+        data = _json_or_none(content)
+        usage = usage_from_json(self.fmt, data)
+        source = "provider"
+        if usage is None:
+            usage, source = self.estimated_usage(text_bytes_of_json(self.fmt, data)), "estimated"
+        self.model_served = str((data or {}).get("model") or "") if isinstance(data, dict) else ""
+        self.finish(status="ok", http_status=upstream.status_code, usage=usage, usage_source=source)
+        if self.translate and isinstance(data, dict):
+            reply = translate.reply_to_anthropic(data, usage, self.request_id)
+            content, content_type = json.dumps(reply).encode(), "application/json"
+        response = HttpResponse(content, status=upstream.status_code, content_type=content_type)
+        return self._respond(response)
+
+    def _call_stream(self, payload: bytes):
+        client, request = self._request(payload)
+        try:
+            upstream = client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from exc
+        if upstream.status_code >= 400:
+            try:
+                content = upstream.read()
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc) from exc
+            finally:
+                upstream.close()
+            content_type = upstream.headers.get("content-type", "application/json")
+            return self._passthrough_error(upstream.status_code, content, content_type)
+        writer = None
+        if self.translate:
+            writer = translate.AnthropicStreamWriter(self.request_id, str(self.model))
+        relay = Relay(self, upstream, StreamScanner(self.fmt, strip_usage=self.strip_usage), writer)
+        response = StreamingHttpResponse(
+            relay, content_type=upstream.headers.get("content-type", "text/event-stream")
+        )
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # nginx: relay each chunk as it comes
+        response["x-kt-request-id"] = self.request_id
+        return response
+
+    # --- after the provider -----------------------------------------------------------------
+
+    def estimated_usage(self, completion_bytes: int, prompt_tokens: int = 0) -> Usage:
+        """Usage the provider never reported: the prompt (the provider's count when it gave
+        one), and the completion from the text that was relayed. Never zero."""
+        if self.endpoint == "embeddings":
+            return Usage(prompt_tokens=prompt_tokens or estimate.prompt_estimate(self.body))
+        return Usage(
+            prompt_tokens=prompt_tokens or estimate.prompt_estimate(self.body),
+            completion_tokens=estimate.estimate_tokens(completion_bytes),
+        )
+
+    def _event_fields(self, *, status, http_status, error_code="", usage, usage_source="none"):
+        ctx = self.ctx
+        price = getattr(self, "price", None)
+        target = getattr(self, "target", None)
+        usage = usage or Usage()
+        return {
+            "organization_id": ctx.organization_id,
+            "department_id": ctx.department_id,
+            "consumer_group_id": ctx.group_id,
+            "wallet_id": self.wallet.pk if self.wallet is not None else None,
+            "request_id": self.request_id,
+            "user": getattr(self, "user", ""),
+            "tags": tags_of(self.request),
+            "endpoint": EVENT_ENDPOINTS[self.endpoint],
+            "provider": target.provider if target else "",
+            "target_id": target.target_id if target else "",
+            "model_requested": str(self.model or "")[:200],
+            "model_served": getattr(self, "model_served", "")[:200],
+            "stream": getattr(self, "stream", False),
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "cached_tokens": usage.cached_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "cost": self.cost,
+            "currency": price.currency if price else ctx.currency,
+            "price_id": price.pk if price else None,
+            "usage_source": usage_source,
+            "status": status,
+            "http_status": http_status,
+            "error_code": error_code[:100],
+            "latency_ms": elapsed_ms(self.started),
+            "ttft_ms": self.ttft_ms,
+            "prompt_fingerprint": estimate.prompt_fingerprint(self.body),
+        }
+
+    def finish(self, *, status, http_status, error_code="", usage=None, usage_source="none"):
+        """Price the usage, capture it (or release the hold) and write the event. Once."""
+        if self.done:
+            return
+        self.done = True
+        self.usage = usage
+        self.cost = cost_of(self.price, usage) if usage is not None else ZERO
+        fields = self._event_fields(
+            status=status,
+            http_status=http_status,
+            error_code=error_code,
+            usage=usage,
+            usage_source=usage_source if usage is not None else "none",
+        )
+        if self.ctx.cost_tracking:
+            self.available = usage_record(self.hold, self.cost, fields)
+        else:
+            event_record({**fields, "wallet_id": None})
+        if usage is not None:
+            ratelimit_spend(self.ctx, usage.prompt_tokens + usage.completion_tokens)
+
+    def _respond(self, response: HttpResponse) -> HttpResponse:
+        response["x-kt-request-id"] = self.request_id
+        response["x-kt-cost"] = str(self.cost)
+        if self.available is not None:
+            response["x-kt-wallet-available"] = str(self.available)
+        return response
+
+
+def _json_or_none(content: bytes):
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None

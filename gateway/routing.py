@@ -1,0 +1,160 @@
+"""Which target serves a model, at what price, from which wallet; cached per process.
+
+A target serves the models in its `served_models`; a target with an empty list serves any model
+that has a price for its provider. Targets whose `served_models` names the model explicitly win
+over catch-all targets; otherwise the first by `target_id`.
+"""
+
+from dataclasses import dataclass
+
+from django.db.models import Q
+from django.utils import timezone
+
+from chargeback.models import ProviderTarget
+from gateway.auth import GroupContext
+from gateway.cache import ttl_cache
+from gateway.errors import GatewayError, bad_request
+from gateway.models import Price
+from gateway.pricing import price_for
+from wallets.services import effective_wallet
+
+# Which wire formats each provider kind can serve (see gateway/providers.py).
+ENDPOINTS = {
+    "openai": {"chat", "embeddings", "messages"},  # messages: translated (gateway/translate.py)
+    "anthropic": {"chat", "messages"},
+    "fake": {"chat", "embeddings", "messages"},
+}
+
+_targets = ttl_cache(1_000)
+_prices = ttl_cache()
+_wallets = ttl_cache()
+_model_lists = ttl_cache(1_000)
+
+
+@dataclass(frozen=True)
+class Target:
+    pk: int
+    target_id: str
+    provider: str
+    base_url: str
+    secret_env: str
+    served_models: tuple
+    options: dict
+
+
+def targets_of(organization_id: int) -> list[Target]:
+    def load():
+        return [
+            Target(
+                pk=t.pk,
+                target_id=t.target_id,
+                provider=t.provider,
+                base_url=t.base_url,
+                secret_env=t.secret_env,
+                served_models=tuple(t.served_models or ()),
+                options=dict(t.options or {}),
+            )
+            for t in ProviderTarget.objects.filter(organization_id=organization_id).order_by(
+                "target_id"
+            )
+        ]
+
+    return _targets.get(organization_id, load)
+
+
+def price_now(*, organization_id: int, provider: str, model: str) -> Price | None:
+    """The price in force now; cached, but never used outside its effective period."""
+    now = timezone.now()
+    key = (organization_id, provider, model)
+    price = _prices.get(
+        key,
+        lambda: price_for(organization_id=organization_id, provider=provider, model=model, at=now),
+    )
+    if price is not None and (
+        price.effective_from > now or (price.effective_to is not None and price.effective_to <= now)
+    ):
+        price = price_for(organization_id=organization_id, provider=provider, model=model, at=now)
+    return price
+
+
+def route(ctx: GroupContext, *, model: str, endpoint: str) -> tuple[Target, Price]:
+    """The target and price for `model`, or GatewayError 400 saying why not."""
+    if not isinstance(model, str) or not model:
+        raise bad_request("you must provide a model parameter", code="missing_model", param="model")
+    if ctx.allowed_models and model not in ctx.allowed_models:
+        raise GatewayError(
+            400,
+            f"The model `{model}` is not allowed for consumer group {ctx.group_name}.",
+            code="model_not_allowed",
+            param="model",
+        )
+    targets = [t for t in targets_of(ctx.organization_id) if endpoint in ENDPOINTS[t.provider]]
+    explicit = [t for t in targets if model in t.served_models]
+    for target in explicit:
+        price = price_now(
+            organization_id=ctx.organization_id, provider=target.provider, model=model
+        )
+        if price is not None:
+            return target, price
+    if explicit:
+        raise GatewayError(
+            400,
+            f"The model `{model}` has no price for provider {explicit[0].provider}; "
+            "add one to the pricing catalog.",
+            code="model_not_priced",
+            param="model",
+        )
+    for target in targets:
+        if target.served_models:
+            continue
+        price = price_now(
+            organization_id=ctx.organization_id, provider=target.provider, model=model
+        )
+        if price is not None:
+            return target, price
+    raise GatewayError(
+        400,
+        f"The model `{model}` does not exist or no target serves it on this endpoint.",
+        code="model_not_found",
+        param="model",
+    )
+
+
+def wallet_of(ctx: GroupContext, user_ref: str):
+    """The request's effective wallet (user's, else team's, else organization's) or None."""
+    key = (ctx.organization_id, ctx.department_id, user_ref)
+    return _wallets.get(
+        key,
+        lambda: effective_wallet(
+            organization=ctx.organization_id, department=ctx.department_id, user_ref=user_ref
+        ),
+    )
+
+
+def models_for(ctx: GroupContext) -> list[tuple[str, str]]:
+    """(model, provider) pairs this group may call, sorted by model."""
+
+    def load():
+        now = timezone.now()
+        found = {}
+        for target in targets_of(ctx.organization_id):
+            names = target.served_models
+            if not names:
+                names = (
+                    Price.objects.filter(
+                        Q(organization_id=ctx.organization_id) | Q(organization__isnull=True),
+                        provider=target.provider,
+                        effective_from__lte=now,
+                    )
+                    .filter(Q(effective_to__isnull=True) | Q(effective_to__gt=now))
+                    .values_list("model", flat=True)
+                    .distinct()
+                )
+            for name in names:
+                found.setdefault(name, target.provider)
+        return sorted(found.items())
+
+    models = _model_lists.get(ctx.organization_id, load)
+    if ctx.allowed_models:
+        models = [m for m in models if m[0] in ctx.allowed_models]
+    return models
