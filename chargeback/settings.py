@@ -175,3 +175,13 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- exports ---
+# The previous month's chargeback and events exports for every organization: hourly on the 1st
+# and 2nd (UTC) so that each time zone is served after its own midnight; idempotent.
+from celery.schedules import crontab  # noqa: E402
+
+CELERY_BEAT_SCHEDULE["exports-monthly"] = {
+    "task": "reports.export_jobs_monthly",
+    "schedule": crontab(minute=20, day_of_month="1,2"),
+}
