@@ -78,9 +78,7 @@ def _json_value(value) -> str:
 class JsonlWriter:
     """One JSON object per line, keys in column order; amounts are exact JSON numbers."""
 
-    separator = b"\n"
     opening = b""
-    closing = b""
 
     def __init__(self, fileobj, columns: list[Column]):
         self._file = fileobj
@@ -99,14 +97,16 @@ class JsonlWriter:
         self._file.write(line)
 
     def close(self) -> None:
-        self._file.write(self.closing if self._first else b"\n" + self.closing)
+        pass  # every line already ends with its newline
 
 
 class JsonWriter(JsonlWriter):
     """A JSON array of the same objects, streamed."""
 
     opening = b"["
-    closing = b"]\n"
+
+    def close(self) -> None:
+        self._file.write(b"]\n" if self._first else b"\n]\n")
 
 
 XLSX_MAX_ROWS = 1_048_576  # per sheet, header included
