@@ -35,7 +35,7 @@ def may_usage(org, engineering, support, model):
             department=dept,
             at=datetime(2026, 5, day, 9, tzinfo=UTC),
             model=model,
-            user="=HYPERLINK(\"http://evil\")" if day == 7 else f"user{day}",
+            user='=HYPERLINK("http://evil")' if day == 7 else f"user{day}",
         )
         for day in (1, 7, 15, 16, 31)
         for dept in (engineering, support)
@@ -60,7 +60,9 @@ def test_the_seed_command_queues_an_export_that_downloads_as_csv(
     assert job_id in listed.stdout
 
     out = tmp_path / "may.csv"
-    got = kt(live_server, admin_token, "export-jobs", "download", "--id", job_id, "--output", str(out))
+    got = kt(
+        live_server, admin_token, "export-jobs", "download", "--id", job_id, "--output", str(out)
+    )
     assert got.returncode == 0, got.stderr
     with out.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
@@ -69,7 +71,7 @@ def test_the_seed_command_queues_an_export_that_downloads_as_csv(
     assert {r["organization"] for r in rows} == {"acme"}
     assert to_cents(sum(Decimal(r["cost"]) for r in rows)) > 0
     # The formula an end user typed is text now.
-    assert "'=HYPERLINK(\"http://evil\")" in {r["user"] for r in rows}
+    assert '\'=HYPERLINK("http://evil")' in {r["user"] for r in rows}
 
 
 @pytest.mark.django_db(transaction=True)

@@ -31,8 +31,11 @@ def worker(media_root, tmp_path):
     }
     log = (tmp_path / "worker.log").open("w")
     proc = subprocess.Popen(
-        [CELERY, "-A", "chargeback", "worker", "--pool=solo", "-l", "info"]
-        + ["--without-gossip", "--without-mingle", "--without-heartbeat"],
+        [
+            CELERY,
+            *("-A", "chargeback", "worker", "--pool=solo", "-l", "info"),
+            *("--without-gossip", "--without-mingle", "--without-heartbeat"),
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -46,7 +49,9 @@ def worker(media_root, tmp_path):
 
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
-def test_a_real_worker_builds_the_export_from_the_redis_queue(org, engineering, model, worker, tmp_path):
+def test_a_real_worker_builds_the_export_from_the_redis_queue(
+    org, engineering, model, worker, tmp_path
+):
     from chargeback.celery import app
 
     assert not app.conf.task_always_eager
@@ -56,7 +61,11 @@ def test_a_real_worker_builds_the_export_from_the_redis_queue(org, engineering, 
         record_usage(department=engineering, at=datetime(2026, 5, day, 8, tzinfo=UTC), model=model)
 
     job = export_job_create(
-        organization=org, type="events", format="jsonl", date_from="2026-05-01", date_to="2026-05-31"
+        organization=org,
+        type="events",
+        format="jsonl",
+        date_from="2026-05-01",
+        date_to="2026-05-31",
     )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
