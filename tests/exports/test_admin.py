@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def finance(org):
-    user = User.objects.create_user("fiona", password="x", is_staff=True)
+    user = User.objects.create_user("fiona", is_staff=True)  # no password: hashing is slow
     user.user_permissions.add(
         *Permission.objects.filter(codename__in=["view_exportjob", "add_exportjob"])
     )

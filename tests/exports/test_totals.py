@@ -38,7 +38,7 @@ def may(org, engineering, support, model):
     fund(engineering, "250.00", at=datetime(2026, 5, 3, 9, tzinfo=UTC))
     fund(support, "300.00", at=datetime(2026, 5, 1, 9, tzinfo=UTC))
     events = []
-    for day in range(1, 32):
+    for day in (1, 3, 6, 9, 15, 16, 21, 27, 30, 31):
         at = datetime(2026, 5, day, 10, 17, 3, tzinfo=UTC)
         events.append(
             record_usage(
@@ -66,7 +66,7 @@ def may(org, engineering, support, model):
     # Outside the month: must not count.
     record_usage(department=engineering, at=datetime(2026, 4, 30, 23, 59, tzinfo=UTC), model=model)
     record_usage(department=engineering, at=datetime(2026, 6, 1, 0, 0, tzinfo=UTC), model=model)
-    refunded = events[10]
+    refunded = events[6]
     import time_machine
 
     with time_machine.travel(datetime(2026, 5, 25, 8, tzinfo=UTC), tick=False):
@@ -95,7 +95,7 @@ def test_events_and_chargeback_totals_equal_the_ledger_captures_to_the_cent(org,
     chargeback_job = _run(org, type="chargeback", date_from="2026-05-01", date_to="2026-05-31")
 
     rows = _csv_rows(events_job)
-    assert len(rows) == len(may["events"]) == 64
+    assert len(rows) == len(may["events"]) == 22
     assert sum(Decimal(r["cost"]) for r in rows) == captured  # exact, 8 places
     assert events_job.manifest["totals"]["USD"]["cost"] == str(to_cents(captured))
     assert chargeback_job.manifest["totals"]["USD"]["spend"] == str(to_cents(captured))
@@ -106,7 +106,7 @@ def test_events_and_chargeback_totals_equal_the_ledger_captures_to_the_cent(org,
     assert Decimal(eng["spend"]) == to_cents(
         sum(e.cost for e in may["events"] if e.department.team_id == "team_engineering")
     )
-    assert int(eng["requests"]) == 31
+    assert int(eng["requests"]) == 10
     assert int(by_team["team_support"]["failed_requests"]) == 2
     # Allocations in the month only (the April one is not May's), balance from the ledger.
     assert Decimal(eng["allocations"]) == Decimal("250.00")
@@ -126,7 +126,8 @@ def test_a_refund_shows_in_the_chargeback_month_and_nets_the_spend(org, may):
     assert Decimal(row["refunds"]) == to_cents(refunded.cost)
     assert Decimal(row["net_spend"]) == Decimal(row["spend"]) - Decimal(row["refunds"])
     totals = job.manifest["totals"]["USD"]
-    assert Decimal(totals["net_spend"]) == Decimal(totals["spend"]) - to_cents(refunded.cost)
+    assert Decimal(totals["refunds_exact"]) == refunded.cost
+    assert Decimal(totals["net_spend"]) == Decimal(totals["spend"]) - Decimal(totals["refunds"])
 
 
 def test_the_price_change_mid_month_prices_each_event_at_its_own_time(org, may):

@@ -35,6 +35,9 @@ class Totals:
 
     amounts: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(lambda: ZERO)))
     counts: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    # (name, minuend, subtrahend): shown as the difference of the two rounded totals, the way
+    # each row shows it, so that the figures a person adds up agree to the cent.
+    differences: list = field(default_factory=list)
 
     def add(self, currency: str, name: str, amount: Decimal) -> None:
         self.amounts[currency][name] += amount
@@ -49,10 +52,19 @@ class Totals:
             for name, value in sorted(self.amounts.get(currency, {}).items()):
                 entry[name] = str(to_cents(value))
                 entry[f"{name}_exact"] = format(value, "f")
+            for name, a, b in self.differences:
+                entry[name] = str(
+                    to_cents(entry_exact(self, currency, a))
+                    - to_cents(entry_exact(self, currency, b))
+                )
             for name, value in sorted(self.counts.get(currency, {}).items()):
                 entry[name] = value
             out[currency] = entry
         return out
+
+
+def entry_exact(totals: Totals, currency: str, name: str) -> Decimal:
+    return totals.amounts.get(currency, {}).get(name, ZERO)
 
 
 def builder_for(export_type: str):

@@ -40,7 +40,7 @@ COLUMNS = [
     Column("total_tokens", INT),
     Column("spend", DECIMAL, "gross cost of the month's events, to the cent"),
     Column("refunds", DECIMAL, "refund entries given in the month"),
-    Column("net_spend", DECIMAL, "spend - refunds"),
+    Column("net_spend", DECIMAL, "spend - refunds (of the rounded figures: the row adds up)"),
     Column("spend_by_provider", JSON, '{"openai": "12.34", ...} gross, to the cent'),
     Column("spend_by_model", JSON, "by model requested, gross, to the cent"),
     Column("budget", DECIMAL, "the department's monthly budget (empty: none)"),
@@ -96,6 +96,7 @@ def _ledger(ctx, start, end, kinds, scope=None, before_only=False):
 
 def rows(ctx: ExportContext, totals: Totals) -> Iterator[tuple]:
     org = ctx.organization
+    totals.differences.append(("net_spend", "spend", "refunds"))
     departments = _departments(ctx)
     budgets = {
         b.department_id: b
@@ -147,7 +148,8 @@ def rows(ctx: ExportContext, totals: Totals) -> Iterator[tuple]:
             s = spend.get(key, {})
             gross = s.get("cost", ZERO)
             refund = refunds.get(key, ZERO)
-            net = gross - refund
+            # The row must add up as printed: net and variance come from the rounded figures.
+            net = to_cents(gross) - to_cents(refund)
             budget = budgets.get(dept_id)
             budget_amount = budget.amount if budget and budget.currency == currency else None
             allocated = allocations.get(key, ZERO)
@@ -156,7 +158,6 @@ def rows(ctx: ExportContext, totals: Totals) -> Iterator[tuple]:
 
             totals.add(currency, "spend", gross)
             totals.add(currency, "refunds", refund)
-            totals.add(currency, "net_spend", net)
             totals.add(currency, "allocations", allocated)
             totals.count(currency, "requests", s.get("requests", 0))
             totals.count(currency, "tokens", prompt + completion)
@@ -175,11 +176,11 @@ def rows(ctx: ExportContext, totals: Totals) -> Iterator[tuple]:
                 prompt + completion,
                 to_cents(gross),
                 to_cents(refund),
-                to_cents(net),
+                net,
                 by_provider.get(key, {}),
                 by_model.get(key, {}),
                 to_cents(budget_amount) if budget_amount is not None else None,
-                to_cents(budget_amount - net) if budget_amount is not None else None,
+                to_cents(budget_amount) - net if budget_amount is not None else None,
                 _percent(net, budget_amount),
                 to_cents(allocated),
                 to_cents(balance) if balance is not None else None,
