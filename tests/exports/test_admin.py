@@ -88,3 +88,33 @@ def test_the_download_link_serves_the_file_and_is_audited(finance, org, engineer
     assert response.status_code == 200
     assert b"".join(response.streaming_content).count(b"\r\n") == 2
     assert AuditLog.objects.get(action="export.downloaded").via == "admin"
+
+
+def test_a_superuser_sees_every_organization_and_chooses_one_when_adding(org, outsider_org):
+    boss = User.objects.create_superuser("root", email="root@example.com")
+    client = Client()
+    client.force_login(boss)
+    mine, theirs = _job(org), _job(outsider_org)
+    page = client.get("/admin/reports/exportjob/").content.decode()
+    assert mine.id in page
+    assert theirs.id in page
+    response = client.post(
+        "/admin/reports/exportjob/add/",
+        {
+            "organization": outsider_org.pk,
+            "type": "focus",
+            "format": "jsonl",
+            "date_from": "2026-05-01",
+            "date_to": "2026-05-31",
+        },
+    )
+    assert response.status_code == 302
+    assert ExportJob.objects.filter(organization=outsider_org, type="focus").exists()
+
+
+def test_staff_without_an_organization_are_refused(org):
+    user = User.objects.create_user("drifter", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename="view_exportjob"))
+    client = Client()
+    client.force_login(user)
+    assert client.get("/admin/reports/exportjob/").status_code == 403
