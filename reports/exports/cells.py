@@ -48,7 +48,34 @@ def decimal_text(value: Decimal) -> str:
 
 def iso_utc(value: datetime) -> str:
     """`2026-05-31T21:30:00.000000Z`: one fixed shape, always UTC, always microseconds."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")[: 19 + 7] + "Z"
+
+
+class RawJson(str):
+    """JSON already in canonical form (compact, sorted keys): written as is by every writer."""
+
+    __slots__ = ()
+
+
+class JsonCanon:
+    """Canonical JSON for values read as database text, cached by that text: tags repeat a lot,
+    and parsing then re-dumping each one would dominate a million-row export."""
+
+    def __init__(self, limit: int = 10_000):
+        self._cache: dict[str, RawJson] = {}
+        self._limit = limit
+
+    def __call__(self, text: str | None) -> RawJson | None:
+        if text is None:
+            return None
+        canon = self._cache.get(text)
+        if canon is None:
+            canon = RawJson(json_text(json.loads(text)))
+            if len(self._cache) < self._limit:
+                self._cache[text] = canon
+        return canon
 
 
 def text_cell(value):
@@ -58,3 +85,18 @@ def text_cell(value):
     if isinstance(value, dict | list):
         return neutralise(json_text(value))
     return neutralise(str(value))
+
+
+def text_cells(row: list, indexes: list[int]) -> None:
+    """text_cell for the given positions of a row, in place; the inline check keeps the common
+    case (plain text) free of function calls."""
+    for i in indexes:
+        v = row[i]
+        if v.__class__ is str:
+            if v and v[0] in _FORMULA_FIRST:
+                row[i] = "'" + v
+        elif v is not None:
+            row[i] = text_cell(v)
+
+
+_FORMULA_FIRST = frozenset(FORMULA_PREFIXES)

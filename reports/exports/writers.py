@@ -24,12 +24,12 @@ def _identity(value):
     return value
 
 
-def _decimal_or_none(value):
-    return None if value is None else cells.decimal_text(value)
-
-
 def _bool_text(value):
     return None if value is None else ("true" if value else "false")
+
+
+def _kinds(columns: list[Column], *kinds) -> list[int]:
+    return [i for i, c in enumerate(columns) if c.kind in kinds]
 
 
 class CsvWriter:
@@ -39,22 +39,26 @@ class CsvWriter:
         self._text = io.TextIOWrapper(fileobj, encoding="utf-8", newline="", write_through=False)
         self._csv = csv.writer(self._text, lineterminator="\r\n")
         self._csv.writerow([c.name for c in columns])
-        converters = {
-            cells.TEXT: cells.text_cell,
-            cells.JSON: cells.text_cell,
-            cells.DECIMAL: _decimal_or_none,
-            cells.BOOL: _bool_text,
-        }
         # Only the columns that need converting are touched per row (ints pass straight through).
-        self._convert = [
-            (i, converters[c.kind]) for i, c in enumerate(columns) if c.kind in converters
-        ]
+        self._text_idx = _kinds(columns, cells.TEXT, cells.JSON)
+        self._decimal_idx = _kinds(columns, cells.DECIMAL)
+        self._bool_idx = _kinds(columns, cells.BOOL)
+
+    def _convert(self, row: tuple) -> list:
+        row = list(row)
+        cells.text_cells(row, self._text_idx)
+        for i in self._decimal_idx:
+            if row[i] is not None:
+                row[i] = format(row[i], "f")
+        for i in self._bool_idx:
+            row[i] = _bool_text(row[i])
+        return row
 
     def write(self, row: tuple) -> None:
-        row = list(row)
-        for i, convert in self._convert:
-            row[i] = convert(row[i])
-        self._csv.writerow(row)
+        self._csv.writerow(self._convert(row))
+
+    def write_many(self, rows) -> None:
+        self._csv.writerows(map(self._convert, rows))
 
     def close(self) -> None:
         self._text.flush()
@@ -64,6 +68,8 @@ class CsvWriter:
 def _json_value(value) -> str:
     if value is None:
         return "null"
+    if isinstance(value, cells.RawJson):
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
@@ -95,6 +101,10 @@ class JsonlWriter:
             line += b"\n"
         self._first = False
         self._file.write(line)
+
+    def write_many(self, rows) -> None:
+        for row in rows:
+            self.write(row)
 
     def close(self) -> None:
         pass  # every line already ends with its newline
@@ -131,14 +141,8 @@ class XlsxWriter:
         self._sheets = 0
         self._rows_in_sheet = 0
         self._new_sheet()
-        converters = {
-            cells.TEXT: cells.text_cell,
-            cells.JSON: cells.text_cell,
-            cells.BOOL: _bool_text,
-        }
-        self._convert = [
-            (i, converters[c.kind]) for i, c in enumerate(columns) if c.kind in converters
-        ]
+        self._text_idx = _kinds(columns, cells.TEXT, cells.JSON)
+        self._bool_idx = _kinds(columns, cells.BOOL)
 
     def _new_sheet(self) -> None:
         self._sheets += 1
@@ -151,10 +155,15 @@ class XlsxWriter:
         if self._rows_in_sheet >= XLSX_MAX_ROWS:
             self._new_sheet()
         row = list(row)
-        for i, convert in self._convert:
-            row[i] = convert(row[i])
+        cells.text_cells(row, self._text_idx)
+        for i in self._bool_idx:
+            row[i] = _bool_text(row[i])
         self._ws.append(row)
         self._rows_in_sheet += 1
+
+    def write_many(self, rows) -> None:
+        for row in rows:
+            self.write(row)
 
     def close(self) -> None:
         import tempfile

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, timedelta
 
 from chargeback.periods import month_end, month_start
-from reports.exports.cells import DECIMAL, INT, JSON, TEXT, Column, iso_utc
+from reports.exports.cells import DECIMAL, INT, JSON, TEXT, Column, JsonCanon, RawJson, iso_utc
 from reports.exports.rows import ExportContext, Totals, events
 
 SERVICE_NAMES = {"openai": "OpenAI API", "anthropic": "Anthropic API", "fake": "Built-in fake"}
@@ -75,7 +75,7 @@ FIELDS = [
     "department__name",
     "consumer_group__name",
     "user",
-    "tags",
+    "tags_text",
     "endpoint",
     "provider",
     "target_id",
@@ -106,6 +106,7 @@ def rows(ctx: ExportContext, totals: Totals) -> Iterator[tuple]:
     org = ctx.organization
     tz = org.tz
     billing_periods = {}
+    canon = JsonCanon()
 
     def billing_period(created_at):
         day = created_at.astimezone(tz).date()
@@ -185,7 +186,7 @@ def rows(ctx: ExportContext, totals: Totals) -> Iterator[tuple]:
             f"{provider}/{model}",
             team_id,
             department,
-            tags or {},
+            canon(tags) or RawJson("{}"),
             event_id,
             group,
             user,
