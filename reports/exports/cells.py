@@ -92,7 +92,7 @@ def text_cells(row: list, indexes: list[int]) -> None:
     case (plain text) free of function calls."""
     for i in indexes:
         v = row[i]
-        if v.__class__ is str:
+        if isinstance(v, str):
             if v and v[0] in _FORMULA_FIRST:
                 row[i] = "'" + v
         elif v is not None:
