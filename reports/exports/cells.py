@@ -87,16 +87,4 @@ def text_cell(value):
     return neutralise(str(value))
 
 
-def text_cells(row: list, indexes: list[int]) -> None:
-    """text_cell for the given positions of a row, in place; the inline check keeps the common
-    case (plain text) free of function calls."""
-    for i in indexes:
-        v = row[i]
-        if isinstance(v, str):
-            if v and v[0] in _FORMULA_FIRST:
-                row[i] = "'" + v
-        elif v is not None:
-            row[i] = text_cell(v)
-
-
-_FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
+FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
