@@ -42,7 +42,8 @@ def row_converter(columns: list[Column], *, decimals_as_text: bool):
             # str or None: the common case (no formula character) costs one membership test.
             parts.append(f"({v} if not {v} or {v}[0] not in F else text({v}))")
         elif column.kind == cells.JSON:
-            parts.append(f"text({v})")
+            # Canonical JSON text from the database starts with { or [: nothing to defuse.
+            parts.append(f"({v} if {v}.__class__ is Raw else text({v}))")
         elif column.kind == cells.DECIMAL and decimals_as_text:
             parts.append(f"(None if {v} is None else format({v}, 'f'))")
         elif column.kind == cells.BOOL:
@@ -50,7 +51,12 @@ def row_converter(columns: list[Column], *, decimals_as_text: bool):
         else:
             parts.append(v)
     source = "lambda r: (" + ", ".join(parts) + ",)"
-    namespace = {"F": cells.FORMULA_FIRST, "text": cells.text_cell, "boolean": _bool_text}
+    namespace = {
+        "F": cells.FORMULA_FIRST,
+        "Raw": cells.RawJson,
+        "text": cells.text_cell,
+        "boolean": _bool_text,
+    }
     return eval(source, namespace)  # noqa: S307 - generated from column kinds, see docstring
 
 
