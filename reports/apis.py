@@ -2,6 +2,8 @@
 
 from django.http import FileResponse
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -70,6 +72,7 @@ class ExportJobListCreateApi(APIView):
         date_to = serializers.DateField()
         filters = serializers.DictField(child=serializers.CharField(), required=False)
 
+    @extend_schema(operation_id="export_jobs_list", responses=ExportJobOutputSerializer(many=True))
     def get(self, request):
         jobs = export_job_list(
             organization=request.organization,
@@ -80,6 +83,11 @@ class ExportJobListCreateApi(APIView):
         page = paginator.paginate_queryset(jobs, request, view=self)
         return paginator.get_paginated_response(ExportJobOutputSerializer(page, many=True).data)
 
+    @extend_schema(
+        operation_id="export_jobs_create",
+        request=InputSerializer,
+        responses={201: ExportJobOutputSerializer},
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -94,12 +102,14 @@ class ExportJobListCreateApi(APIView):
 
 
 class ExportJobDetailApi(APIView):
+    @extend_schema(operation_id="export_jobs_get", responses=ExportJobOutputSerializer)
     def get(self, request, job_id):
         job = export_job_get(organization=request.organization, job_id=job_id)
         return Response(ExportJobOutputSerializer(job).data)
 
 
 class ExportJobManifestApi(APIView):
+    @extend_schema(operation_id="export_jobs_manifest", responses=OpenApiTypes.OBJECT)
     def get(self, request, job_id):
         job = export_job_get(organization=request.organization, job_id=job_id)
         return Response(job.manifest)
@@ -108,6 +118,9 @@ class ExportJobManifestApi(APIView):
 class ExportJobDownloadApi(APIView):
     """Streams the file (FileResponse reads it in blocks); 409 until the job is completed."""
 
+    @extend_schema(
+        operation_id="export_jobs_download", responses={(200, "*/*"): OpenApiTypes.BINARY}
+    )
     def get(self, request, job_id):
         job = export_job_get(organization=request.organization, job_id=job_id)
         handle = export_job_download(job=job, actor=actor_of(request), via="api")
