@@ -109,6 +109,7 @@ class ExportJobAdmin(admin.ModelAdmin):
         "finished_at",
     ]
     exclude = ["file"]
+    actions = ["export_again"]
 
     def get_queryset(self, request):
         qs = super().get_queryset(request).select_related("organization")
@@ -155,6 +156,21 @@ class ExportJobAdmin(admin.ModelAdmin):
         obj.organization = job.organization
         obj._state.adding = False
         messages.info(request, f"Export {job.id} queued.")
+
+    @admin.action(description="Export again with the same settings", permissions=["add"])
+    def export_again(self, request, queryset):
+        for job in queryset:
+            new = export_job_create(
+                organization=job.organization,
+                type=job.type,
+                format=job.format,
+                date_from=job.date_from,
+                date_to=job.date_to,
+                filters=job.filters,
+                actor=actor_of(request),
+                via="admin",
+            )
+            messages.info(request, f"Export {new.id} queued (again from {job.id}).")
 
     def has_change_permission(self, request, obj=None):
         return False  # a job is immutable: its page is read-only, new exports are added

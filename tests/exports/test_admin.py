@@ -118,3 +118,16 @@ def test_staff_without_an_organization_are_refused(org):
     client = Client()
     client.force_login(user)
     assert client.get("/admin/reports/exportjob/").status_code == 403
+
+
+def test_export_again_queues_a_new_job_with_the_same_settings(finance, org, outsider_with_usage):
+    first = _job(org, type="focus", format="jsonl", filters={"provider": "fake"})
+    theirs = _job(outsider_with_usage)
+    response = finance.post(
+        "/admin/reports/exportjob/",
+        {"action": "export_again", "_selected_action": [first.id, theirs.id]},
+    )
+    assert response.status_code == 302
+    again = ExportJob.objects.filter(organization=org).exclude(pk=first.pk).get()
+    assert (again.type, again.format, again.filters) == ("focus", "jsonl", {"provider": "fake"})
+    assert ExportJob.objects.filter(organization=outsider_with_usage).count() == 1
