@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from chargeback.models import Department, Organization
-from chargeback.money import ZERO, to_cents
+from chargeback.money import ZERO, quantize, to_cents
 
 # Rows fetched per round trip: large enough to be fast, small enough to keep memory flat.
 CHUNK_SIZE = 5000
@@ -51,7 +51,7 @@ class Totals:
             entry = {}
             for name, value in sorted(self.amounts.get(currency, {}).items()):
                 entry[name] = str(to_cents(value))
-                entry[f"{name}_exact"] = format(value, "f")
+                entry[f"{name}_exact"] = format(quantize(value), "f")  # same shape on any DB
             for name, a, b in self.differences:
                 entry[name] = str(
                     to_cents(entry_exact(self, currency, a))
