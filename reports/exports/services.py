@@ -5,14 +5,13 @@ import gc
 import logging
 import tempfile
 import time
-from contextlib import nullcontext
 from datetime import date, timedelta
 from itertools import islice
 
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -21,6 +20,7 @@ from chargeback.errors import ApplicationError, Conflict
 from chargeback.models import Department, Organization
 from chargeback.periods import day_range
 from reports.exports.manifest import manifest_build, sha256_of
+from reports.exports.progress import Progress
 from reports.exports.rows import ExportContext, Totals, builder_for
 from reports.exports.writers import CONTENT_TYPES, writer_for
 from reports.models import ExportJob
@@ -218,7 +218,7 @@ def _build(job: ExportJob) -> str:
     with tempfile.TemporaryFile(prefix="kt-export-") as tmp:
         writer = writer_for(job.format, tmp, columns, title=job.type)
         last = time.monotonic()
-        progress = _Progress(job.pk)
+        progress = Progress(job.pk)
         # The loop makes millions of short-lived tuples that reference counting frees; the cyclic
         # collector would only rescan the long-lived heap over and over (~15 % of the CPU).
         collecting = gc.isenabled()
@@ -268,40 +268,6 @@ def _build(job: ExportJob) -> str:
         default_storage.delete(stored)
         raise
     return stored
-
-
-class _Progress:
-    """Where the rows are read and how progress is reported.
-
-    On PostgreSQL the rows are read inside one transaction: outside one, Django's server-side
-    cursor is WITH HOLD and PostgreSQL materialises the whole result before the first row (21 s
-    for a million events here). The transaction's own writes would stay invisible until it ends,
-    so progress goes through a second connection. Elsewhere (SQLite in the demo, where a second
-    writer would wait for the first) both happen on the default connection.
-    """
-
-    def __init__(self, job_id: str):
-        self.job_id = job_id
-        self.side = None
-        if connection.vendor == "postgresql":
-            self.side = connections.create_connection(DEFAULT_DB_ALIAS)
-
-    def reading(self):
-        return transaction.atomic() if self.side is not None else nullcontext()
-
-    def report(self, written: int) -> None:
-        if self.side is None:
-            ExportJob.objects.filter(pk=self.job_id).update(rows_written=written)
-            return
-        with self.side.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {ExportJob._meta.db_table} SET rows_written = %s WHERE id = %s",  # noqa: S608 - table name from the model
-                [written, self.job_id],
-            )
-
-    def close(self) -> None:
-        if self.side is not None:
-            self.side.close()
 
 
 def export_job_download(*, job: ExportJob, actor: str = "", via: str = "api"):

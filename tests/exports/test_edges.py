@@ -13,7 +13,8 @@ from openpyxl import load_workbook
 
 from gateway.models import UsageEvent
 from reports.exports import writers
-from reports.exports.services import _Progress, export_job_create, export_job_run
+from reports.exports.progress import Progress
+from reports.exports.services import export_job_create, export_job_run
 from reports.models import ExportJob
 from tests.exports.usage import fund, record_usage
 
@@ -84,7 +85,7 @@ def test_progress_is_visible_to_other_connections_while_rows_are_read(org):
         organization=org, type="events", format="csv", date_from="2026-05-01", date_to="2026-05-31"
     )
     other = connections.create_connection(DEFAULT_DB_ALIAS)
-    progress = _Progress(job.pk)
+    progress = Progress(job.pk)
     try:
         with progress.reading():
             progress.report(4000)
