@@ -46,6 +46,9 @@ def test_staff_see_only_their_organizations_jobs(finance, org, outsider_with_usa
     assert mine.id in page
     assert theirs.id not in page
     assert "acme_events_2026-05-01_2026-05-31.csv" in page
+    detail = finance.get(f"/admin/reports/exportjob/{mine.id}/change/")
+    assert detail.status_code == 200
+    assert mine.manifest["file"]["sha256"] in detail.content.decode()
     assert finance.get(f"/admin/reports/exportjob/{theirs.id}/change/").status_code in (302, 404)
     assert finance.get(f"/admin/reports/exportjob/{theirs.id}/download/").status_code == 404
 
