@@ -38,3 +38,13 @@ beat: install
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media
+
+# --- admin ---
+# The admin's one browser test drives Debian's Chromium through the playwright package (never
+# `playwright install`, which would download a browser). Installed only when missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+.PHONY: browser-deps
+browser-deps:
+	@test -x /usr/bin/chromium || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
+test: browser-deps
+# --- end admin ---

@@ -1,1 +1,210 @@
-from django.contrib import admin  # noqa: F401
+"""Admin for tenancy: organizations, departments (with their month's money), consumer groups
+(key rotation), provider targets, admin tokens, staff memberships and the audit log."""
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+
+from chargeback.admin_audit import audited_by_service
+from chargeback.admin_base import (
+    OrgScopedAdmin,
+    ReadOnlyOrgScopedAdmin,
+    actor_of,
+    request_scope,
+)
+from chargeback.admin_columns import annotate_departments
+from chargeback.models import (
+    AdminToken,
+    AuditLog,
+    ConsumerGroup,
+    Department,
+    Membership,
+    Organization,
+    ProviderTarget,
+)
+from chargeback.money import to_cents
+from chargeback.rotation import consumer_group_rotate_key
+
+
+@admin.register(Organization)
+class OrganizationAdmin(OrgScopedAdmin):
+    org_path = "pk"
+    list_display = ["name", "slug", "time_zone", "currency", "wallet_enforcement"]
+    search_fields = ["name", "slug"]
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser  # tenants are created by the platform
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
+@admin.register(Department)
+class DepartmentAdmin(OrgScopedAdmin):
+    """The finance view: this month's spend against budget and wallet, one row per department."""
+
+    department_path = "pk"
+    list_display = [
+        "name",
+        "team_id",
+        "mtd_spend_column",
+        "budget_column",
+        "percent_used_column",
+        "wallet_available_column",
+        "wallet_status_column",
+    ]
+    search_fields = ["name", "team_id"]
+    fields = ["organization", "team_id", "name", "owner_emails"]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if request_scope(request).superuser:
+            organizations = Organization.objects.all()
+        else:
+            organizations = Organization.objects.filter(pk=request_scope(request).organization_id)
+        return annotate_departments(qs, organizations=list(organizations))
+
+    @admin.display(description="Month-to-date spend", ordering="mtd_spend")
+    def mtd_spend_column(self, obj):
+        return to_cents(obj.mtd_spend)
+
+    @admin.display(description="Budget (month)", ordering="budget_amount", empty_value="—")
+    def budget_column(self, obj):
+        return None if obj.budget_amount is None else to_cents(obj.budget_amount)
+
+    @admin.display(description="% used", ordering="percent_used", empty_value="—")
+    def percent_used_column(self, obj):
+        return None if obj.percent_used is None else f"{obj.percent_used:.1f} %"
+
+    @admin.display(description="Wallet available", ordering="wallet_available", empty_value="—")
+    def wallet_available_column(self, obj):
+        return None if obj.wallet_available is None else to_cents(obj.wallet_available)
+
+    @admin.display(description="Wallet status", ordering="wallet_status", empty_value="—")
+    def wallet_status_column(self, obj):
+        return obj.wallet_status or None
+
+
+@admin.register(ConsumerGroup)
+class ConsumerGroupAdmin(OrgScopedAdmin):
+    department_path = "department"
+    list_display = [
+        "name",
+        "department",
+        "key_prefix_column",
+        "is_active",
+        "previous_key_expires_at",
+    ]
+    list_filter = ["department", "is_active"]
+    list_select_related = ["department"]
+    search_fields = ["name", "key_prefix"]
+    autocomplete_fields = ["department"]
+    # The digest of a key is never shown, not even read-only; the prefix identifies it.
+    fields = [
+        "organization",
+        "name",
+        "department",
+        "key_prefix",
+        "key_env_ref",
+        "previous_key_expires_at",
+        "is_active",
+        "allowed_models",
+        "rpm_limit",
+        "tpm_limit",
+    ]
+    readonly_fields = ["key_prefix", "key_env_ref", "previous_key_expires_at"]
+    actions = ["rotate_key"]
+
+    def has_add_permission(self, request):
+        return False  # groups come from the config file (`kt config apply`), which issues keys
+
+    @admin.display(description="Key", ordering="key_prefix")
+    def key_prefix_column(self, obj):
+        return f"{obj.key_prefix}…"
+
+    @admin.action(description="Rotate the key of the selected groups", permissions=["change"])
+    @audited_by_service
+    def rotate_key(self, request, queryset):
+        grace = settings.KT_KEY_ROTATION_GRACE_SECONDS
+        keys = [
+            (
+                group,
+                consumer_group_rotate_key(
+                    group=group, grace_seconds=grace, actor=actor_of(request), via="admin"
+                ),
+            )
+            for group in queryset
+        ]
+        if not keys:
+            self.message_user(request, "No group was selected.", messages.WARNING)
+            return None
+        # The new keys exist only in this response: never stored, never cached, never logged.
+        response = TemplateResponse(
+            request,
+            "admin/chargeback/consumergroup/rotated_keys.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "New consumer-group keys",
+                "keys": keys,
+                "grace_seconds": grace,
+            },
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+@admin.register(ProviderTarget)
+class ProviderTargetAdmin(OrgScopedAdmin):
+    list_display = ["target_id", "provider", "base_url", "secret_env"]
+    list_filter = ["provider"]
+    search_fields = ["target_id", "base_url"]
+
+
+@admin.register(AdminToken)
+class AdminTokenAdmin(OrgScopedAdmin):
+    list_display = ["name", "token_prefix_column", "is_active", "created_at", "last_used_at"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "token_prefix"]
+    fields = ["organization", "name", "token_prefix", "is_active", "created_at", "last_used_at"]
+    readonly_fields = ["token_prefix", "created_at", "last_used_at"]
+
+    def has_add_permission(self, request):
+        return False  # tokens are issued by the CLI, which shows the raw token once
+
+    @admin.display(description="Token", ordering="token_prefix")
+    def token_prefix_column(self, obj):
+        return f"{obj.token_prefix}…"
+
+
+@admin.register(Membership)
+class MembershipAdmin(OrgScopedAdmin):
+    """Who is staff of the organization and in which role (role = Django group "kt:<role>")."""
+
+    list_display = ["user", "role", "departments_column"]
+    list_filter = ["role"]
+    search_fields = ["user__username", "user__email"]
+    filter_horizontal = ["departments"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user").prefetch_related("departments")
+
+    @admin.display(description="Departments (budget owners)")
+    def departments_column(self, obj):
+        return ", ".join(d.team_id for d in obj.departments.all())
+
+    def has_add_permission(self, request):
+        # Only existing staff of the organization (or a superuser) can be picked as the user.
+        return request.user.is_superuser
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if request.user.is_superuser else ["user"]
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(ReadOnlyOrgScopedAdmin):
+    list_display = ["created_at", "actor", "via", "action", "object_type", "object_id"]
+    list_filter = ["action", "via", "actor", "created_at"]
+    search_fields = ["=object_id", "actor", "action"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False

@@ -1,6 +1,30 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate, post_save
+
+
+def _sync_roles(sender, **kwargs):
+    from chargeback.roles import roles_sync
+
+    roles_sync()
+
+
+def _sync_membership(sender, instance, **kwargs):
+    from chargeback.roles import membership_sync
+
+    membership_sync(instance)
 
 
 class ChargebackConfig(AppConfig):
     name = "chargeback"
     verbose_name = "Organizations"
+
+    def ready(self):
+        # Role groups follow the permissions that migrate creates; a membership follows its role.
+        # Sent once per app (each creates its own permissions): cheap and idempotent, so rerun.
+        post_migrate.connect(_sync_roles, dispatch_uid="kt_sync_roles")
+        post_save.connect(
+            _sync_membership, sender="chargeback.Membership", dispatch_uid="kt_sync_membership"
+        )
+        # Bind @shared_task to our Celery app when Django starts, not on `import chargeback`:
+        # the `kt` CLI imports this package and must not pay for importing Celery.
+        from chargeback.celery import app  # noqa: F401

@@ -2,6 +2,7 @@
 organization. The request's user is None; `request.auth` is the AdminToken."""
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
@@ -53,3 +54,17 @@ def actor_of(request) -> str:
         return f"token:{token.token_prefix}"
     user = getattr(request, "user", None)
     return f"user:{user.get_username()}" if user and user.is_authenticated else "anonymous"
+
+
+class AdminTokenScheme(OpenApiAuthenticationExtension):
+    """Documents `Authorization: Bearer <admin token>` in /api/docs/ (defining it registers it)."""
+
+    target_class = "chargeback.auth.AdminTokenAuthentication"
+    name = "AdminToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "an organization's admin token (kt_admin_...)",
+        }

@@ -161,10 +161,14 @@ class Membership(models.Model):
 
 
 class AuditLog(models.Model):
-    """Who changed what, written in the same transaction as the change."""
+    """Who changed what, written in the same transaction as the change.
+
+    `organization` is empty only for platform rows a superuser changes that belong to no tenant
+    (the shared default price catalog, creating an organization's first rows).
+    """
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="audit_log"
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="audit_log"
     )
     actor = models.CharField(max_length=200)
     via = models.CharField(max_length=20)  # admin, api, cli, config, system

@@ -1,6 +1,7 @@
 """Settings come from the environment (django-environ); the defaults are the embedded demo:
 SQLite, Celery eager, local-memory cache, console email."""
 
+import warnings
 from pathlib import Path
 
 import environ
@@ -112,6 +113,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+# Served from the finders until `collectstatic` has filled STATIC_ROOT (the demo and tests).
+warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
 WHITENOISE_AUTOREFRESH = DEBUG
 
 EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")
@@ -175,6 +178,32 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- budgets ---
+# Hourly: re-evaluate every budget and wallet, send forecast alerts, re-send failed emails.
+# Periods roll over by themselves (alerts are keyed by period start), so no rollover task.
+CELERY_BEAT_SCHEDULE["budgets-evaluate-hourly"] = {
+    "task": "budgets.evaluate_all",
+    "schedule": env.float("KT_BUDGET_EVALUATE_SECONDS", default=3600.0),
+}
+# No forecast alert before this many days of the period have elapsed (too little data).
+KT_BUDGET_FORECAST_MIN_DAYS = env.float("KT_BUDGET_FORECAST_MIN_DAYS", default=3.0)
+# The per-request budget check sums only recent events on top of a cached base (see
+# wallets/budgets/selectors.py budget_spend_fast): refresh interval and how far back it re-sums.
+KT_BUDGET_SPEND_REFRESH_SECONDS = env.int("KT_BUDGET_SPEND_REFRESH_SECONDS", default=60)
+KT_BUDGET_SPEND_MARGIN_SECONDS = env.int(
+    "KT_BUDGET_SPEND_MARGIN_SECONDS", default=KT_HOLD_TTL_SECONDS + 60
+)
+# The per-request hook checks a department at most once per this many seconds, after the
+# window closes (wallets/alerts.py); 0 checks after every request.
+KT_BUDGET_CHECK_SECONDS = env.int("KT_BUDGET_CHECK_SECONDS", default=5)
+# Bound every SMTP conversation (alert sends hold a row lock while talking to the server).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+
+# --- admin ---
+# After a consumer-group key rotation the old key keeps working this long (seconds).
+KT_KEY_ROTATION_GRACE_SECONDS = env.int("KT_KEY_ROTATION_GRACE_SECONDS", default=3600)
+# --- end admin ---
 
 # --- exports ---
 # The previous month's chargeback and events exports for every organization: hourly on the 1st

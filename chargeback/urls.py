@@ -7,6 +7,7 @@ urlpatterns = [
     path("v1/", include("wallets.urls")),
     path("v1/", include("reports.urls")),
     path("v1/", include("gateway.urls")),
+    path("v1/", include("chargeback.api_urls")),  # config validate/apply
     path(
         "api/schema/",
         SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),

@@ -1,3 +1,191 @@
-from django.contrib import admin  # noqa: F401
+"""Provider invoices (CSV import via django-import-export) and the reconciliation view.
 
-from reports import admin_exports  # noqa: F401 (registers the ExportJob admin)
+Export jobs have their own admin in reports/admin_exports.py (written by the exports area).
+"""
+
+try:  # noqa: SIM105
+    from reports import admin_exports  # noqa: F401
+except ImportError:  # until the exports branch is merged
+    pass
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from import_export import fields, resources, widgets
+from import_export.admin import ImportExportModelAdmin
+
+from chargeback.admin_base import (
+    OrgScopedAdmin,
+    audit_admin_change,
+    request_organization,
+    request_scope,
+    snapshot,
+)
+from chargeback.money import CURRENCIES, ZERO, quantize
+from reports.admin_reconciliation import reconciliation_rows
+from reports.models import ProviderInvoice
+
+
+class MonthWidget(widgets.Widget):
+    """`YYYY-MM` in the file, the first day of that month in the database."""
+
+    def clean(self, value, row=None, **kwargs):
+        text = str(value or "").strip()
+        try:
+            year, month = text.split("-")
+            return date(int(year), int(month), 1)
+        except ValueError as exc:
+            raise ValueError(f"period must look like 2026-05, not {text!r}") from exc
+
+    def render(self, value, obj=None, **kwargs):
+        return value.strftime("%Y-%m") if value else ""
+
+
+class AmountWidget(widgets.Widget):
+    def clean(self, value, row=None, **kwargs):
+        try:
+            amount = Decimal(str(value).strip().replace(",", ""))
+        except (InvalidOperation, ValueError) as exc:
+            raise ValueError(f"amount must be a number, not {value!r}") from exc
+        if not amount.is_finite() or amount < ZERO or quantize(amount) != amount:
+            raise ValueError("amount must be zero or more with at most 8 decimal places")
+        return amount
+
+    def render(self, value, obj=None, **kwargs):
+        return "" if value is None else str(value)
+
+
+class ProviderInvoiceResource(resources.ModelResource):
+    """Columns: provider, period (YYYY-MM), amount, currency[, reference]. Keyed by
+    (provider, period) within the importer's organization: a second import of the same month
+    updates the amount."""
+
+    period = fields.Field(attribute="period", column_name="period", widget=MonthWidget())
+    amount = fields.Field(attribute="amount", column_name="amount", widget=AmountWidget())
+
+    class Meta:
+        model = ProviderInvoice
+        fields = ["provider", "period", "amount", "currency", "reference"]
+        export_order = fields
+        import_id_fields = ["provider", "period"]
+        skip_unchanged = True
+        report_skipped = True
+
+    def __init__(self, *, request=None, **kwargs):
+        super().__init__(**kwargs)
+        self.request = request
+
+    @property
+    def organization_id(self):
+        return request_scope(self.request).organization_id if self.request else None
+
+    def get_queryset(self):
+        return ProviderInvoice.objects.filter(organization_id=self.organization_id)
+
+    def init_instance(self, row=None):
+        return ProviderInvoice(organization_id=self.organization_id)
+
+    def before_import(self, dataset, **kwargs):
+        if self.organization_id is None:
+            raise ValidationError("invoices are imported by staff of an organization")
+        missing = {"provider", "period", "amount", "currency"} - set(dataset.headers or [])
+        if missing:
+            raise ValidationError(f"missing columns: {', '.join(sorted(missing))}")
+
+    def import_instance(self, instance, row, **kwargs):
+        super().import_instance(instance, row, **kwargs)
+        instance.provider = (instance.provider or "").strip().lower()
+        instance.currency = (instance.currency or "").strip().upper()
+        errors = {}
+        if not instance.provider:
+            errors["provider"] = "provider is required"
+        if instance.currency not in CURRENCIES:
+            errors["currency"] = f"unknown currency {instance.currency!r}"
+        if errors:
+            raise ValidationError(errors)
+
+    def do_instance_save(self, instance, is_create):
+        before = None
+        if not is_create:
+            current = ProviderInvoice.objects.filter(pk=instance.pk).first()
+            before = snapshot(current) if current else None
+        instance.save(force_insert=is_create)
+        audit_admin_change(
+            self.request,
+            obj=instance,
+            action="providerinvoice.import",
+            before=before,
+            after=snapshot(instance),
+        )
+
+
+@admin.register(ProviderInvoice)
+class ProviderInvoiceAdmin(OrgScopedAdmin, ImportExportModelAdmin):
+    resource_classes = [ProviderInvoiceResource]
+    # import-export's change list extends this one (which adds the reconciliation link)
+    ie_base_change_list_template = "admin/reports/providerinvoice/change_list_base.html"
+    list_display = ["provider", "period_month", "amount", "currency", "reference", "imported_at"]
+    list_filter = ["provider", "currency"]
+    search_fields = ["provider", "reference"]
+    date_hierarchy = "period"
+
+    @admin.display(description="Month", ordering="period")
+    def period_month(self, obj):
+        return obj.period.strftime("%Y-%m")
+
+    def get_resource_kwargs(self, request, *args, **kwargs):
+        return {"request": request}
+
+    def has_import_permission(self, request):
+        return self.has_add_permission(request) and self.has_change_permission(request)
+
+    def has_export_permission(self, request):
+        return self.has_view_permission(request)
+
+    def get_urls(self):
+        return [
+            path(
+                "reconciliation/",
+                self.admin_site.admin_view(self.reconciliation_view),
+                name="reports_providerinvoice_reconciliation",
+            ),
+            *super().get_urls(),
+        ]
+
+    def reconciliation_view(self, request):
+        """Recorded spend vs invoices per provider and month (see reports/admin_reconciliation)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        organization = request_organization(request)
+        try:
+            months = max(1, min(24, int(request.GET.get("months", 6))))
+        except ValueError:
+            months = 6
+        rows = (
+            reconciliation_rows(
+                organization=organization,
+                months=months,
+                link_organization=request.user.is_superuser,
+            )
+            if organization
+            else []
+        )
+        return TemplateResponse(
+            request,
+            "admin/reports/providerinvoice/reconciliation.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Reconciliation: recorded spend vs provider invoices",
+                "organization": organization,
+                "rows": rows,
+                "months": months,
+                "tolerance": settings.KT_RECONCILE_TOLERANCE_PERCENT,
+                "invoices_url": reverse("admin:reports_providerinvoice_changelist"),
+            },
+        )

@@ -199,6 +199,7 @@ class BudgetAlert(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     threshold = models.PositiveIntegerField(default=0)
     spend = AmountField(default=ZERO)
+    forecast = AmountField(null=True, blank=True, help_text="period-end projection (forecast)")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
@@ -217,22 +218,45 @@ class BudgetAlert(models.Model):
 
 
 class WalletAlert(models.Model):
-    """A wallet's state change to low or depleted, emailed once per change."""
+    """A wallet's change to low or depleted, emailed once: the unique key is (wallet, funding
+    entry, state), so each allocation can turn its wallet low once and depleted once."""
 
     class State(models.TextChoices):
         HEALTHY = "healthy"
         LOW = "low"
         DEPLETED = "depleted"
 
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="wallet_alerts"
     )
     wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="alerts")
+    funding_entry = models.ForeignKey(
+        LedgerEntry,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="the allocation (or credit) whose funds ran low",
+    )
     state = models.CharField(max_length=20, choices=State.choices)
-    status = models.CharField(max_length=20, default="pending")
+    available = AmountField(default=ZERO)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["wallet", "funding_entry", "state"], name="wallet_alert_once"
+            )
+        ]
 
     def __str__(self):
         return f"{self.wallet} {self.state} {self.status}"

@@ -75,11 +75,19 @@ def wallet_for_user(
 # --- funding -------------------------------------------------------------------------------------
 
 
+def _amount_key(amount) -> str:
+    """The amount as the request hash sees it: 20000, 20000.0 and "20000.00" are one request."""
+    if isinstance(amount, Decimal) and amount.is_finite():
+        return format(amount.normalize(), "f")
+    return str(amount)
+
+
 def _request_hash(**fields) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _replayed(organization, idempotency_key, request_hash) -> LedgerEntry | None:
+    """The entry an earlier request with this key made (None if new); a different request -> 409."""
     if not idempotency_key:
         return None
     entry = LedgerEntry.objects.filter(
@@ -119,7 +127,8 @@ def _check_positive(amount: Decimal, currency: str, wallet: Wallet) -> Decimal:
 
 def _fund(
     *,
-    wallet: Wallet,
+    organization: Organization,
+    get_wallet,
     kind: str,
     amount: Decimal,
     currency: str,
@@ -129,34 +138,49 @@ def _fund(
     via: str,
     request_hash: str,
 ) -> tuple[LedgerEntry, bool]:
-    with transaction.atomic():
-        wallet = Wallet.objects.select_for_update().get(pk=wallet.pk)
-        replay = _replayed(wallet.organization, idempotency_key, request_hash)
-        if replay is not None:
-            return replay, False
-        _check_positive(amount, currency, wallet)
-        entry = _append(
-            wallet,
-            kind=kind,
-            amount=amount,
-            description=description,
-            idempotency_key=idempotency_key or None,
-            request_hash=request_hash,
-            actor=actor,
-        )
-        audit_record(
-            organization=wallet.organization,
-            actor=actor,
-            via=via,
-            action=f"wallet.{kind}",
-            obj=wallet,
-            after={
-                "amount": str(amount),
-                "currency": currency,
-                "balance": str(wallet.balance),
-                "entry": entry.pk,
-            },
-        )
+    """Append one funding entry to the wallet `get_wallet()` returns (creating it if needed).
+
+    The wallet is created inside the same transaction, so a refused request (bad amount, wrong
+    currency) leaves no empty wallet behind. The idempotency key is unique per organization, not
+    per wallet: when a concurrent request with the same key commits first on another wallet, the
+    unique constraint fires and we answer as a replay (or a conflict) instead of a 500.
+    """
+    try:
+        with transaction.atomic():
+            wallet = get_wallet()
+            wallet = Wallet.objects.select_for_update().get(pk=wallet.pk)
+            replay = _replayed(organization, idempotency_key, request_hash)
+            if replay is not None:
+                return replay, False
+            _check_positive(amount, currency, wallet)
+            entry = _append(
+                wallet,
+                kind=kind,
+                amount=amount,
+                description=description,
+                idempotency_key=idempotency_key or None,
+                request_hash=request_hash,
+                actor=actor,
+            )
+            audit_record(
+                organization=organization,
+                actor=actor,
+                via=via,
+                action=f"wallet.{kind}",
+                obj=wallet,
+                after={
+                    "amount": str(amount),
+                    "currency": currency,
+                    "balance": str(wallet.balance),
+                    "entry": entry.pk,
+                },
+            )
+    except IntegrityError:
+        # A concurrent request with our key committed first: its entry, or a conflict.
+        replay = _replayed(organization, idempotency_key, request_hash)
+        if replay is None:
+            raise
+        return replay, False
     return entry, True
 
 
@@ -169,15 +193,30 @@ def wallet_allocate(
     idempotency_key: str | None = None,
     actor: str = "",
     via: str = "api",
+    user_ref: str = "",
 ) -> tuple[LedgerEntry, bool]:
-    """Add funds to a department's wallet (created on first allocation).
+    """Add funds to a department's wallet (created on first allocation), or with `user_ref` to
+    that end user's wallet (attached to the department when created).
 
     Idempotent: the same `idempotency_key` with the same request returns the first entry and
     `created=False`; with a different request it raises IdempotencyConflict. Locks the wallet row.
+    A refused request changes nothing (not even an empty wallet is left behind).
     """
-    wallet = wallet_for_team(department=department)
+    if user_ref:
+
+        def get_wallet():
+            return wallet_for_user(
+                organization=department.organization, user_ref=user_ref, department=department
+            )
+
+    else:
+
+        def get_wallet():
+            return wallet_for_team(department=department)
+
     return _fund(
-        wallet=wallet,
+        organization=department.organization,
+        get_wallet=get_wallet,
         kind=Kind.ALLOCATION,
         amount=amount,
         currency=currency,
@@ -188,7 +227,8 @@ def wallet_allocate(
         request_hash=_request_hash(
             op="allocate",
             team_id=department.team_id,
-            amount=str(amount),
+            user_ref=user_ref,
+            amount=_amount_key(amount),
             currency=currency,
             description=description,
         ),
@@ -206,9 +246,9 @@ def wallet_credit(
     via: str = "api",
 ) -> tuple[LedgerEntry, bool]:
     """Add funds to the organization's wallet. Idempotent like wallet_allocate."""
-    wallet = wallet_for_organization(organization=organization)
     return _fund(
-        wallet=wallet,
+        organization=organization,
+        get_wallet=lambda: wallet_for_organization(organization=organization),
         kind=Kind.CREDIT,
         amount=amount,
         currency=currency,
@@ -217,7 +257,7 @@ def wallet_credit(
         actor=actor,
         via=via,
         request_hash=_request_hash(
-            op="credit", amount=str(amount), currency=currency, description=description
+            op="credit", amount=_amount_key(amount), currency=currency, description=description
         ),
     )
 
@@ -245,57 +285,77 @@ def wallet_reclaim(
     ).first()
     if team_wallet is None:
         raise NotFound(f"no wallet for team {department.team_id}")
-    org_wallet = wallet_for_organization(organization=organization)
     currency = currency or team_wallet.currency
     request_hash = _request_hash(
         op="reclaim",
         team_id=department.team_id,
-        amount=str(amount),
+        amount=_amount_key(amount),
         currency=currency,
         description=description,
     )
-    with transaction.atomic():
-        team_wallet = Wallet.objects.select_for_update().get(pk=team_wallet.pk)
-        replay = _replayed(organization, idempotency_key, request_hash)
-        if replay is not None:
-            return replay, False
-        available = team_wallet.balance - team_wallet.held
-        if amount is None:
-            amount = available
-        _check_positive(amount, currency, team_wallet)
-        if amount > available:
-            raise InsufficientFunds(
-                f"only {to_cents(available)} {team_wallet.currency} is available to reclaim",
-                available=available,
-                required=amount,
-                currency=team_wallet.currency,
+    try:
+        with transaction.atomic():
+            team_wallet = Wallet.objects.select_for_update().get(pk=team_wallet.pk)
+            replay = _replayed(organization, idempotency_key, request_hash)
+            if replay is not None:
+                return replay, False
+            available = team_wallet.balance - team_wallet.held
+            if amount is None:
+                if available <= ZERO:
+                    raise InsufficientFunds(
+                        f"nothing is available to reclaim from {department.team_id}",
+                        available=available,
+                        required=None,
+                        currency=team_wallet.currency,
+                    )
+                amount = available
+            _check_positive(amount, currency, team_wallet)
+            if amount > available:
+                raise InsufficientFunds(
+                    f"only {to_cents(available)} {team_wallet.currency} is available to reclaim",
+                    available=available,
+                    required=amount,
+                    currency=team_wallet.currency,
+                )
+            # Created inside the transaction so that a refused reclaim leaves nothing behind.
+            org_wallet = wallet_for_organization(organization=organization)
+            org_wallet = Wallet.objects.select_for_update().get(pk=org_wallet.pk)
+            if org_wallet.currency != team_wallet.currency:
+                raise ApplicationError(
+                    f"cannot reclaim {team_wallet.currency} into the organization's "
+                    f"{org_wallet.currency} wallet"
+                )
+            entry = _append(
+                team_wallet,
+                kind=Kind.RECLAIM,
+                amount=-amount,
+                description=description,
+                idempotency_key=idempotency_key or None,
+                request_hash=request_hash,
+                actor=actor,
             )
-        org_wallet = Wallet.objects.select_for_update().get(pk=org_wallet.pk)
-        entry = _append(
-            team_wallet,
-            kind=Kind.RECLAIM,
-            amount=-amount,
-            description=description,
-            idempotency_key=idempotency_key or None,
-            request_hash=request_hash,
-            actor=actor,
-        )
-        _append(
-            org_wallet,
-            kind=Kind.RECLAIM,
-            amount=amount,
-            description=description,
-            reference=f"from:{department.team_id}",
-            actor=actor,
-        )
-        audit_record(
-            organization=organization,
-            actor=actor,
-            via=via,
-            action="wallet.reclaim",
-            obj=team_wallet,
-            after={"amount": str(amount), "balance": str(team_wallet.balance)},
-        )
+            _append(
+                org_wallet,
+                kind=Kind.RECLAIM,
+                amount=amount,
+                description=description,
+                reference=f"from:{department.team_id}",
+                actor=actor,
+            )
+            audit_record(
+                organization=organization,
+                actor=actor,
+                via=via,
+                action="wallet.reclaim",
+                obj=team_wallet,
+                after={"amount": str(amount), "balance": str(team_wallet.balance)},
+            )
+    except IntegrityError:
+        # A concurrent request with our key committed first: its entry, or a conflict.
+        replay = _replayed(organization, idempotency_key, request_hash)
+        if replay is None:
+            raise
+        return replay, False
     return entry, True
 
 

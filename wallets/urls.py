@@ -1,1 +1,14 @@
-urlpatterns = []
+from django.urls import include, path
+
+from wallets import apis
+
+# The fixed paths come first: `allocate` is an operation, not a team id.
+urlpatterns = [
+    path("wallets", apis.WalletListApi.as_view(), name="wallets-list"),
+    path("wallets/allocate", apis.WalletAllocateApi.as_view(), name="wallets-allocate"),
+    path("wallets/credit", apis.WalletCreditApi.as_view(), name="wallets-credit"),
+    path("wallets/reclaim", apis.WalletReclaimApi.as_view(), name="wallets-reclaim"),
+    path("wallets/<str:team_id>", apis.WalletDetailApi.as_view(), name="wallets-detail"),
+    path("wallets/<str:team_id>/ledger", apis.WalletLedgerApi.as_view(), name="wallets-ledger"),
+    path("", include("wallets.budgets.urls")),
+]

@@ -38,6 +38,8 @@ def request(
             response = client.request(method, url, json=json, params=params, headers=all_headers)
     except httpx.ConnectError:
         raise CliError(f"cannot reach {base_url()} (is the server running? set KT_URL)") from None
+    except httpx.InvalidURL:
+        raise CliError(f"KT_URL is not a valid URL: {base_url()!r}") from None
     except httpx.HTTPError as exc:
         raise CliError(f"request to {url} failed: {exc}") from None
     _raise_for_status(response)
@@ -50,13 +52,29 @@ def _raise_for_status(response: httpx.Response, streamed: bool = False) -> None:
     if streamed:
         response.read()
     try:
-        body = response.json()
-        message = body.get("detail") or body.get("error", {}).get("message") or body
+        message = _message(response.json())
     except ValueError:
         message = response.text.strip()[:200] or response.reason_phrase
     if response.status_code == 401:
         raise CliError(f"the server rejected KT_TOKEN ({message})")
     raise CliError(f"{response.status_code}: {message}")
+
+
+def _message(body) -> str:
+    """One line from an error body: DRF's `detail`, the gateway's `error.message`, or DRF
+    field errors as `field: problem; other: problem`."""
+    if not isinstance(body, dict):
+        return str(body)
+    if body.get("detail"):
+        return str(body["detail"])
+    if isinstance(body.get("error"), dict) and body["error"].get("message"):
+        return str(body["error"]["message"])
+    parts = []
+    for field, problems in body.items():
+        problems = problems if isinstance(problems, list) else [problems]
+        text = " ".join(str(p) for p in problems)
+        parts.append(text if field == "non_field_errors" else f"{field}: {text}")
+    return "; ".join(parts)
 
 
 def fail(message: str) -> int:

@@ -1,0 +1,176 @@
+"""Computed admin columns as SQL annotations, so a changelist page costs the same few queries
+however many rows it shows. Spend follows reports/selectors.py: the events of the
+organization's month (periods.day_range in its time zone), summed at full precision in the
+database and rounded once with money.to_cents when displayed.
+
+The wallet status rule lives here, once, as an SQL expression (so the column can be sorted):
+  depleted  available <= 0
+  low       available <  low_threshold_percent % of the wallet's last funding entry
+            (the last allocation, or credit for the organization wallet)
+  healthy   otherwise (also when the wallet was never funded but has money available)
+"""
+
+from django.db.models import (
+    Case,
+    CharField,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, NullIf
+from django.db.models.lookups import IsNull, LessThan, LessThanOrEqual
+
+from chargeback.models import Organization
+from chargeback.money import ZERO, AmountField
+from chargeback.periods import day_range, local_today, month_end, month_start
+from gateway.models import UsageEvent
+from wallets.models import Budget, LedgerEntry, Wallet
+
+FUNDING_KINDS = [LedgerEntry.Kind.ALLOCATION, LedgerEntry.Kind.CREDIT]
+SPENDING_KINDS = [LedgerEntry.Kind.CAPTURE, LedgerEntry.Kind.REFUND]
+_PERCENT = DecimalField(max_digits=20, decimal_places=2)
+
+
+def month_to_date_bounds(organization: Organization):
+    """[start, end) of the organization's current month, as reports/selectors.py counts days."""
+    today = local_today(organization)
+    return day_range(organization, month_start(today), month_end(today))
+
+
+def wallet_status_expression(*, available, last_funding, threshold_percent):
+    """The one rule for healthy / low / depleted (see the module docstring)."""
+    return Case(
+        When(IsNull(available, True), then=Value("")),
+        When(LessThanOrEqual(available, ZERO), then=Value("depleted")),
+        When(
+            Q(IsNull(last_funding, False))
+            & LessThan(
+                available,
+                ExpressionWrapper(
+                    last_funding * threshold_percent / Value(100), output_field=AmountField()
+                ),
+            ),
+            then=Value("low"),
+        ),
+        default=Value("healthy"),
+        output_field=CharField(),
+    )
+
+
+def _sum_subquery(qs, *, group_by: str, field: str = "amount"):
+    """A correlated SUM (full precision) for the outer row; NULL when there are no rows."""
+    return Subquery(
+        qs.order_by().values(group_by).annotate(total=Sum(field)).values("total")[:1],
+        output_field=AmountField(),
+    )
+
+
+def _mtd_spend(organizations):
+    """Month-to-date spend of the outer department, each in its organization's own month."""
+    bounds = {}
+    for organization in organizations:
+        bounds.setdefault(organization.time_zone, month_to_date_bounds(organization))
+
+    def spend_between(start, end):
+        # organization first: it is the leading column of the event_dept_time index.
+        events = UsageEvent.objects.filter(
+            organization=OuterRef("organization"),
+            department=OuterRef("pk"),
+            created_at__gte=start,
+            created_at__lt=end,
+        )
+        return Coalesce(
+            _sum_subquery(events, group_by="department", field="cost"),
+            ZERO,
+            output_field=AmountField(),
+        )
+
+    if len(bounds) == 1:
+        ((start, end),) = bounds.values()
+        return spend_between(start, end)
+    return Case(
+        *[
+            When(organization__time_zone=tz, then=spend_between(start, end))
+            for tz, (start, end) in bounds.items()
+        ],
+        default=Value(ZERO),
+        output_field=AmountField(),
+    )
+
+
+def annotate_departments(qs, *, organizations):
+    """mtd_spend, budget_amount, percent_used, wallet_available, wallet_status."""
+    team_wallet = Wallet.objects.filter(department=OuterRef("pk"), scope=Wallet.Scope.TEAM)
+    qs = qs.annotate(
+        mtd_spend=_mtd_spend(organizations),
+        budget_amount=Subquery(
+            Budget.objects.filter(department=OuterRef("pk"), period=Budget.Period.MONTH).values(
+                "amount"
+            )[:1],
+            output_field=AmountField(),
+        ),
+        wallet_available=Subquery(
+            team_wallet.annotate(av=F("balance") - F("held")).values("av")[:1],
+            output_field=AmountField(),
+        ),
+        wallet_threshold=Subquery(team_wallet.values("low_threshold_percent")[:1]),
+        wallet_last_funding=Subquery(
+            LedgerEntry.objects.filter(
+                wallet__department=OuterRef("pk"),
+                wallet__scope=Wallet.Scope.TEAM,
+                kind__in=FUNDING_KINDS,
+            )
+            .order_by("-created_at", "-id")
+            .values("amount")[:1],
+            output_field=AmountField(),
+        ),
+    )
+    return qs.annotate(
+        percent_used=ExpressionWrapper(
+            F("mtd_spend") * Value(100) / NullIf(F("budget_amount"), ZERO),
+            output_field=_PERCENT,
+        ),
+        wallet_status=wallet_status_expression(
+            available=F("wallet_available"),
+            last_funding=F("wallet_last_funding"),
+            threshold_percent=F("wallet_threshold"),
+        ),
+    )
+
+
+def annotate_wallets(qs):
+    """available, total_allocated, total_spent, last_funding, status."""
+    entries = LedgerEntry.objects.filter(wallet=OuterRef("pk"))
+    qs = qs.annotate(
+        available_amount=F("balance") - F("held"),
+        total_allocated=Coalesce(
+            _sum_subquery(entries.filter(kind__in=FUNDING_KINDS), group_by="wallet"),
+            ZERO,
+            output_field=AmountField(),
+        ),
+        # Captures are negative entries and refunds give part of them back.
+        total_spent=-Coalesce(
+            _sum_subquery(entries.filter(kind__in=SPENDING_KINDS), group_by="wallet"),
+            ZERO,
+            output_field=AmountField(),
+        ),
+        last_funding=Subquery(
+            entries.filter(kind__in=FUNDING_KINDS)
+            .order_by("-created_at", "-id")
+            .values("amount")[:1],
+            output_field=AmountField(),
+        ),
+    )
+    return qs.annotate(
+        status=wallet_status_expression(
+            available=F("available_amount"),
+            last_funding=F("last_funding"),
+            threshold_percent=F("low_threshold_percent"),
+        )
+    )

@@ -1,0 +1,66 @@
+"""Who is asking: the organization (and for budget owners, departments) of a staff request."""
+
+from dataclasses import dataclass
+
+from chargeback.models import Membership, Organization
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one request may see. `department_ids` None means all of the organization's."""
+
+    superuser: bool
+    organization_id: int | None = None
+    department_ids: frozenset | None = None
+    role: str | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.superuser and self.organization_id is None
+
+
+def request_scope(request) -> Scope:
+    """The caller's scope, read once per request (at most two queries)."""
+    cached = getattr(request, "_kt_scope", None)
+    if cached is not None:
+        return cached
+    user = request.user
+    if not user.is_authenticated or not user.is_active:
+        scope = Scope(superuser=False)
+    elif user.is_superuser:
+        scope = Scope(superuser=True)
+    else:
+        membership = Membership.objects.filter(user=user).first()
+        if membership is None:
+            scope = Scope(superuser=False)
+        else:
+            departments = None
+            if membership.role == Membership.Role.BUDGET_OWNER:
+                departments = frozenset(membership.departments.values_list("pk", flat=True))
+            scope = Scope(
+                superuser=False,
+                organization_id=membership.organization_id,
+                department_ids=departments,
+                role=membership.role,
+            )
+    request._kt_scope = scope
+    return scope
+
+
+def request_organization(request) -> Organization | None:
+    """The organization a screen is about: the member's, or for a superuser `?organization=<id>`
+    (else the first one)."""
+    scope = request_scope(request)
+    if scope.organization_id is not None:
+        return Organization.objects.get(pk=scope.organization_id)
+    if not scope.superuser:
+        return None
+    wanted = request.GET.get("organization")
+    qs = Organization.objects.order_by("pk")
+    if wanted and wanted.isdigit():
+        return qs.filter(pk=int(wanted)).first()
+    return qs.first()
+
+
+def actor_of(request) -> str:
+    return request.user.get_username()

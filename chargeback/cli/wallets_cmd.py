@@ -1,0 +1,266 @@
+"""`kt wallets allocate|credit|reclaim|show|ledger|list`: tables by default, `--json` for the
+server's JSON. Amounts are sent as strings, exactly as typed (never through a float)."""
+
+import json
+from decimal import Decimal, InvalidOperation
+
+from chargeback.cli.client import CliError, request
+
+HEADERS = {"User-Agent": "kt/1"}
+
+
+def register(subparsers) -> None:
+    group = subparsers.add_parser("wallets", help="prepaid wallets: allocate, show, ledger, list")
+    commands = group.add_subparsers(dest="command", required=True)
+
+    allocate = commands.add_parser("allocate", help="add funds to a team's wallet")
+    allocate.add_argument("--team-id", required=True, help="e.g. team_engineering")
+    allocate.add_argument("--amount", required=True, type=_amount, help="e.g. 20000.00")
+    allocate.add_argument("--currency", help="e.g. USD (default: the organization's)")
+    allocate.add_argument("--description", default="", help='e.g. "Engineering May 2026"')
+    allocate.add_argument("--user-id", help="fund this end user's wallet instead of the team's")
+    _idempotency(allocate)
+    _json_flag(allocate)
+    allocate.set_defaults(handler=cmd_allocate)
+
+    credit = commands.add_parser("credit", help="add funds to the organization's wallet")
+    credit.add_argument("--amount", required=True, type=_amount)
+    credit.add_argument("--currency")
+    credit.add_argument("--description", default="")
+    _idempotency(credit)
+    _json_flag(credit)
+    credit.set_defaults(handler=cmd_credit)
+
+    reclaim = commands.add_parser("reclaim", help="take unspent funds back from a team")
+    reclaim.add_argument("--team-id", required=True)
+    reclaim.add_argument("--amount", type=_amount, help="default: everything available")
+    reclaim.add_argument("--description", default="")
+    _idempotency(reclaim)
+    _json_flag(reclaim)
+    reclaim.set_defaults(handler=cmd_reclaim)
+
+    show = commands.add_parser("show", help="a team's balance, held and available funds")
+    _team_argument(show)
+    _json_flag(show)
+    show.set_defaults(handler=cmd_show)
+
+    ledger = commands.add_parser("ledger", help="a team wallet's ledger, newest first")
+    _team_argument(ledger)
+    ledger.add_argument("--limit", type=int, default=20, help="entries to show (default 20)")
+    ledger.add_argument("--offset", type=int, default=0)
+    _json_flag(ledger)
+    ledger.set_defaults(handler=cmd_ledger)
+
+    lst = commands.add_parser("list", help="every wallet with totals and status")
+    lst.add_argument("--scope", choices=["organization", "team", "user"])
+    lst.add_argument("--limit", type=int, default=500)
+    _json_flag(lst)
+    lst.set_defaults(handler=cmd_list)
+
+
+def _amount(value: str) -> str:
+    try:
+        if not Decimal(value).is_finite():
+            raise InvalidOperation
+    except InvalidOperation:
+        raise ValueError(value) from None
+    return value
+
+
+_amount.__name__ = "amount"  # argparse says "invalid amount value: 'x'"
+
+
+def _idempotency(parser) -> None:
+    parser.add_argument(
+        "--idempotency-key",
+        help="retrying with the same key never applies the request twice",
+    )
+
+
+def _json_flag(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the raw JSON")
+
+
+def _team_argument(parser) -> None:
+    parser.add_argument("team", nargs="?", metavar="TEAM_ID", help="e.g. team_engineering")
+    parser.add_argument("--team-id", dest="team_option", help="the same, as an option")
+
+
+def _team(args) -> str:
+    team = args.team or args.team_option
+    if not team:
+        raise CliError("give a team id: kt wallets show team_engineering")
+    return team
+
+
+def _get_json(response) -> dict:
+    try:
+        return response.json()
+    except ValueError:
+        raise CliError(f"{response.url} did not answer with JSON (is KT_URL right?)") from None
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2))
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def _post_entry(path: str, body: dict, args) -> int:
+    headers = dict(HEADERS)
+    if args.idempotency_key:
+        headers["Idempotency-Key"] = args.idempotency_key
+    response = request("POST", path, json=body, headers=headers)
+    entry = _get_json(response)
+    if args.json:
+        _print_json(entry)
+        return 0
+    replayed = " (replayed: already applied)" if response.headers.get("Idempotent-Replayed") else ""
+    owner = entry.get("team_id") or "organization"
+    if entry.get("user_id"):
+        owner = f"user {entry['user_id']} ({owner})"
+    print(
+        f"{entry['kind']} {entry['amount']} {entry['currency']} -> {owner}: "
+        f"balance {entry['balance']}, available {entry['available']} "
+        f"(entry {entry['id']}){replayed}"
+    )
+    return 0
+
+
+def cmd_allocate(args) -> int:
+    body = {"team_id": args.team_id, "amount": args.amount, "description": args.description}
+    if args.currency:
+        body["currency"] = args.currency
+    if args.user_id:
+        body["user_id"] = args.user_id
+    return _post_entry("/v1/wallets/allocate", body, args)
+
+
+def cmd_credit(args) -> int:
+    body = {"amount": args.amount, "description": args.description}
+    if args.currency:
+        body["currency"] = args.currency
+    return _post_entry("/v1/wallets/credit", body, args)
+
+
+def cmd_reclaim(args) -> int:
+    body = {"team_id": args.team_id, "description": args.description}
+    if args.amount:
+        body["amount"] = args.amount
+    return _post_entry("/v1/wallets/reclaim", body, args)
+
+
+def cmd_show(args) -> int:
+    wallet = _get_json(request("GET", f"/v1/wallets/{_team(args)}", headers=HEADERS))
+    if args.json:
+        _print_json(wallet)
+        return 0
+    rows = [
+        ("team", wallet["team_id"]),
+        ("currency", wallet["currency"]),
+        ("balance", wallet["balance"]),
+        ("held", wallet["held"]),
+        ("available", wallet["available"]),
+        ("total allocated", wallet["total_allocated"]),
+        ("total spent", wallet["total_spent"]),
+        ("status", wallet["status"]),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+    return 0
+
+
+def cmd_ledger(args) -> int:
+    page = _get_json(
+        request(
+            "GET",
+            f"/v1/wallets/{_team(args)}/ledger",
+            params={"limit": args.limit, "offset": args.offset},
+            headers=HEADERS,
+        )
+    )
+    if args.json:
+        _print_json(page)
+        return 0
+    rows = [
+        (
+            e["created_at"][:19].replace("T", " "),
+            e["kind"],
+            e["amount"],
+            e["balance_after"],
+            e["currency"],
+            e["reference"] or e["description"],
+        )
+        for e in page["results"]
+    ]
+    _table(("time (UTC)", "kind", "amount", "balance", "cur", "reference"), rows, money=(2, 3))
+    shown = args.offset + len(rows)
+    if shown < page["count"]:
+        print(f"({shown} of {page['count']} entries; --offset {shown} for more)")
+    return 0
+
+
+def cmd_list(args) -> int:
+    params = {"limit": args.limit}
+    if args.scope:
+        params["scope"] = args.scope
+    page = _get_json(request("GET", "/v1/wallets", params=params, headers=HEADERS))
+    if args.json:
+        _print_json(page)
+        return 0
+    rows = [
+        (
+            w["scope"],
+            w["name"],
+            w["balance"],
+            w["reserved"],
+            w["available"],
+            w["total_allocated"],
+            w["total_spent"],
+            w["currency"],
+            w["status"],
+        )
+        for w in page["results"]
+    ]
+    _table(
+        (
+            "scope",
+            "name",
+            "balance",
+            "reserved",
+            "available",
+            "allocated",
+            "spent",
+            "cur",
+            "status",
+        ),
+        rows,
+        money=(2, 3, 4, 5, 6),
+    )
+    return 0
+
+
+def _table(headers, rows, money=()) -> None:
+    """A plain text table; money columns aligned on the decimal point."""
+    if not rows:
+        print("(none)")
+        return
+    rows = [list(map(str, row)) for row in rows]
+    for i in money:
+        places = max(len(row[i].partition(".")[2]) for row in rows)
+        for row in rows:
+            row[i] += " " * (places - len(row[i].partition(".")[2]))
+    widths = [max(len(c) for c in col) for col in zip(headers, *rows, strict=True)]
+
+    def line(cells):
+        return "  ".join(
+            c.rjust(w) if i in money else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    print(line(headers))
+    print(line(["-" * w for w in widths]))
+    for row in rows:
+        print(line(row))

@@ -1,0 +1,43 @@
+"""Top-level sections of the config file. Each is a handler registered under its key:
+
+    register_section("budgets", parse=parse_budgets, apply=apply_budgets, order=50)
+
+`parse(node, path)` reads the section's YAML node with the readers of `chargeback.config.schema`
+(raising ConfigError with path and line; no database access). `apply(ctx, value)` makes the
+database match, inside the apply transaction, through services, recording each change with
+`ctx.report`. Sections apply in ascending `order` (providers 10, consumer_groups 20,
+cost_tracking 30), so a later section can rely on the departments an earlier one created. A
+section absent from the file is not managed: its rows are left as they are.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    parse: Callable
+    apply: Callable
+    order: int = 100
+
+
+_SECTIONS: dict[str, Section] = {}
+
+
+def register_section(key: str, *, parse: Callable, apply: Callable, order: int = 100) -> None:
+    """Add (or replace, for reloads) the handler of one top-level key."""
+    _SECTIONS[key] = Section(key=key, parse=parse, apply=apply, order=order)
+
+
+def unregister_section(key: str) -> None:
+    _SECTIONS.pop(key, None)
+
+
+def sections() -> list[Section]:
+    return sorted(_SECTIONS.values(), key=lambda s: (s.order, s.key))
+
+
+def section(key: str) -> Any:
+    return _SECTIONS.get(key)

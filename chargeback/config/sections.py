@@ -1,0 +1,337 @@
+"""The built-in sections: `providers`, `consumer_groups`, `cost_tracking`."""
+
+import os
+import re
+from dataclasses import dataclass
+
+from chargeback import services
+from chargeback.config.registry import register_section
+from chargeback.config.report import ApplyContext
+from chargeback.config.schema import (
+    Field,
+    Located,
+    boolean,
+    choice,
+    env_ref,
+    fail,
+    integer,
+    line_of,
+    list_of,
+    mapping,
+    number,
+    slug,
+    string,
+    url,
+)
+from chargeback.errors import ConfigError, Conflict
+from chargeback.models import ConsumerGroup, ProviderTarget
+
+PROVIDERS = [value for value, _ in ProviderTarget.PROVIDERS]
+# Longer than the stored prefix (12), so the prefix never is the whole key.
+MIN_KEY_LENGTH = 16
+KEY_RE = re.compile(r"^\S+$")
+
+
+# --- providers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class TargetSpec:
+    target_id: str
+    provider: str
+    secret_env: str
+    base_url: str
+    models: list[str]
+    timeouts: dict
+    where: Located
+
+
+timeouts_reader = mapping(
+    {
+        "connect": Field(number(maximum=600)),
+        "read": Field(number(maximum=3600)),
+    }
+)
+
+target_reader = mapping(
+    {
+        "id": Field(slug, required=True),
+        "provider": Field(choice(*PROVIDERS), required=True),
+        "secret_key_ref": Field(env_ref(must_be_set=False)),
+        "base_url": Field(url),
+        "models": Field(list_of(string(max_length=200), unique=True), default=[]),
+        "timeouts": Field(timeouts_reader),
+    }
+)
+
+
+def parse_providers(node, path: str) -> list[TargetSpec]:
+    located = mapping({"targets": Field(list_of(target_reader), required=True)})(node, path)
+    targets, seen = [], set()
+    for item in located["targets"]:
+        if item["id"] in seen:
+            item_path, line = item.where("id")
+            raise ConfigError(f"target id {item['id']!r} is used twice", path=item_path, line=line)
+        seen.add(item["id"])
+        timeouts = item["timeouts"]
+        targets.append(
+            TargetSpec(
+                target_id=item["id"],
+                provider=item["provider"],
+                secret_env=item["secret_key_ref"] or "",
+                base_url=item["base_url"] or "",
+                models=item["models"],
+                timeouts={k: v for k, v in timeouts.values.items() if v is not None}
+                if timeouts
+                else {},
+                where=item,
+            )
+        )
+    return targets
+
+
+def apply_providers(ctx: ApplyContext, targets: list[TargetSpec]) -> None:
+    existing = {
+        t.target_id: t for t in ProviderTarget.objects.filter(organization=ctx.organization)
+    }
+    for spec in targets:
+        if spec.secret_env and not os.environ.get(spec.secret_env):
+            where, line = spec.where.where("secret_key_ref")
+            ctx.report.warnings.append(
+                f"{where}.env (line {line}): {spec.secret_env} is not set in the server's "
+                f"environment; the gateway cannot call target {spec.target_id} until it is"
+            )
+        _, created, changed = services.target_upsert(
+            organization=ctx.organization,
+            target_id=spec.target_id,
+            provider=spec.provider,
+            base_url=spec.base_url,
+            secret_env=spec.secret_env,
+            served_models=spec.models,
+            options={"timeouts": spec.timeouts} if spec.timeouts else {},
+            actor=ctx.actor,
+            via=ctx.via,
+        )
+        if created:
+            ctx.report.add("created", "target", spec.target_id)
+        elif changed:
+            ctx.report.add("changed", "target", spec.target_id, changed)
+        else:
+            ctx.report.same("target", spec.target_id)
+    wanted = {spec.target_id for spec in targets}
+    for target_id, target in existing.items():
+        if target_id not in wanted:
+            # No usage event points at a target row (they keep its id as text): safe to delete.
+            services.target_delete(target=target, actor=ctx.actor, via=ctx.via)
+            ctx.report.add("deleted", "target", target_id)
+
+
+# --- consumer groups ---------------------------------------------------------------------------
+
+
+@dataclass
+class GroupSpec:
+    name: str
+    raw_key: str
+    key_env_ref: str
+    wallet_team_id: str
+    allowed_models: list[str]
+    rpm_limit: int | None
+    tpm_limit: int | None
+    active: bool
+    where: Located
+
+
+def _one_key(group: Located) -> None:
+    has_key, has_ref = group["api_key"] is not None, group["api_key_ref"] is not None
+    if has_key and has_ref:
+        path, line = group.where("api_key_ref")
+        raise ConfigError("give either api_key or api_key_ref, not both", path=path, line=line)
+    if not has_key and not has_ref:
+        path = f"{group.path}.api_key"
+        raise ConfigError(
+            "required key is missing (api_key, or api_key_ref: {env: NAME})",
+            path=path,
+            line=line_of(group.node),
+        )
+
+
+key_reader = string(pattern=KEY_RE, hint="no spaces", max_length=200)
+
+
+def _api_key(node, path: str) -> str:
+    value = key_reader(node, path)
+    if len(value) < MIN_KEY_LENGTH:
+        fail(node, path, f"too short: use at least {MIN_KEY_LENGTH} characters")
+    return value
+
+
+group_reader = mapping(
+    {
+        "name": Field(slug, required=True),
+        "api_key": Field(_api_key),
+        "api_key_ref": Field(env_ref(must_be_set=True)),
+        "wallet_team_id": Field(slug, required=True),
+        "allowed_models": Field(list_of(string(max_length=200), unique=True), default=[]),
+        "rate_limits": Field(
+            mapping(
+                {
+                    "rpm": Field(integer(minimum=1, maximum=10_000_000)),
+                    "tpm": Field(integer(minimum=1, maximum=2_000_000_000)),
+                }
+            )
+        ),
+        "active": Field(boolean, default=True),
+    },
+    check=_one_key,
+)
+
+
+def parse_consumer_groups(node, path: str) -> list[GroupSpec]:
+    groups, names, keys = [], {}, {}
+    for item in list_of(group_reader)(node, path):
+        if item["name"] in names:
+            where, line = item.where("name")
+            raise ConfigError(
+                f"consumer group {item['name']!r} is already defined on line {names[item['name']]}",
+                path=where,
+                line=line,
+            )
+        names[item["name"]] = item.where("name")[1]
+        if item["api_key"] is not None:
+            raw, env_name = item["api_key"], ""
+        else:
+            env_name = item["api_key_ref"]
+            raw = os.environ[env_name]
+            if len(raw) < MIN_KEY_LENGTH or not KEY_RE.match(raw):
+                where, line = item.where("api_key_ref")
+                raise ConfigError(
+                    f"the key in {env_name} must be at least {MIN_KEY_LENGTH} characters, no spaces",
+                    path=f"{where}.env",
+                    line=line,
+                )
+        key_field = "api_key" if not env_name else "api_key_ref"
+        if raw in keys:
+            where, line = item.where(key_field)
+            raise ConfigError(
+                f"the same key is already given to consumer group {keys[raw]!r}; "
+                "give each group its own key",
+                path=where,
+                line=line,
+            )
+        keys[raw] = item["name"]
+        limits = item["rate_limits"]
+        groups.append(
+            GroupSpec(
+                name=item["name"],
+                raw_key=raw,
+                key_env_ref=env_name,
+                wallet_team_id=item["wallet_team_id"],
+                allowed_models=item["allowed_models"],
+                rpm_limit=limits["rpm"] if limits else None,
+                tpm_limit=limits["tpm"] if limits else None,
+                active=item["active"],
+                where=item,
+            )
+        )
+    return groups
+
+
+def apply_consumer_groups(ctx: ApplyContext, groups: list[GroupSpec]) -> None:
+    departments = {}
+    for spec in groups:
+        if spec.wallet_team_id not in departments:
+            department, created = services.department_get_or_create(
+                organization=ctx.organization,
+                team_id=spec.wallet_team_id,
+                actor=ctx.actor,
+                via=ctx.via,
+            )
+            departments[spec.wallet_team_id] = department
+            if created:
+                ctx.report.add("created", "department", spec.wallet_team_id)
+        try:
+            _, created, changed = services.consumer_group_upsert(
+                organization=ctx.organization,
+                name=spec.name,
+                raw_key=spec.raw_key,
+                key_env_ref=spec.key_env_ref,
+                department=departments[spec.wallet_team_id],
+                allowed_models=spec.allowed_models,
+                rpm_limit=spec.rpm_limit,
+                tpm_limit=spec.tpm_limit,
+                is_active=spec.active,
+                actor=ctx.actor,
+                via=ctx.via,
+            )
+        except Conflict as exc:
+            where, line = spec.where.where("api_key" if not spec.key_env_ref else "api_key_ref")
+            raise ConfigError(exc.message, path=where, line=line) from None
+        if created:
+            ctx.report.add("created", "consumer_group", spec.name)
+        elif changed:
+            ctx.report.add("changed", "consumer_group", spec.name, _field_names(changed))
+        else:
+            ctx.report.same("consumer_group", spec.name)
+    # A group taken out of the file is switched off, not deleted: its usage history points at
+    # it, and switching it back on is one line in the file.
+    wanted = {spec.name for spec in groups}
+    leftovers = ConsumerGroup.objects.filter(organization=ctx.organization, is_active=True).exclude(
+        name__in=wanted
+    )
+    for group in leftovers.order_by("name"):
+        services.consumer_group_deactivate(group=group, actor=ctx.actor, via=ctx.via)
+        ctx.report.add("deactivated", "consumer_group", group.name, ["not in the file"])
+
+
+_FIELD_NAMES = {
+    "department": "wallet_team_id",
+    "key_env_ref": "api_key_ref",
+    "rpm_limit": "rate_limits.rpm",
+    "tpm_limit": "rate_limits.tpm",
+    "is_active": "active",
+}
+
+
+def _field_names(changed: list[str]) -> list[str]:
+    """Report changes with the names the file uses."""
+    return [_FIELD_NAMES.get(name, name) for name in changed]
+
+
+# --- cost tracking -----------------------------------------------------------------------------
+
+
+cost_tracking_reader = mapping(
+    {
+        "enabled": Field(boolean, default=True),
+        "wallet_enforcement": Field(boolean, default=True),
+    }
+)
+
+
+def parse_cost_tracking(node, path: str) -> dict:
+    return dict(cost_tracking_reader(node, path).values)
+
+
+def apply_cost_tracking(ctx: ApplyContext, value: dict) -> None:
+    changed = services.organization_cost_tracking_set(
+        organization=ctx.organization,
+        enabled=value["enabled"],
+        wallet_enforcement=value["wallet_enforcement"],
+        actor=ctx.actor,
+        via=ctx.via,
+    )
+    names = {"cost_tracking_enabled": "enabled", "wallet_enforcement": "wallet_enforcement"}
+    if changed:
+        ctx.report.add(
+            "changed", "cost_tracking", ctx.organization.slug, [names[c] for c in changed]
+        )
+    else:
+        ctx.report.same("cost_tracking", ctx.organization.slug)
+
+
+register_section("providers", parse=parse_providers, apply=apply_providers, order=10)
+register_section(
+    "consumer_groups", parse=parse_consumer_groups, apply=apply_consumer_groups, order=20
+)
+register_section("cost_tracking", parse=parse_cost_tracking, apply=apply_cost_tracking, order=30)

@@ -1,0 +1,226 @@
+"""The embedded demo behind `make run`: set-up (callable on its own, and tested) and serving.
+
+Set-up is idempotent: it migrates, creates the organization "Acme Corp" (slug `acme`), the
+DEMO ONLY admin token `kt_admin_prod_token` and admin login, applies `examples/keeptrusts.yaml`
+(the seed's file) and, when another part of the product ships a `demo_seed` command, runs it to
+simulate May 2026.
+"""
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command, get_commands
+from django.db import transaction
+
+from chargeback.config import ConfigReport, config_apply
+from chargeback.keys import hash_key
+from chargeback.models import AdminToken, Membership, Organization
+from chargeback.services import admin_token_create, organization_get_or_create
+
+DEMO_ORG_SLUG = "acme"
+DEMO_ORG_NAME = "Acme Corp"
+DEMO_ADMIN_TOKEN = "kt_admin_prod_token"  # the seed's curl uses it verbatim: DEMO ONLY
+DEMO_ADMIN_USER = "admin"
+CONFIG_FILE = Path(settings.BASE_DIR) / "examples" / "keeptrusts.yaml"
+ACTOR = "system:demo_run"
+
+
+@dataclass
+class DemoInfo:
+    organization: Organization
+    admin_username: str
+    admin_password: str
+    admin_token: str
+    config_report: ConfigReport
+    seeded: bool
+
+
+def demo_setup(
+    *, migrate: bool = True, admin_password: str | None = None, seed: bool = True, log=None
+) -> DemoInfo:
+    """Bring the demo database to its known state; safe to run again on every start."""
+    log = log or (lambda message: None)
+    # WhiteNoise serves static files through the finders (WHITENOISE_USE_FINDERS); an existing
+    # STATIC_ROOT spares each worker a warning and the demo a slow collectstatic on every start.
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+    if migrate:
+        log("migrating the database")
+        call_command("migrate", interactive=False, verbosity=0)
+    with transaction.atomic():
+        organization, _ = organization_get_or_create(
+            slug=DEMO_ORG_SLUG, name=DEMO_ORG_NAME, actor=ACTOR, via="system"
+        )
+        if not AdminToken.objects.filter(token_hash=hash_key(DEMO_ADMIN_TOKEN)).exists():
+            admin_token_create(
+                organization=organization,
+                name="demo token (DEMO ONLY)",
+                raw=DEMO_ADMIN_TOKEN,
+                actor=ACTOR,
+                via="system",
+            )
+        password = admin_password or os.environ.get("KT_DEMO_ADMIN_PASSWORD") or _new_password()
+        _demo_admin(organization, password)
+    log(f"applying {CONFIG_FILE.relative_to(settings.BASE_DIR)}")
+    report = config_apply(
+        organization=organization,
+        text=CONFIG_FILE.read_text(encoding="utf-8"),
+        actor=ACTOR,
+        via="config",
+    )
+    for line in report.lines():
+        log(f"  {line}")
+    seeded = False
+    if seed and "demo_seed" in get_commands():
+        log("simulating May 2026 (demo_seed)")
+        call_command("demo_seed")
+        seeded = True
+    return DemoInfo(
+        organization=organization,
+        admin_username=DEMO_ADMIN_USER,
+        admin_password=password,
+        admin_token=DEMO_ADMIN_TOKEN,
+        config_report=report,
+        seeded=seeded,
+    )
+
+
+def _new_password() -> str:
+    # A fresh one on every start, printed once: a fixed demo password would outlive the demo.
+    return secrets.token_urlsafe(12)
+
+
+def _demo_admin(organization: Organization, password: str) -> None:
+    User = get_user_model()
+    user, _ = User.objects.get_or_create(username=DEMO_ADMIN_USER)
+    user.is_staff = True
+    user.is_superuser = True
+    user.set_password(password)
+    user.save()
+    Membership.objects.update_or_create(
+        user=user, defaults={"organization": organization, "role": Membership.Role.OWNER}
+    )
+
+
+# --- serving -------------------------------------------------------------------------------------
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As gunicorn does: connections of a server just stopped (TIME_WAIT) do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_for_port(host: str, port: int, *, timeout: float = 30.0, process=None) -> bool:
+    """True once something accepts connections on host:port; False on timeout or if `process`
+    exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            return False
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def start_fake_provider(host: str, port: int, log) -> tuple[str, subprocess.Popen | None]:
+    """Start the built-in fake provider if this build has one; return (base URL, child or None).
+
+    Prefers the `run_fake_provider` command (its own process), else
+    `gateway.fake_provider.start_in_thread`. Without either, returns ("", None)."""
+    if "run_fake_provider" in get_commands():
+        child = subprocess.Popen(  # noqa: S603 - our own interpreter and manage.py
+            [sys.executable, "manage.py", "run_fake_provider", "--port", str(port)],
+            cwd=settings.BASE_DIR,
+        )
+        if not wait_for_port(host, port, timeout=20, process=child):
+            child.terminate()
+            log("warning: the fake provider did not start; continuing without it")
+            return "", None
+        return f"http://{host}:{port}", child
+    try:
+        from gateway import fake_provider
+    except ImportError:
+        return "", None
+    starter = getattr(fake_provider, "start_in_thread", None)
+    if starter is None:
+        return "", None
+    return str(starter(host, port)).rstrip("/"), None
+
+
+def gunicorn_command() -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        str(Path(settings.BASE_DIR) / "chargeback" / "gunicorn_conf.py"),
+        "chargeback.wsgi",
+    ]
+
+
+def _provider_line(fake_url: str) -> str:
+    if fake_url:
+        return f"built-in fake provider at {fake_url}"
+    if os.environ.get("OPENAI_API_KEY"):
+        return "OpenAI (OPENAI_API_KEY is set)"
+    return "none: set OPENAI_API_KEY (this build has no fake provider yet)"
+
+
+def banner(info: DemoInfo, *, port: int, fake_url: str, serving: bool = True) -> str:
+    base = f"http://localhost:{port}"
+    lines = [
+        "",
+        "=" * 78,
+        f"  {info.organization.name} demo {'is running on' if serving else 'is set up for'} {base}",
+        "",
+        f"  Dashboard        {base}/",
+        f"  Admin            {base}/admin/",
+        f"  Admin login      {info.admin_username} / {info.admin_password}   (DEMO ONLY, new on every start)",
+        f"  Admin API token  {info.admin_token}   (DEMO ONLY)",
+        f"  API docs         {base}/api/docs/",
+        f"  Provider         {_provider_line(fake_url)}",
+        f"  Simulated May    {'yes' if info.seeded else 'not in this build'}",
+        "",
+        "  Allocate the wallets (the seed's commands):",
+        "",
+    ]
+    for team, amount, label in [
+        ("team_engineering", "20000.00", "Engineering May 2026"),
+        ("team_support", "8000.00", "Support May 2026"),
+    ]:
+        lines += [
+            f'curl -s -X POST "{base}/v1/wallets/allocate" \\',
+            f'-H "Authorization: Bearer {info.admin_token}" \\',
+            '-H "Content-Type: application/json" \\',
+            f'-d \'{{"team_id":"{team}","amount":{amount},"currency":"USD","description":"{label}"}}\'',
+            "",
+        ]
+    lines += [
+        "  Call the gateway as the engineering department:",
+        "",
+        f'curl -s "{base}/v1/chat/completions" \\',
+        '-H "Authorization: Bearer kt_cg_engineering_prod" \\',
+        '-H "Content-Type: application/json" \\',
+        '-d \'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}\'',
+        "",
+        f"  kt:  export KT_URL={base} KT_TOKEN={info.admin_token}",
+        "=" * 78,
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,615 @@
+"""The demo organization's simulated spring: April and May 2026 of priced usage events.
+
+May's month-end view matches the seed page to the cent: $62,000.00 in total, engineering
+$28,000.00, support $12,000.00, legal $3,000.00, shared internal operations $7,000.00 and the
+remaining $12,000.00 over four small teams. April is a slightly smaller month so that the
+dashboards have a month-over-month trend.
+
+How the totals come out exact while every event is priced by `gateway.pricing.cost_of`: every
+simulated token count is a multiple of the model's "price unit" (the fewest tokens that cost a
+whole micro-dollar), so each event costs a whole number of micro-dollars and no rounding ever
+happens. Token counts are scaled so that a team's events add up to just under its target, and one
+last event (tokens solved for, see `_balancing_usage`) makes up the difference exactly.
+
+Events and their ledger captures are written with bulk_create; each wallet's balance is updated
+once at the end by the total captured, so balance stays the sum of the wallet's ledger.
+"""
+
+import hashlib
+import math
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+
+from chargeback.keys import hash_key, key_prefix
+from chargeback.models import ConsumerGroup, Department, Organization
+from chargeback.money import quantize
+from chargeback.periods import day_range, month_end
+from gateway.models import Price, UsageEvent
+from gateway.pricing import Usage, cost_of, price_for
+from wallets.models import Budget, LedgerEntry, Wallet
+from wallets.services import wallet_allocate, wallet_for_team
+
+ORG_SLUG = "acme"
+ORG_NAME = "Acme Corp"
+MAY = date(2026, 5, 1)
+APRIL = date(2026, 4, 1)
+MICRO = 1_000_000
+BATCH = 2000
+# Each team's simulated events first add up to (target - this); one balancing event adds the rest.
+BALANCE_GAP = Decimal("2.00")
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    provider: str
+    prompt: int  # typical prompt tokens of one request
+    completion: int
+    cached_share: float  # share of prompt tokens served from the provider's prompt cache
+    endpoint: str
+
+
+MODELS = {
+    "gpt-4o": ModelProfile("openai", 3000, 600, 0.2, "/v1/chat/completions"),
+    "gpt-4o-mini": ModelProfile("openai", 2500, 450, 0.2, "/v1/chat/completions"),
+    "gpt-4.1": ModelProfile("openai", 6000, 900, 0.3, "/v1/chat/completions"),
+    "o3": ModelProfile("openai", 5000, 3000, 0.1, "/v1/chat/completions"),
+    "claude-sonnet-4-5": ModelProfile("anthropic", 8000, 1200, 0.3, "/v1/messages"),
+    "claude-haiku-4-5": ModelProfile("anthropic", 3000, 500, 0.2, "/v1/messages"),
+    "text-embedding-3-small": ModelProfile("openai", 1500, 0, 0.0, "/v1/embeddings"),
+}
+
+# Used only when the default catalog has no price for a model: (input, output, cached input,
+# cache write, premium, kind), USD per million tokens.
+FALLBACK_PRICES = {
+    "gpt-4o": ("2.50", "10.00", "1.25", None, False, "chat"),
+    "gpt-4o-mini": ("0.15", "0.60", "0.075", None, False, "chat"),
+    "gpt-4.1": ("2.00", "8.00", "0.50", None, True, "chat"),
+    "o3": ("2.00", "8.00", "0.50", None, True, "chat"),
+    "claude-sonnet-4-5": ("3.00", "15.00", "0.30", "3.75", True, "chat"),
+    "claude-haiku-4-5": ("1.00", "5.00", "0.10", "1.25", False, "chat"),
+    "text-embedding-3-small": ("0.02", "0", None, None, False, "embedding"),
+}
+
+
+@dataclass(frozen=True)
+class Team:
+    team_id: str
+    name: str
+    group: str
+    targets: dict  # month start -> exact spend
+    budget: Decimal
+    mix: dict  # model -> share of requests
+    requests: int  # May requests; April (history for the trend) has 40 % of them
+    apps: tuple
+    users: int
+    repeat_share: float  # share of requests that repeat an earlier prompt exactly
+
+
+def _team(team_id, name, group, april, may, budget, mix, requests, apps, users, repeats):
+    return Team(
+        team_id,
+        name,
+        group,
+        {APRIL: Decimal(april), MAY: Decimal(may)},
+        Decimal(budget),
+        mix,
+        requests,
+        apps,
+        users,
+        repeats,
+    )
+
+
+TEAMS = [
+    _team(
+        "team_engineering",
+        "Engineering",
+        "engineering",
+        "24800.00",
+        "28000.00",
+        "30000.00",
+        {
+            "claude-sonnet-4-5": 35,
+            "gpt-4.1": 20,
+            "o3": 12,
+            "gpt-4o": 13,
+            "gpt-4o-mini": 15,
+            "claude-haiku-4-5": 5,
+        },
+        3200,
+        ("code-review", "ci-assistant", "dev-chat"),
+        40,
+        0.06,
+    ),
+    _team(
+        "team_support",
+        "Support",
+        "support",
+        "11100.00",
+        "12000.00",
+        "12000.00",
+        {"gpt-4o-mini": 57, "claude-haiku-4-5": 20, "gpt-4o": 20, "claude-sonnet-4-5": 3},
+        2600,
+        ("helpdesk-bot", "ticket-summary"),
+        25,
+        0.30,
+    ),
+    _team(
+        "team_legal",
+        "Legal",
+        "legal",
+        "2750.00",
+        "3000.00",
+        "4000.00",
+        {"claude-sonnet-4-5": 60, "o3": 15, "gpt-4.1": 15, "claude-haiku-4-5": 10},
+        250,
+        ("contract-review",),
+        6,
+        0.03,
+    ),
+    _team(
+        "team_shared_ops",
+        "Shared internal operations",
+        "shared-ops",
+        "6350.00",
+        "7000.00",
+        "8000.00",
+        {
+            "gpt-4o": 35,
+            "gpt-4o-mini": 30,
+            "text-embedding-3-small": 20,
+            "claude-haiku-4-5": 10,
+            "claude-sonnet-4-5": 5,
+        },
+        1300,
+        ("kb-assistant", "search-index"),
+        12,
+        0.15,
+    ),
+    _team(
+        "team_marketing",
+        "Marketing",
+        "marketing",
+        "3300.00",
+        "4000.00",
+        "4500.00",
+        {"gpt-4o": 40, "gpt-4o-mini": 30, "claude-sonnet-4-5": 20, "claude-haiku-4-5": 10},
+        450,
+        ("campaign-writer",),
+        10,
+        0.08,
+    ),
+    _team(
+        "team_sales",
+        "Sales",
+        "sales",
+        "3100.00",
+        "3500.00",
+        "3000.00",
+        {"gpt-4o-mini": 40, "gpt-4o": 30, "claude-haiku-4-5": 20, "claude-sonnet-4-5": 10},
+        450,
+        ("crm-notes", "proposal-drafts"),
+        14,
+        0.10,
+    ),
+    _team(
+        "team_data",
+        "Data",
+        "data",
+        "2450.00",
+        "3000.00",
+        "3500.00",
+        {"gpt-4.1": 30, "o3": 15, "gpt-4o-mini": 30, "text-embedding-3-small": 25},
+        320,
+        ("sql-copilot", "etl-enrichment"),
+        8,
+        0.05,
+    ),
+    _team(
+        "team_hr",
+        "People (HR)",
+        "hr",
+        "1300.00",
+        "1500.00",
+        "2000.00",
+        {"gpt-4o-mini": 50, "claude-haiku-4-5": 30, "gpt-4o": 20},
+        250,
+        ("policy-helper",),
+        5,
+        0.12,
+    ),
+]
+
+FIRST = ["ana", "ben", "chen", "dana", "eli", "fatima", "gus", "hana", "ivan", "jo", "kofi",
+         "lena", "marco", "nina", "omar", "priya", "quinn", "rosa", "sam", "tara", "uma",
+         "victor", "wen", "yusuf", "zoe"]  # fmt: skip
+LAST = ["garcia", "smith", "ito", "khan", "novak", "okafor", "berg", "silva", "park", "moreau"]
+
+
+# --- prices -------------------------------------------------------------------------------------
+
+
+def _unit(price_per_mtok: Decimal) -> tuple[int, int]:
+    """(tokens, micro-dollars): the fewest tokens that cost a whole number of micro-dollars."""
+    p = int(price_per_mtok * MICRO)
+    if p == 0:
+        return 1, 0
+    g = math.gcd(p, MICRO)
+    return MICRO // g, p // g
+
+
+def _units(price: Price) -> dict:
+    cached = price.cached_input_per_mtok
+    return {
+        "input": _unit(price.input_per_mtok),
+        "cached": _unit(cached if cached is not None else price.input_per_mtok),
+        "output": _unit(price.output_per_mtok),
+    }
+
+
+class PriceBook:
+    """Prices in force per (model, day), from the catalog; missing ones are added to it."""
+
+    def __init__(self, organization: Organization):
+        self.organization = organization
+        self._cache = {}
+
+    def at(self, model: str, moment: datetime) -> Price:
+        key = (model, moment.date())
+        if key not in self._cache:
+            provider = MODELS[model].provider
+            price = price_for(
+                organization_id=self.organization.id, provider=provider, model=model, at=moment
+            )
+            if price is None:
+                price = _fallback_price(provider, model)
+            self._cache[key] = (price, _units(price))
+        return self._cache[key][0]
+
+    def units(self, model: str, moment: datetime) -> dict:
+        self.at(model, moment)
+        return self._cache[(model, moment.date())][1]
+
+
+def _fallback_price(provider: str, model: str) -> Price:
+    inp, out, cached, write, premium, kind = FALLBACK_PRICES[model]
+    price, _ = Price.objects.get_or_create(
+        organization=None,
+        provider=provider,
+        model=model,
+        effective_from=datetime(2024, 1, 1, tzinfo=UTC),
+        defaults={
+            "kind": kind,
+            "input_per_mtok": Decimal(inp),
+            "output_per_mtok": Decimal(out),
+            "cached_input_per_mtok": Decimal(cached) if cached else None,
+            "cache_write_per_mtok": Decimal(write) if write else None,
+            "premium": premium,
+            "max_output_tokens": 16384,
+        },
+    )
+    return price
+
+
+# --- tenancy, wallets, budgets ------------------------------------------------------------------
+
+
+def _ensure_tenancy(organization: Organization) -> dict:
+    """Departments, consumer groups and budgets; existing rows (from the seed config) are kept."""
+    departments = {}
+    for team in TEAMS:
+        dept, _ = Department.objects.get_or_create(
+            organization=organization,
+            team_id=team.team_id,
+            defaults={"name": team.name, "owner_emails": [f"lead-{team.group}@acme.example"]},
+        )
+        departments[team.team_id] = dept
+        if not ConsumerGroup.objects.filter(organization=organization, department=dept).exists():
+            raw = f"kt_cg_{team.group.replace('-', '_')}_prod"
+            ConsumerGroup.objects.get_or_create(
+                organization=organization,
+                name=team.group,
+                defaults={
+                    "department": dept,
+                    "key_prefix": key_prefix(raw),
+                    "key_hash": hash_key(raw),
+                },
+            )
+        Budget.objects.get_or_create(
+            department=dept,
+            period=Budget.Period.MONTH,
+            defaults={
+                "organization": organization,
+                "amount": team.budget,
+                "currency": organization.currency,
+                "thresholds": [50, 80, 100],
+                "owner_emails": [f"lead-{team.group}@acme.example"],
+            },
+        )
+    return departments
+
+
+def _fund(organization: Organization, departments: dict) -> dict:
+    """Allocate each team enough for April and May plus a margin (idempotent by key)."""
+    wallets = {}
+    for team in TEAMS:
+        dept = departments[team.team_id]
+        needed = sum(team.targets.values()) * Decimal("1.1")
+        amount = Decimal(math.ceil(needed / 1000) * 1000)
+        wallet_allocate(
+            department=dept,
+            amount=amount,
+            currency=organization.currency,
+            description="Demo funding for April and May 2026",
+            idempotency_key=f"demo-seed-{team.team_id}-2026-spring",
+            actor="demo_seed",
+            via="system",
+        )
+        wallets[team.team_id] = wallet_for_team(department=dept)
+    return wallets
+
+
+# --- simulation ---------------------------------------------------------------------------------
+
+
+def _day_weights(month: date) -> list[tuple[date, float]]:
+    """Weekdays busy, weekends quiet, and usage growing through the month."""
+    days = []
+    day = month
+    while day <= month_end(month):
+        weekend = day.weekday() >= 5
+        days.append((day, (0.25 if weekend else 1.0) * (1 + 0.015 * (day.day - 1))))
+        day += timedelta(days=1)
+    return days
+
+
+def _moment(rng: random.Random, organization: Organization, day: date) -> datetime:
+    hour = min(22.9, max(6.0, rng.gauss(13.5, 3.0)))
+    seconds = int(hour * 3600) + rng.randrange(60)
+    return datetime.combine(day, time.min, tzinfo=organization.tz) + timedelta(seconds=seconds)
+
+
+def _fingerprint(*parts) -> str:
+    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
+
+
+def _round_down(tokens: float, unit: int) -> int:
+    return int(tokens // unit) * unit
+
+
+def _usage(spec: dict, scale: float, units: dict) -> Usage:
+    """Scaled token counts, each a multiple of its price unit, so the cost is whole micro-dollars."""
+    cached = _round_down(spec["prompt"] * spec["cached_share"] * scale, units["cached"][0])
+    plain = _round_down(spec["prompt"] * (1 - spec["cached_share"]) * scale, units["input"][0])
+    completion = _round_down(spec["completion"] * scale, units["output"][0])
+    return Usage(prompt_tokens=plain + cached, completion_tokens=completion, cached_tokens=cached)
+
+
+def _raw_cost(spec: dict, price: Price) -> float:
+    cached_rate = price.cached_input_per_mtok
+    cached_rate = float(cached_rate if cached_rate is not None else price.input_per_mtok)
+    return (
+        spec["prompt"] * (1 - spec["cached_share"]) * float(price.input_per_mtok)
+        + spec["prompt"] * spec["cached_share"] * cached_rate
+        + spec["completion"] * float(price.output_per_mtok)
+    ) / MICRO
+
+
+def _balancing_usage(rest: Decimal, price: Price) -> Usage | None:
+    """Tokens whose cost at `price` is exactly `rest` (whole micro-dollars), about a fifth of it
+    on output; None when this price's units cannot make that amount."""
+    target = int(rest * MICRO)
+    units = _units(price)
+    (m_in, k_in), (m_out, k_out) = units["input"], units["output"]
+    if k_in == 0:
+        return None
+    start = int(target * 0.2) // k_out if k_out else 0
+    for y in range(start, start + k_in):
+        left = target - y * k_out
+        if left >= 0 and left % k_in == 0:
+            usage = Usage(prompt_tokens=(left // k_in) * m_in, completion_tokens=y * m_out)
+            if cost_of(price, usage) == rest:
+                return usage
+        if not k_out:
+            break
+    return None
+
+
+def _team_events(
+    *, rng, organization, team: Team, month: date, prices: PriceBook, dept, group, wallet
+):
+    """The team's events for one month, adding up to its target exactly."""
+    target = team.targets[month]
+    count = team.requests if month == MAY else int(team.requests * 0.4)
+    days = _day_weights(month)
+    names = [f"{rng.choice(FIRST)}.{rng.choice(LAST)}" for _ in range(team.users)]
+    users = list(dict.fromkeys(names))
+    user_weights = [1 / (i + 1) ** 0.9 for i in range(len(users))]
+    models = list(team.mix)
+    seen = []  # (fingerprint, model, prompt tokens) of prompts asked so far
+    specs = []
+    day_list, day_weights = [d for d, _ in days], [w for _, w in days]
+    # In time order, so that a repeated prompt follows its first ask (as a cache would see it).
+    moments = sorted(
+        _moment(rng, organization, day) for day in rng.choices(day_list, day_weights, k=count)
+    )
+    for i, at in enumerate(moments):
+        profile_model = rng.choices(models, weights=[team.mix[m] for m in models])[0]
+        spec = {
+            "at": at,
+            "user": rng.choices(users, weights=user_weights)[0],
+            "app": rng.choice(team.apps),
+            "status": "ok",
+            "rid": f"{rng.getrandbits(96):024x}",
+        }
+        if seen and rng.random() < team.repeat_share:
+            fingerprint, model, prompt = rng.choice(seen[-300:])
+            spec.update(model=model, prompt=prompt, fingerprint=fingerprint)
+        else:
+            model = profile_model
+            profile = MODELS[model]
+            prompt = max(50, int(rng.lognormvariate(math.log(profile.prompt), 0.5)))
+            fingerprint = _fingerprint(team.team_id, month, i)
+            spec.update(model=model, prompt=prompt, fingerprint=fingerprint)
+            if rng.random() < 0.006:
+                spec["status"] = rng.choice(["provider_error", "timeout", "rate_limited"])
+            else:
+                seen.append((fingerprint, model, prompt))
+        profile = MODELS[spec["model"]]
+        spec["completion"] = (
+            int(rng.lognormvariate(math.log(profile.completion), 0.4)) if profile.completion else 0
+        )
+        spec["cached_share"] = profile.cached_share * rng.random() * 2
+        specs.append(spec)
+
+    billable = [s for s in specs if s["status"] == "ok"]
+    raw = sum(_raw_cost(s, prices.at(s["model"], s["at"])) for s in billable)
+    scale = float(target - BALANCE_GAP) / raw
+    events = []
+    total = Decimal(0)
+    for spec in specs:
+        price = prices.at(spec["model"], spec["at"])
+        if spec["status"] == "ok":
+            usage = _usage(spec, scale, prices.units(spec["model"], spec["at"]))
+            cost = cost_of(price, usage)
+        else:
+            usage, cost = Usage(), Decimal(0)
+        total += cost
+        events.append(_event(organization, team, dept, group, wallet, spec, price, usage, cost))
+
+    rest = target - total
+    last_day = max(d for d, _ in days if d.weekday() < 5)
+    at = _moment(rng, organization, last_day)
+    for model in [*models, *MODELS]:
+        price = prices.at(model, at)
+        usage = _balancing_usage(rest, price)
+        if usage is not None:
+            break
+    else:  # pragma: no cover - every catalog we know has a $1 or $0.02 per million price
+        raise RuntimeError(f"cannot price a balancing event of {rest} for {team.team_id}")
+    spec = {"at": at, "user": users[0], "app": team.apps[0], "status": "ok", "model": model}
+    spec["rid"] = f"{rng.getrandbits(96):024x}"
+    spec["fingerprint"] = _fingerprint(team.team_id, month, "last")
+    events.append(_event(organization, team, dept, group, wallet, spec, price, usage, rest))
+    return events
+
+
+ERRORS = {
+    "provider_error": (UsageEvent.Status.PROVIDER_ERROR, 500, "server_error"),
+    "timeout": (UsageEvent.Status.TIMEOUT, 504, "timeout"),
+    "rate_limited": (UsageEvent.Status.PROVIDER_ERROR, 429, "rate_limit_exceeded"),
+}
+
+
+def _event(organization, team, dept, group, wallet, spec, price, usage, cost) -> UsageEvent:
+    profile = MODELS[spec["model"]]
+    status, http_status, error_code = ERRORS.get(spec["status"], ("ok", 200, ""))
+    tokens = usage.prompt_tokens + usage.completion_tokens
+    latency = 300 + tokens // 40 if status == "ok" else 30_000 if http_status == 504 else 900
+    return UsageEvent(
+        organization=organization,
+        department=dept,
+        consumer_group=group,
+        wallet=wallet,
+        request_id=f"req_demo_{spec['rid']}",
+        user=spec["user"],
+        tags={"app": spec["app"], "env": "prod"},
+        endpoint=profile.endpoint,
+        provider=profile.provider,
+        target_id=profile.provider,
+        model_requested=spec["model"],
+        model_served=spec["model"] if status == "ok" else "",
+        stream=profile.endpoint != "/v1/embeddings" and int(spec["fingerprint"][:4], 16) % 3 == 0,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
+        cost=cost,
+        currency=organization.currency,
+        price=price,
+        usage_source=UsageEvent.UsageSource.PROVIDER
+        if status == "ok"
+        else UsageEvent.UsageSource.NONE,
+        status=status,
+        http_status=http_status,
+        error_code=error_code,
+        latency_ms=latency,
+        prompt_fingerprint=spec["fingerprint"],
+        created_at=spec["at"],
+    )
+
+
+def _captures(events: list[UsageEvent], wallets: dict) -> tuple[list[LedgerEntry], dict]:
+    """One capture entry per charged event, in time order, with running balances."""
+    balances = {w.pk: w.balance for w in wallets.values()}
+    spent = defaultdict(Decimal)
+    entries = []
+    for event in sorted(events, key=lambda e: e.created_at):
+        if event.cost <= 0:
+            continue
+        balances[event.wallet_id] = quantize(balances[event.wallet_id] - event.cost)
+        spent[event.wallet_id] += event.cost
+        entries.append(
+            LedgerEntry(
+                organization_id=event.organization_id,
+                wallet_id=event.wallet_id,
+                kind=LedgerEntry.Kind.CAPTURE,
+                amount=-event.cost,
+                balance_after=balances[event.wallet_id],
+                currency=event.currency,
+                reference=event.request_id,
+                description=f"{event.model_requested} (demo)",
+                actor="demo_seed",
+                created_at=event.created_at,
+            )
+        )
+    return entries, spent
+
+
+def demo_seed(*, organization_slug: str = ORG_SLUG, seed: int = 2026) -> dict:
+    """Create the demo organization's teams, wallets, budgets and April-May 2026 of usage.
+
+    Idempotent: if the organization already has May 2026 events nothing is added. Every event
+    has one capture on its team wallet equal to its cost, and each wallet's balance moves by
+    exactly the captured total, in one transaction.
+    """
+    organization, _ = Organization.objects.get_or_create(
+        slug=organization_slug, defaults={"name": ORG_NAME}
+    )
+    start, end = day_range(organization, MAY, month_end(MAY))
+    if UsageEvent.objects.filter(
+        organization=organization, created_at__gte=start, created_at__lt=end
+    ).exists():
+        return {"organization": organization, "created": 0, "skipped": True}
+
+    rng = random.Random(seed)
+    with transaction.atomic():
+        departments = _ensure_tenancy(organization)
+        wallets = _fund(organization, departments)
+        prices = PriceBook(organization)
+        events = []
+        for team in TEAMS:
+            dept = departments[team.team_id]
+            group = ConsumerGroup.objects.filter(organization=organization, department=dept).first()
+            for month in (APRIL, MAY):
+                events += _team_events(
+                    rng=rng,
+                    organization=organization,
+                    team=team,
+                    month=month,
+                    prices=prices,
+                    dept=dept,
+                    group=group,
+                    wallet=wallets[team.team_id],
+                )
+        UsageEvent.objects.bulk_create(events, batch_size=BATCH)
+        entries, spent = _captures(events, wallets)
+        LedgerEntry.objects.bulk_create(entries, batch_size=BATCH)
+        for wallet_id, amount in spent.items():
+            Wallet.objects.filter(pk=wallet_id).update(balance=F("balance") - amount)
+    return {"organization": organization, "created": len(events), "skipped": False}

@@ -1,0 +1,68 @@
+"""`GET /v1/spend?by=team|model|provider|user&month=YYYY-MM`: one month's spend grouped one way,
+for `kt spend`. Admin token; the token's organization only."""
+
+from decimal import Decimal
+
+from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chargeback.errors import ApplicationError
+from chargeback.money import to_cents
+from chargeback.periods import local_today, month_end
+from reports.dashboards.selectors import month_parse, share
+from reports.selectors import spend_by, spend_total
+
+GROUPS = {
+    "team": "department__team_id",
+    "model": "model_requested",
+    "provider": "provider",
+    "user": "user",
+}
+
+
+class SpendApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        by = serializers.ChoiceField(choices=sorted(GROUPS), default="team")
+        month = serializers.CharField(required=False)
+
+        def validate_month(self, value):
+            try:
+                return month_parse(value)
+            except ApplicationError as exc:
+                raise serializers.ValidationError(exc.message) from None
+
+    def get(self, request):
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        organization = request.organization
+        month = params.validated_data.get("month") or local_today(
+            organization, timezone.now()
+        ).replace(day=1)
+        by = params.validated_data["by"]
+        scope = {"organization": organization, "date_from": month, "date_to": month_end(month)}
+        total = spend_total(**scope)
+        rows = spend_by(field=GROUPS[by], **scope)
+        return Response(
+            {
+                "by": by,
+                "month": month.strftime("%Y-%m"),
+                "currency": organization.currency,
+                "total": str(to_cents(total)),
+                "requests": sum(r["requests"] for r in rows),
+                "rows": [
+                    {
+                        "key": r["key"] or "",
+                        "cost": str(to_cents(r["cost"])),
+                        "share_percent": str(
+                            (share(r["cost"], total) * 100).quantize(Decimal("0.1"))
+                        ),
+                        "requests": r["requests"],
+                        "prompt_tokens": r["prompt_tokens"] or 0,
+                        "completion_tokens": r["completion_tokens"] or 0,
+                    }
+                    for r in rows
+                ],
+            }
+        )

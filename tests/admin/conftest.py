@@ -1,0 +1,200 @@
+"""Two tenants with one row of every admin-registered model each, and staff of every role.
+
+Every text of the outsider's rows carries the word "outsider", and nothing of Acme's does, so a
+page shown to Acme's staff must never contain it.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.utils import timezone
+
+from chargeback.models import AuditLog, Membership
+from gateway.models import UsageEvent
+from reports.models import ExportJob, ProviderInvoice
+from tests.factories import (
+    AdminTokenFactory,
+    ConsumerGroupFactory,
+    DepartmentFactory,
+    OrganizationFactory,
+    PriceFactory,
+    ProviderTargetFactory,
+)
+from wallets import services
+from wallets.models import Budget, BudgetAlert, WalletAlert
+
+PASSWORD = "a-long-test-password-1"
+
+
+@dataclass
+class Tenant:
+    org: object
+    marker: str
+    owned: object  # the department its budget owner owns
+    other: object  # a department the budget owner does not own
+    users: dict = field(default_factory=dict)
+
+
+def make_staff(org, role, username, departments=()):
+    user = get_user_model().objects.create_user(
+        username=username, email=f"{username}@example.com", password=PASSWORD
+    )
+    membership = Membership.objects.create(user=user, organization=org, role=role)
+    if departments:
+        membership.departments.set(departments)
+    return user
+
+
+def make_event(org, department, *, marker, cost, created_at=None, **extra):
+    group = department.consumer_groups.first()
+    fields = {
+        "organization": org,
+        "department": department,
+        "consumer_group": group,
+        "request_id": f"req-{marker}-{UsageEvent.objects.count()}-{department.pk}",
+        "user": f"{marker}-user",
+        "endpoint": "chat.completions",
+        "provider": "fake",
+        "model_requested": f"{marker}-model",
+        "model_served": f"{marker}-model",
+        "prompt_tokens": 100,
+        "completion_tokens": 50,
+        "cost": Decimal(cost),
+        "created_at": created_at or timezone.now(),
+    }
+    fields.update(extra)
+    return UsageEvent.objects.create(**fields)
+
+
+def build_tenant(marker: str) -> Tenant:
+    """One row of every model in chargeback/, wallets/, gateway/ and reports/ for a new tenant."""
+    org = OrganizationFactory(name=marker.title(), slug=marker)
+    owned = DepartmentFactory(organization=org, team_id=f"team_{marker}_eng", name=f"{marker} eng")
+    other = DepartmentFactory(organization=org, team_id=f"team_{marker}_ops", name=f"{marker} ops")
+    for dept in (owned, other):
+        ConsumerGroupFactory(
+            organization=org,
+            department=dept,
+            name=f"{marker}-{dept.name.split()[-1]}",
+            key=f"kt_cg_{marker}_{dept.pk}",
+        )
+        services.wallet_allocate(
+            department=dept,
+            amount=Decimal("1000"),
+            currency="USD",
+            description=f"{marker} funding",
+            actor=f"{marker}_admin",
+            via="api",
+        )
+        Budget.objects.create(
+            organization=org,
+            department=dept,
+            amount=Decimal("500"),
+            thresholds=[50, 80, 100],
+            owner_emails=[f"lead@{marker}.example"],
+        )
+    services.wallet_credit(
+        organization=org,
+        amount=Decimal("5000"),
+        currency="USD",
+        description=f"{marker} credit",
+        actor=f"{marker}_admin",
+    )
+    wallet = owned.wallets.get()
+    services.hold_place(wallet=wallet, amount=Decimal("1.5"), request_id=f"{marker}-hold-1")
+    ProviderTargetFactory(organization=org, target_id=f"{marker}-target", provider="fake")
+    AdminTokenFactory(organization=org, name=f"{marker} token", raw=f"kt_admin_{marker}_tok")
+    price = PriceFactory(organization=org, provider="fake", model=f"{marker}-model")
+    for dept in (owned, other):
+        make_event(org, dept, marker=marker, cost="0.25", price=price)
+    BudgetAlert.objects.create(
+        organization=org,
+        budget=owned.budgets.get(),
+        period_start=date.today().replace(day=1),
+        kind=BudgetAlert.Kind.THRESHOLD,
+        threshold=50,
+    )
+    WalletAlert.objects.create(organization=org, wallet=wallet, state=WalletAlert.State.LOW)
+    ProviderInvoice.objects.create(
+        organization=org,
+        provider=f"{marker}cloud",
+        period=date(2026, 5, 1),
+        amount=Decimal("10"),
+        reference=f"{marker}-inv-1",
+    )
+    ExportJob.objects.create(
+        organization=org,
+        type=ExportJob.Type.EVENTS,
+        format=ExportJob.Format.CSV,
+        date_from=date(2026, 5, 1),
+        date_to=date(2026, 5, 31),
+        requested_by=f"{marker}_admin",
+    )
+    tenant = Tenant(org=org, marker=marker, owned=owned, other=other)
+    tenant.users = {
+        "owner": make_staff(org, Membership.Role.OWNER, f"{marker}_owner"),
+        "finance": make_staff(org, Membership.Role.FINANCE, f"{marker}_finance"),
+        "budget_owner": make_staff(
+            org, Membership.Role.BUDGET_OWNER, f"{marker}_budget", departments=[owned]
+        ),
+        "viewer": make_staff(org, Membership.Role.VIEWER, f"{marker}_viewer"),
+    }
+    assert AuditLog.objects.filter(organization=org).exists()
+    return tenant
+
+
+@pytest.fixture(scope="package")
+def tenants(django_db_setup, django_db_blocker):
+    """Built once for tests/admin and committed; each test still runs in its own transaction
+    (rolled back), and everything is flushed when the package is done, before other areas'
+    tests (which create their own "acme") run."""
+    with django_db_blocker.unblock():
+        built = {"acme": build_tenant("acme"), "outsider": build_tenant("outsider")}
+    yield built
+    with django_db_blocker.unblock():
+        call_command("flush", interactive=False, verbosity=0)
+
+
+@pytest.fixture
+def acme(tenants, db):
+    return tenants["acme"]
+
+
+@pytest.fixture
+def outsider(tenants, db):
+    return tenants["outsider"]
+
+
+@pytest.fixture
+def superuser(db):
+    return get_user_model().objects.create_superuser(
+        username="root", email="root@example.com", password=PASSWORD
+    )
+
+
+@pytest.fixture
+def login(client):
+    def as_user(user):
+        client.force_login(user)
+        return client
+
+    return as_user
+
+
+def yesterday():
+    return timezone.now() - timedelta(days=1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_passwords():
+    from django.conf import settings
+
+    # Hashing a password properly takes ~0.3 s; tests create a dozen users.
+    original = settings.PASSWORD_HASHERS
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    yield
+    settings.PASSWORD_HASHERS = original

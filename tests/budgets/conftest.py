@@ -1,0 +1,131 @@
+import threading
+from decimal import Decimal
+
+import pytest
+
+from chargeback.celery import app as celery_app
+from tests.budgets.helpers import record_spend
+from tests.factories import DepartmentFactory
+from wallets import services as wallet_services
+from wallets.budgets import services as budget_services
+
+
+@pytest.fixture(autouse=True)
+def eager_celery():
+    """Tasks run in-process here (the worker test runs a real worker and turns this off)."""
+    conf = celery_app.conf
+    saved = conf.task_always_eager, conf.task_eager_propagates
+    conf.task_always_eager, conf.task_eager_propagates = True, True
+    yield conf
+    conf.task_always_eager, conf.task_eager_propagates = saved
+
+
+@pytest.fixture(autouse=True)
+def check_every_request(settings):
+    """Most tests follow one request at a time; test_throttle covers the window."""
+    settings.KT_BUDGET_CHECK_SECONDS = 0
+
+
+@pytest.fixture
+def support(org):
+    return DepartmentFactory(
+        organization=org,
+        team_id="team_support",
+        name="Support",
+        owner_emails=["lead@support.example"],
+    )
+
+
+@pytest.fixture
+def support_wallet(support):
+    wallet_services.wallet_allocate(department=support, amount=Decimal("5000.00"), currency="USD")
+    return wallet_services.wallet_for_team(department=support)
+
+
+@pytest.fixture
+def budget(support, support_wallet):
+    """$1,000 a month for Support, thresholds 50/80/100, owner lead@example.com."""
+    return budget_services.budget_create(
+        organization=support.organization,
+        team_id="team_support",
+        amount=Decimal("1000.00"),
+        owner_emails=["lead@example.com"],
+    )
+
+
+@pytest.fixture
+def spend(django_capture_on_commit_callbacks):
+    """record_spend with the on-commit hook run (the test itself is inside a transaction)."""
+
+    def run(**kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return record_spend(**kwargs)
+
+    return run
+
+
+@pytest.fixture
+def run_hourly(django_capture_on_commit_callbacks):
+    """The beat task's service, with its on-commit sends run."""
+    from wallets.budgets import evaluation
+
+    def run(**kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return evaluation.budgets_evaluate_all(**kwargs)
+
+    return run
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SMTPRecorder:
+    """A real SMTP server on loopback (aiosmtpd) that keeps what it receives."""
+
+    def __init__(self, port: int, delay: float = 0.0):
+        from aiosmtpd.controller import Controller
+
+        self.port = port
+        self.delay = delay
+        self.messages: list = []
+        self.receiving = threading.Event()  # set as soon as a message's DATA arrives
+        self.controller = Controller(self, hostname="127.0.0.1", port=port)
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+        import email
+        from email import policy
+
+        self.receiving.set()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        self.messages.append(
+            (envelope.rcpt_tos, email.message_from_bytes(envelope.content, policy=policy.default))
+        )
+        return "250 Message accepted for delivery"
+
+    def start(self):
+        self.controller.start()
+        return self
+
+    def stop(self):
+        self.controller.stop()
+
+
+@pytest.fixture
+def smtp_settings(settings):
+    """Point Django at a loopback SMTP port (nothing listens there until a test starts one)."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = free_port()
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_TIMEOUT = 5
+    return settings

@@ -1,0 +1,85 @@
+import socket
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client
+
+from chargeback.management.demo import banner, demo_setup, port_is_free
+from chargeback.models import AdminToken, ConsumerGroup, Membership, Organization
+
+pytestmark = pytest.mark.django_db
+
+SEED_CURL = (
+    'curl -s -X POST "http://localhost:41002/v1/wallets/allocate" \\\n'
+    '-H "Authorization: Bearer kt_admin_prod_token" \\\n'
+    '-H "Content-Type: application/json" \\\n'
+    '-d \'{"team_id":"team_support","amount":8000.00,"currency":"USD","description":"Support May 2026"}\''
+)
+
+
+def test_it_sets_up_the_demo_organization_token_login_and_seed_config():
+    info = demo_setup(migrate=False, admin_password="demo-pass-for-test", seed=False)
+
+    acme = Organization.objects.get(slug="acme")
+    assert acme.name == "Acme Corp"
+    assert info.organization == acme
+    assert sorted(
+        ConsumerGroup.objects.filter(organization=acme).values_list("name", flat=True)
+    ) == [
+        "engineering",
+        "legal",
+        "support",
+    ]
+    client = Client()
+    response = client.post(
+        "/v1/config/validate",
+        data="version: '1'\n",
+        content_type="text/yaml",
+        HTTP_AUTHORIZATION="Bearer kt_admin_prod_token",
+    )
+    assert response.status_code == 200
+    assert client.login(username="admin", password="demo-pass-for-test")
+    membership = Membership.objects.get(user__username="admin")
+    assert (membership.organization, membership.role) == (acme, "owner")
+    assert client.get("/admin/").status_code == 200
+
+
+def test_running_it_again_changes_nothing_but_the_printed_password():
+    demo_setup(migrate=False, admin_password="first-password-1", seed=False)
+
+    info = demo_setup(migrate=False, admin_password="second-password-2", seed=False)
+
+    assert info.config_report.lines()[0] == "no changes"
+    assert Organization.objects.count() == 1
+    assert AdminToken.objects.count() == 1
+    assert get_user_model().objects.get(username="admin").check_password("second-password-2")
+
+
+def test_the_banner_prints_the_login_and_the_seeds_curl_commands_verbatim():
+    info = demo_setup(migrate=False, admin_password="pw-in-banner-123", seed=False)
+
+    text = banner(info, port=41002, fake_url="")
+
+    assert SEED_CURL in text
+    assert "admin / pw-in-banner-123" in text
+    assert "http://localhost:41002/admin/" in text
+    assert "DEMO ONLY" in text
+
+
+def test_demo_run_setup_only_migrates_and_prepares_without_serving(capsys):
+    call_command("demo_run", "--setup-only", "--port", "41999")
+
+    out = capsys.readouterr().out
+    assert "demo: migrating the database" in out
+    assert "is set up for http://localhost:41999" in out
+    assert Organization.objects.filter(slug="acme").exists()
+
+
+def test_it_knows_a_busy_port_from_a_free_one():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert port_is_free("127.0.0.1", port) is False
+    assert port_is_free("127.0.0.1", port) is True

@@ -1,0 +1,131 @@
+"""`demo_seed`: the seed page's May 2026, exact to the cent, with a consistent ledger."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.db.models import Count, Sum
+
+from chargeback.models import Organization
+from gateway.models import Price, UsageEvent
+from gateway.pricing import Usage, cost_of
+from reports.demo import _balancing_usage, demo_seed
+from reports.selectors import events_in_range, spend_by, spend_total
+from wallets.models import Budget, LedgerEntry, Wallet
+
+MAY = {"date_from": date(2026, 5, 1), "date_to": date(2026, 5, 31)}
+
+
+@pytest.fixture(scope="module")
+def seeded(django_db_setup, django_db_blocker):
+    """Seed once for the module (it takes seconds) inside a transaction rolled back at the end,
+    so nothing of it outlives this module."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        call_command("demo_seed")
+        # Fire the deferred foreign-key checks once here, not again after every test.
+        connection.check_constraints()
+        yield Organization.objects.get(slug="acme")
+        transaction.set_rollback(True)
+
+
+pytestmark = pytest.mark.django_db
+
+
+def test_may_matches_the_seed_page_to_the_cent(seeded):
+    assert spend_total(organization=seeded, **MAY) == Decimal("62000")
+    by_team = {
+        r["key"]: r["cost"]
+        for r in spend_by(organization=seeded, field="department__team_id", **MAY)
+    }
+    assert by_team["team_engineering"] == Decimal("28000")
+    assert by_team["team_support"] == Decimal("12000")
+    assert by_team["team_legal"] == Decimal("3000")
+    assert by_team["team_shared_ops"] == Decimal("7000")
+    small = set(by_team) - {"team_engineering", "team_support", "team_legal", "team_shared_ops"}
+    assert len(small) >= 3
+    assert sum(by_team[t] for t in small) == Decimal("12000")
+
+
+def test_every_event_costs_what_its_price_gives_for_its_tokens(seeded):
+    events = UsageEvent.objects.filter(organization=seeded).select_related("price")
+    assert events.count() > 5000
+    for event in events.iterator(chunk_size=2000):
+        usage = Usage(
+            prompt_tokens=event.prompt_tokens,
+            completion_tokens=event.completion_tokens,
+            cached_tokens=event.cached_tokens,
+            cache_write_tokens=event.cache_write_tokens,
+        )
+        assert event.cost == cost_of(event.price, usage), event.request_id
+
+
+def test_each_charged_event_has_one_capture_equal_to_its_cost(seeded):
+    events = dict(
+        UsageEvent.objects.filter(organization=seeded, cost__gt=0).values_list("request_id", "cost")
+    )
+    captures = LedgerEntry.objects.filter(organization=seeded, kind="capture")
+    assert captures.count() == len(events)
+    for reference, amount in captures.values_list("reference", "amount"):
+        assert amount == -events[reference]
+
+
+def test_wallet_balances_are_the_sum_of_their_ledger_and_nothing_is_held(seeded):
+    wallets = Wallet.objects.filter(organization=seeded)
+    assert wallets.count() >= 8
+    for wallet in wallets:
+        ledger = wallet.entries.aggregate(total=Sum("amount"))["total"]
+        assert wallet.balance == ledger
+        assert wallet.held == 0
+        assert wallet.balance > 0  # funded enough to cover April and May
+
+
+def test_support_repeats_about_thirty_percent_of_its_prompts(seeded):
+    support = events_in_range(organization=seeded, **MAY).filter(department__team_id="team_support")
+    total = support.count()
+    distinct = support.values("prompt_fingerprint").distinct().count()
+    assert 0.27 <= (total - distinct) / total <= 0.33
+
+
+def test_the_month_looks_real(seeded):
+    may = events_in_range(organization=seeded, **MAY)
+    assert set(may.values_list("provider", flat=True)) == {"openai", "anthropic"}
+    assert may.values("model_requested").distinct().count() >= 5
+    assert may.exclude(status="ok").exists()
+    assert may.exclude(status="ok").filter(cost__gt=0).count() == 0
+    days = may.values("created_at__date").annotate(n=Count("id"))
+    assert days.count() == 31
+    eng = may.filter(department__team_id="team_engineering")
+    premium = eng.filter(price__premium=True).aggregate(s=Sum("cost"))["s"]
+    assert premium / Decimal(28000) > Decimal("0.5")
+    assert Budget.objects.get(department__team_id="team_engineering").amount == Decimal(30000)
+
+
+def test_running_it_again_does_not_double_may(seeded):
+    before = UsageEvent.objects.filter(organization=seeded).count()
+    result = demo_seed()
+    assert result["skipped"] is True
+    assert UsageEvent.objects.filter(organization=seeded).count() == before
+    assert spend_total(organization=seeded, **MAY) == Decimal("62000")
+
+
+@pytest.mark.parametrize(
+    ("inp", "out", "rest", "reachable"),
+    [
+        ("1.00", "5.00", "2.345678", True),
+        ("0.02", "0", "1.999999", True),
+        ("3.00", "15.00", "2.000001", True),
+        ("0.15", "0.60", "2.100003", True),
+        # $3/$15 moves in steps of 3 micro-dollars: the seed then tries the next model.
+        ("3.00", "15.00", "2.000002", False),
+    ],
+)
+def test_the_balancing_event_costs_exactly_the_rest(inp, out, rest, reachable):
+    price = Price(input_per_mtok=Decimal(inp), output_per_mtok=Decimal(out))
+    usage = _balancing_usage(Decimal(rest), price)
+    if not reachable:
+        assert usage is None
+        return
+    assert cost_of(price, usage) == Decimal(rest)
+    assert usage.prompt_tokens > 0

@@ -1,0 +1,61 @@
+"""Budgets management API: thin views over selectors and services (admin token, one
+organization; another organization's budget or department is a 404)."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chargeback.auth import actor_of
+from wallets.budgets import selectors, services
+from wallets.budgets.serializers import BudgetCreateInput, BudgetOutput, BudgetUpdateInput
+
+
+class BudgetListCreateApi(APIView):
+    @extend_schema(responses=BudgetOutput(many=True))
+    def get(self, request):
+        budgets = selectors.budget_list(
+            organization=request.organization, team_id=request.query_params.get("team_id", "")
+        )
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(budgets, request, view=self)
+        return paginator.get_paginated_response(BudgetOutput(page, many=True).data)
+
+    @extend_schema(request=BudgetCreateInput, responses={201: BudgetOutput})
+    def post(self, request):
+        data = BudgetCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        budget = services.budget_create(
+            organization=request.organization,
+            actor=actor_of(request),
+            via="api",
+            **data.validated_data,
+        )
+        return Response(BudgetOutput(budget).data, status=status.HTTP_201_CREATED)
+
+
+class BudgetDetailApi(APIView):
+    def _budget(self, request, budget_id):
+        return selectors.budget_get(organization=request.organization, budget_id=budget_id)
+
+    @extend_schema(responses=BudgetOutput)
+    def get(self, request, budget_id: int):
+        return Response(BudgetOutput(self._budget(request, budget_id)).data)
+
+    @extend_schema(request=BudgetUpdateInput, responses=BudgetOutput)
+    def patch(self, request, budget_id: int):
+        budget = self._budget(request, budget_id)
+        data = BudgetUpdateInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        budget = services.budget_update(
+            budget=budget, actor=actor_of(request), via="api", **data.validated_data
+        )
+        return Response(BudgetOutput(budget).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, budget_id: int):
+        services.budget_delete(
+            budget=self._budget(request, budget_id), actor=actor_of(request), via="api"
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
