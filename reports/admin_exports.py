@@ -1,6 +1,7 @@
 """Export jobs in the admin: list with status, progress and a download link; the add form
-starts a job through the same service as the API. Staff see their own organization's jobs only
-(superusers see all)."""
+starts a job through the same service as the API. Scoping comes from OrgScopedAdmin: staff see
+their own organization's jobs only (another's is a 404), superusers see all, budget owners none
+(an export covers the whole organization)."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -9,10 +10,11 @@ from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from chargeback.admin_audit import audited_by_service
+from chargeback.admin_base import OrgScopedAdmin, request_scope
 from chargeback.auth import actor_of
-from chargeback.errors import ApplicationError, Conflict, NotFound
+from chargeback.errors import ApplicationError, Conflict
 from chargeback.models import Organization
-from reports.exports.selectors import export_job_get
 from reports.exports.services import (
     export_file_name,
     export_job_create,
@@ -25,28 +27,27 @@ from reports.models import ExportJob
 
 def organization_of(request) -> Organization | None:
     """The staff user's organization (None for a superuser, who sees every organization)."""
-    if request.user.is_superuser:
+    scope = request_scope(request)
+    if scope.superuser:
         return None
-    membership = getattr(request.user, "membership", None)
-    if membership is None:
+    if scope.organization_id is None:
         raise PermissionDenied("this account belongs to no organization")
-    return membership.organization
+    return Organization.objects.get(pk=scope.organization_id)
 
 
 class ExportJobAddForm(forms.ModelForm):
+    """Staff get a subclass without the organization field (theirs is implied); superusers
+    choose one. Validation is the service's own, shown as form errors."""
+
     team_id = forms.CharField(required=False, help_text="only this department (optional)")
 
     class Meta:
         model = ExportJob
         fields = ["organization", "type", "format", "date_from", "date_to"]
 
-    def __init__(self, *args, request=None, **kwargs):
+    def __init__(self, *args, organization=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.request = request
-        own = organization_of(request) if request else None
-        if own is not None:
-            del self.fields["organization"]
-        self.organization = own
+        self.organization = organization
 
     def clean(self):
         data = super().clean()
@@ -73,7 +74,7 @@ class ExportJobAddForm(forms.ModelForm):
         return data
 
 
-class ExportJobAdmin(admin.ModelAdmin):
+class ExportJobAdmin(OrgScopedAdmin):
     list_display = [
         "id",
         "type",
@@ -112,19 +113,25 @@ class ExportJobAdmin(admin.ModelAdmin):
     actions = ["export_again"]
 
     def get_queryset(self, request):
-        qs = super().get_queryset(request).select_related("organization")
-        org = organization_of(request)
-        return qs if org is None else qs.filter(organization=org)
+        return super().get_queryset(request).select_related("organization")
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is not None:
             return super().get_form(request, obj, change=change, **kwargs)
+        own = organization_of(request)
+        fields = ExportJobAddForm.Meta.fields
+        if own is not None:
+            fields = [f for f in fields if f != "organization"]
 
         class Form(ExportJobAddForm):
-            def __init__(self, *a, **kw):
-                super().__init__(*a, request=request, **kw)
+            class Meta(ExportJobAddForm.Meta):
+                pass
 
-        return Form
+            def __init__(self, *args, **kw):
+                super().__init__(*args, organization=own, **kw)
+
+        Form.Meta.fields = fields
+        return forms.models.modelform_factory(ExportJob, form=Form, fields=fields)
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else []
@@ -158,6 +165,7 @@ class ExportJobAdmin(admin.ModelAdmin):
         messages.info(request, f"Export {job.id} queued.")
 
     @admin.action(description="Export again with the same settings", permissions=["add"])
+    @audited_by_service  # export_job_create writes the export.requested row
     def export_again(self, request, queryset):
         for job in queryset:
             new = export_job_create(
@@ -174,6 +182,9 @@ class ExportJobAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False  # a job is immutable: its page is read-only, new exports are added
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the record of what finance received stays
 
     @admin.display(description="progress")
     def progress(self, job):
@@ -201,17 +212,14 @@ class ExportJobAdmin(admin.ModelAdmin):
         return extra + super().get_urls()
 
     def download_view(self, request, job_id):
-        if not self.has_view_permission(request):
+        # Through the scoped queryset, like every other view: another organization's job is a 404.
+        job = self.get_queryset(request).filter(pk=job_id).first()
+        if job is None:
+            raise Http404(f"no export job {job_id}")
+        if not self.has_view_permission(request, job):
             raise PermissionDenied
-        org = organization_of(request)
-        if org is None:
-            job = ExportJob.objects.select_related("organization").filter(pk=job_id).first()
-            org = job.organization if job else Organization()
         try:
-            job = export_job_get(organization=org, job_id=job_id)
             handle = export_job_download(job=job, actor=actor_of(request), via="admin")
-        except NotFound:
-            raise Http404(f"no export job {job_id}") from None
         except Conflict as exc:
             messages.error(request, exc.message)
             return HttpResponseRedirect(reverse("admin:reports_exportjob_changelist"))
