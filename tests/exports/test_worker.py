@@ -55,7 +55,7 @@ def test_a_real_worker_builds_the_export_from_the_redis_queue(
     from chargeback.celery import app
 
     assert not app.conf.task_always_eager
-    assert settings.REDIS_URL.endswith("/7") or settings.REDIS_URL
+    assert settings.REDIS_URL
     fund(engineering)
     for day in (2, 9, 30):
         record_usage(department=engineering, at=datetime(2026, 5, day, 8, tzinfo=UTC), model=model)
