@@ -209,12 +209,22 @@ KT_KEY_ROTATION_GRACE_SECONDS = env.int("KT_KEY_ROTATION_GRACE_SECONDS", default
 # Upstream connection pool per process and per provider origin (gateway/providers.py).
 KT_UPSTREAM_MAX_CONNECTIONS = env.int("KT_UPSTREAM_MAX_CONNECTIONS", default=1000)
 KT_UPSTREAM_MAX_KEEPALIVE = env.int("KT_UPSTREAM_MAX_KEEPALIVE", default=100)
-# Holds left pending by a killed process are released and recorded (status "expired").
 # httpx logs every upstream request at INFO: noise, and CPU on the gateway's hot path.
 LOGGING["loggers"]["httpx"] = {"level": "WARNING"}
+# Holds left pending by a killed process are released and recorded (status "expired").
 CELERY_BEAT_SCHEDULE["gateway-sweep-expired-holds"] = {
     "task": "gateway.tasks.sweep_expired_holds",
     "schedule": 60.0,
+}
+
+# --- exports ---
+# The previous month's chargeback and events exports for every organization: hourly on the 1st
+# and 2nd (UTC) so that each time zone is served after its own midnight; idempotent.
+from celery.schedules import crontab  # noqa: E402
+
+CELERY_BEAT_SCHEDULE["exports-monthly"] = {
+    "task": "reports.export_jobs_monthly",
+    "schedule": crontab(minute=20, day_of_month="1,2"),
 }
 
 # --- pricing (gateway/pricing.py, gateway/fastpath.py) ---

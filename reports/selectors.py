@@ -75,3 +75,35 @@ def spend_by(
         }
         for r in rows
     ]
+
+
+# --- exports ---
+
+
+def spend_grouped(
+    *,
+    organization: Organization,
+    date_from: date,
+    date_to: date,
+    fields: list[str],
+    department: Department | None = None,
+) -> list[dict]:
+    """Unrounded cost, requests (and failed ones) and tokens grouped by several event fields,
+    ordered by those fields: the chargeback export sums these at full precision and rounds once."""
+    from django.db.models import Q
+
+    qs = events_in_range(
+        organization=organization, date_from=date_from, date_to=date_to, department=department
+    )
+    return list(
+        qs.values(*fields)
+        .annotate(
+            cost=_COST,
+            requests=Count("id"),
+            failed_requests=Count("id", filter=~Q(status=UsageEvent.Status.OK)),
+            prompt_tokens=Sum("prompt_tokens"),
+            cached_tokens=Sum("cached_tokens"),
+            completion_tokens=Sum("completion_tokens"),
+        )
+        .order_by(*fields)
+    )

@@ -1,6 +1,20 @@
 import pytest
 
+from chargeback.celery import app as celery_app
+
 from tests.factories import AdminTokenFactory, DepartmentFactory, OrganizationFactory
+
+
+@pytest.fixture(autouse=True)
+def _celery_mode(request):
+    """Tasks run in-process unless the test starts a real worker (`@pytest.mark.celery_worker`):
+    with REDIS_URL set, nothing should be queued where no worker will ever read it."""
+    conf = celery_app.conf
+    saved = conf.task_always_eager, conf.task_eager_propagates
+    conf.task_always_eager = request.node.get_closest_marker("celery_worker") is None
+    conf.task_eager_propagates = True
+    yield
+    conf.task_always_eager, conf.task_eager_propagates = saved
 
 
 @pytest.fixture
