@@ -16,7 +16,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 
 from chargeback.errors import InsufficientFunds
 from chargeback.money import ZERO
-from gateway import estimate, translate
+from gateway import estimate, fastpath, translate
 from gateway.attribution import end_user, tags_of
 from gateway.auth import GroupContext
 from gateway.errors import GatewayError
@@ -140,7 +140,9 @@ class Call:
                 )
             return
         try:
-            self.hold = hold_place(
+            # Fast path (docs/performance.md): one statement on PostgreSQL, the ORM on SQLite.
+            place = fastpath.hold_place_fast if fastpath.enabled() else hold_place
+            self.hold = place(
                 wallet=self.wallet,
                 amount=worst,
                 request_id=self.request_id,
@@ -322,7 +324,9 @@ class Call:
             usage_source=usage_source if usage is not None else "none",
         )
         if self.ctx.cost_tracking:
-            self.available = usage_record(self.hold, self.cost, fields)
+            # Fast path: capture + ledger entry + event in one statement on PostgreSQL.
+            record = fastpath.capture_and_record_fast if fastpath.enabled() else usage_record
+            self.available = record(self.hold, self.cost, fields)
         else:
             event_record({**fields, "wallet_id": None})
         if usage is not None:

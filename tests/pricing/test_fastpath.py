@@ -11,9 +11,10 @@ from django.db import IntegrityError, connection, transaction
 from chargeback.errors import InsufficientFunds
 from gateway.fastpath import capture_and_record, capture_and_record_fast, hold_place_fast
 from gateway.models import UsageEvent
+from gateway.recording import usage_record
 from tests.factories import DepartmentFactory, PriceFactory
 from wallets import services
-from wallets.models import Hold, LedgerEntry, Wallet
+from wallets.models import Hold, LedgerEntry
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the fast path is PostgreSQL only"
@@ -47,21 +48,7 @@ def _event(wallet, request_id, cost, price=None):
 
 
 def _orm_capture(hold, amount, event_fields):
-    # gateway.recording.usage_record (the gateway branch), to be imported once merged.
-    fields = dict(event_fields)
-    with transaction.atomic():
-        if amount > 0:
-            resolved = services.hold_capture(hold=hold, amount=amount, reference=hold.request_id)
-        else:
-            resolved = services.hold_release(hold=hold)
-        if not resolved:
-            fields["cost"] = Decimal(0)
-            fields["error_code"] = fields.get("error_code") or "hold_already_resolved"
-            if UsageEvent.objects.filter(request_id=fields["request_id"]).exists():
-                return None
-        UsageEvent.objects.create(**fields)
-        wallet = Wallet.objects.get(pk=fields["wallet_id"])
-        return wallet.balance - wallet.held
+    return usage_record(hold, amount, event_fields)
 
 
 # (hold, captured amount): a normal capture, a zero (release), above the hold, a second capture.
