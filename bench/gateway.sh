@@ -2,10 +2,11 @@
 # bench/gateway.sh -- our gateway against the peers (direct mock, nginx, LiteLLM) with full
 # accounting on PostgreSQL, plus the long-stream test. Prints a summary (docs/performance.md).
 #
-#   bash bench/gateway.sh                       # everything: about 10 minutes
+#   bash bench/gateway.sh                       # everything: about 12 minutes
 #   PEERS="direct" DURATION=5 bash bench/gateway.sh        # quicker: ours against the mock only
 #   WEB_WORKERS=2 WEB_THREADS=64 STREAMS="250 500" bash bench/gateway.sh
 #   PEERS="direct" STREAMS="" bash bench/gateway.sh        # no long-stream test
+#   OURS="ours" ...                                         # without the async-commit variant
 #   BENCH_PEERS_SKIP=1 STREAMS="500 1000" PEERS="" bash bench/gateway.sh   # streams only
 #
 # Needs: `make install` done, PostgreSQL on 127.0.0.1:5432, and what the shared harness
@@ -24,10 +25,11 @@ export BENCH_OUT=${BENCH_OUT:-/tmp/kt-bench/$STAMP}
 export BENCH_DATABASE_URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cb_pricing_bench}
 export BENCH_REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/4}
 export WEB_WORKERS=${WEB_WORKERS:-2}
-export WEB_THREADS=${WEB_THREADS:-256}
+export WEB_THREADS=${WEB_THREADS:-512}
 export STREAMS=${STREAMS-"250 500 1000"}
 export BENCH_KEY_FAST=kt_cg_bench_fast_0123456789 BENCH_KEY_SLOW=kt_cg_bench_slow_0123456789
 PEERS=${PEERS-"direct nginx litellm"}
+OURS=${OURS-"ours ours_async"}
 mkdir -p "$BENCH_OUT/slow/tmp"
 PY="$REPO/.venv/bin/python"
 
@@ -61,8 +63,8 @@ DATABASE_URL=$BENCH_DATABASE_URL "$PY" "$REPO/bench/setup_bench.py" report \
     | sed 's/^ACCOUNTINGJSON //' >"$BENCH_OUT/accounting.before.json"
 
 # 4. The shared harness: peers, then ours (bench/targets_ours.sh), results in $BENCH_OUT.
-log "harness $HARNESS, targets: $PEERS ours; output $BENCH_OUT"
-TARGETS="$PEERS ours" TARGETS_FILE="$REPO/bench/targets_ours.sh" RUN_DIR="$BENCH_OUT/run" \
+log "harness $HARNESS, targets: $PEERS $OURS; output $BENCH_OUT"
+TARGETS="$PEERS $OURS" TARGETS_FILE="$REPO/bench/targets_ours.sh" RUN_DIR="$BENCH_OUT/run" \
     RESULTS_DIR="$BENCH_OUT" bash "$HARNESS/run_peers.sh" >"$BENCH_OUT/harness.md" || true
 
 # 5. Accounting after the run, and the summary.
