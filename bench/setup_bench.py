@@ -66,13 +66,16 @@ def setup(fast_url: str, slow_url: str) -> None:
                 "served_models": ["gpt-4o-mini"],
             },
         )
-        services.wallet_allocate(
-            department=department,
-            amount=FUNDS,
-            currency=org.currency,
-            description="bench funding",
-            idempotency_key="bench-funding",
-        )
+        if not LedgerEntry.objects.filter(
+            organization=org, idempotency_key="bench-funding"
+        ).exists():
+            services.wallet_allocate(
+                department=department,
+                amount=FUNDS,
+                currency=org.currency,
+                description="bench funding",
+                idempotency_key="bench-funding",
+            )
         print(f"{slug}: key {raw}, target {url}")
 
 
