@@ -7,9 +7,9 @@ stream), and checks that every stream ends with a usage chunk and `data: [DONE]`
 deadline. Steps through the counts given with -n (e.g. `-n 100 250 500 1000`) and prints one
 line per step plus a `STREAMSJSON {...}` line with all steps.
 
-A step is "held" when every stream completed and the slowest took less than `--max-seconds`
-(default 15 s: the upstream takes about 9.5 s, so no stream waited more than about 5 s for a
-thread). `--pid` samples the RSS of the gateway's process group (peak, MB) and its CPU seconds.
+A step is "held" when every stream completed without an error (a complete SSE stream with
+usage and [DONE]) within `--max-seconds` (default 60 s); the durations say how much longer than
+the upstream's 9.5 s the streams took (first byte and thread waits under a burst). `--pid` samples the RSS of the gateway's process group (peak, MB) and its CPU seconds.
 
   python bench/streams.py URL --auth "Bearer KEY" -n 100 250 500 1000
 """
@@ -139,7 +139,7 @@ async def main():
     parser.add_argument("url")
     parser.add_argument("--auth", required=True)
     parser.add_argument("-n", type=int, nargs="+", default=[100, 250, 500])
-    parser.add_argument("--max-seconds", type=float, default=15.0)
+    parser.add_argument("--max-seconds", type=float, default=60.0)
     parser.add_argument("--deadline", type=float, default=60.0)
     parser.add_argument("--pgid", type=int, default=0)
     parser.add_argument("--pause", type=float, default=3.0)
