@@ -15,6 +15,7 @@ from django.contrib import admin
 from django.contrib.admin.filters import RelatedFieldListFilter, SimpleListFilter
 from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.auth import get_user_model
+from django.db import models
 from django.db.models import Q
 from django.http import Http404
 
@@ -94,6 +95,8 @@ class OrgScopedAdmin(AuditedAdminMixin, admin.ModelAdmin):
     department_path: str | None = None
     shared_when_org_null = False
     read_only = False
+    # A bare host typed into a URL field means https (Django 6's default, asked for today).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     # --- rows --------------------------------------------------------------------------------
 

@@ -3,34 +3,29 @@ however many rows it shows. Spend follows reports/selectors.py: the events of th
 organization's month (periods.day_range in its time zone), summed at full precision in the
 database and rounded once with money.to_cents when displayed.
 
-The wallet status rule lives here, once, as an SQL expression (so the column can be sorted):
-  depleted  available <= 0
-  low       available <  low_threshold_percent % of the wallet's last funding entry
-            (the last allocation, or credit for the organization wallet)
-  healthy   otherwise (also when the wallet was never funded but has money available)
+The wallet status column uses wallets.selectors.wallet_status_expression, the SQL twin of
+wallets.selectors.wallet_status (so the column can be sorted).
 """
 
 from django.db.models import (
     Case,
-    CharField,
     DecimalField,
     ExpressionWrapper,
     F,
     OuterRef,
-    Q,
     Subquery,
     Sum,
     Value,
     When,
 )
 from django.db.models.functions import Coalesce, NullIf
-from django.db.models.lookups import IsNull, LessThan, LessThanOrEqual
 
 from chargeback.models import Organization
 from chargeback.money import ZERO, AmountField
 from chargeback.periods import day_range, local_today, month_end, month_start
 from gateway.models import UsageEvent
 from wallets.models import Budget, LedgerEntry, Wallet
+from wallets.selectors import wallet_status_expression
 
 FUNDING_KINDS = [LedgerEntry.Kind.ALLOCATION, LedgerEntry.Kind.CREDIT]
 SPENDING_KINDS = [LedgerEntry.Kind.CAPTURE, LedgerEntry.Kind.REFUND]
@@ -41,26 +36,6 @@ def month_to_date_bounds(organization: Organization):
     """[start, end) of the organization's current month, as reports/selectors.py counts days."""
     today = local_today(organization)
     return day_range(organization, month_start(today), month_end(today))
-
-
-def wallet_status_expression(*, available, last_funding, threshold_percent):
-    """The one rule for healthy / low / depleted (see the module docstring)."""
-    return Case(
-        When(IsNull(available, True), then=Value("")),
-        When(LessThanOrEqual(available, ZERO), then=Value("depleted")),
-        When(
-            Q(IsNull(last_funding, False))
-            & LessThan(
-                available,
-                ExpressionWrapper(
-                    last_funding * threshold_percent / Value(100), output_field=AmountField()
-                ),
-            ),
-            then=Value("low"),
-        ),
-        default=Value("healthy"),
-        output_field=CharField(),
-    )
 
 
 def _sum_subquery(qs, *, group_by: str, field: str = "amount"):

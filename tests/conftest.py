@@ -1,7 +1,6 @@
 import pytest
 
 from chargeback.celery import app as celery_app
-
 from tests.factories import AdminTokenFactory, DepartmentFactory, OrganizationFactory
 
 

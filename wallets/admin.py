@@ -212,36 +212,20 @@ class WalletAdmin(OrgScopedAdmin):
         for wallet in wallets:
             key = f"admin:{data['token']}:{wallet.pk}"
             try:
+                funding = {
+                    "amount": amount,
+                    "currency": wallet.currency,
+                    "description": reason,
+                    "idempotency_key": key,
+                    "actor": actor,
+                    "via": "admin",
+                }
                 if kind == "allocate" and wallet.scope == Wallet.Scope.TEAM:
-                    services.wallet_allocate(
-                        department=wallet.department,
-                        amount=amount,
-                        currency=wallet.currency,
-                        description=reason,
-                        idempotency_key=key,
-                        actor=actor,
-                        via="admin",
-                    )
+                    services.wallet_allocate(department=wallet.department, **funding)
                 elif kind == "allocate" and wallet.scope == Wallet.Scope.ORGANIZATION:
-                    services.wallet_credit(
-                        organization=wallet.organization,
-                        amount=amount,
-                        currency=wallet.currency,
-                        description=reason,
-                        idempotency_key=key,
-                        actor=actor,
-                        via="admin",
-                    )
+                    services.wallet_credit(organization=wallet.organization, **funding)
                 elif kind == "reclaim" and wallet.scope == Wallet.Scope.TEAM:
-                    services.wallet_reclaim(
-                        department=wallet.department,
-                        amount=amount,
-                        currency=wallet.currency,
-                        description=reason,
-                        idempotency_key=key,
-                        actor=actor,
-                        via="admin",
-                    )
+                    services.wallet_reclaim(department=wallet.department, **funding)
                 elif kind == "adjust":
                     services.wallet_adjust(
                         wallet=wallet, amount=amount, reason=reason, actor=actor, via="admin"

@@ -4,13 +4,26 @@ Totals come from the ledger (the truth), summed in the database at full precisio
 - total allocated: allocation and credit entries (money put into the wallet);
 - total spent: captures minus refunds (money the wallet paid for requests);
 - reserved: `Wallet.held`, the sum of pending holds.
-Status is decided by `wallet_status`, the one rule every screen (API, admin, budgets) uses.
+Status is decided by `wallet_status`, the one rule every screen (API, admin, budgets) uses
+(`wallet_status_expression` is the same rule in SQL, for sortable admin columns).
 """
 
 from decimal import Decimal
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    Case,
+    CharField,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
+from django.db.models.lookups import IsNull, LessThan, LessThanOrEqual
 
 from chargeback.errors import NotFound
 from chargeback.models import Organization
@@ -42,6 +55,28 @@ def wallet_status(*, wallet: Wallet, last_allocation: Decimal | None) -> str:
     ):
         return Status.LOW
     return Status.HEALTHY
+
+
+def wallet_status_expression(*, available, last_funding, threshold_percent):
+    """`wallet_status` as an SQL expression, for sortable columns; tests/wallets/test_status.py
+    checks that the two agree. Arguments are expressions; a NULL `available` gives "".
+    """
+    return Case(
+        When(IsNull(available, True), then=Value("")),
+        When(LessThanOrEqual(available, ZERO), then=Value("depleted")),
+        When(
+            Q(IsNull(last_funding, False))
+            & LessThan(
+                available,
+                ExpressionWrapper(
+                    last_funding * threshold_percent / Value(100), output_field=AmountField()
+                ),
+            ),
+            then=Value("low"),
+        ),
+        default=Value("healthy"),
+        output_field=CharField(),
+    )
 
 
 def _sum(condition: Q) -> Coalesce:

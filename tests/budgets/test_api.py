@@ -177,3 +177,11 @@ def test_an_update_that_changes_nothing_writes_no_audit_row(client, support):
     r = client.patch(f"/v1/budgets/{budget_id}", {"amount": "12000.00"}, format="json")
     assert r.status_code == 200
     assert not AuditLog.objects.filter(action="budget.update").exists()
+
+
+def test_the_same_amount_written_differently_is_no_change(client, support):
+    budget_id = client.post("/v1/budgets", SEED_BODY, format="json").json()["id"]
+    for same in ("12000", 12000, "12000.000"):
+        r = client.patch(f"/v1/budgets/{budget_id}", {"amount": same}, format="json")
+        assert r.status_code == 200
+    assert not AuditLog.objects.filter(action="budget.update").exists()

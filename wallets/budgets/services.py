@@ -111,11 +111,8 @@ def budget_update(*, budget: Budget, actor: str = "", via: str = "api", **change
             .get(pk=budget.pk)
         )
         before = _snapshot(budget)
-        if all(
-            before[field] == (str(v) if field == "amount" else list(v))
-            for field, v in changes.items()
-        ):
-            return budget  # nothing changes: no write, no audit row
+        if all(getattr(budget, field) == value for field, value in changes.items()):
+            return budget  # nothing changes (20 == 20.00000000): no write, no audit row
         for field, value in changes.items():
             setattr(budget, field, list(value) if field != "amount" else value)
         _check(

@@ -1,0 +1,145 @@
+"""Holds: the gateway's hot path. A hold reserves a request's worst case; it is then captured
+(the actual cost is charged), released or expired, exactly once.
+
+Each step is a single conditional UPDATE instead of a row lock: the database re-checks the
+condition after any concurrent writer commits, so two holds can never both take the last funds,
+and a hold already resolved is never resolved again.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from chargeback.errors import InsufficientFunds
+from chargeback.models import Department, Organization
+from chargeback.money import ZERO, quantize, to_cents
+from wallets.models import Hold, LedgerEntry, Wallet
+
+Kind = LedgerEntry.Kind
+
+
+def hold_place(
+    *,
+    wallet: Wallet,
+    amount: Decimal,
+    request_id: str,
+    enforce: bool = True,
+    ttl_seconds: int | None = None,
+) -> Hold:
+    """Reserve `amount` on the wallet for one request.
+
+    With `enforce`, refused (InsufficientFunds) unless available >= amount; the check and the
+    reservation are one conditional UPDATE, so concurrent holds cannot overspend. The hold expires
+    after `ttl_seconds` (KT_HOLD_TTL_SECONDS) and is then released by holds_expire.
+    """
+    amount = quantize(amount)
+    ttl = settings.KT_HOLD_TTL_SECONDS if ttl_seconds is None else ttl_seconds
+    now = timezone.now()
+    with transaction.atomic():
+        rows = Wallet.objects.filter(pk=wallet.pk)
+        if enforce:
+            rows = rows.filter(balance__gte=F("held") + amount)
+        if not rows.update(held=F("held") + amount):
+            current = Wallet.objects.get(pk=wallet.pk)
+            raise InsufficientFunds(
+                f"wallet {current.name} has {to_cents(current.available)} {current.currency} available, "
+                f"this request may cost up to {to_cents(amount)} {current.currency}",
+                available=current.available,
+                required=amount,
+                currency=current.currency,
+            )
+        return Hold.objects.create(
+            organization_id=wallet.organization_id,
+            wallet_id=wallet.pk,
+            request_id=request_id,
+            amount=amount,
+            expires_at=now + timedelta(seconds=ttl),
+            created_at=now,
+        )
+
+
+def _resolve(hold: Hold, status: str, captured: Decimal | None = None) -> bool:
+    """Mark a pending hold resolved; False when somebody else resolved it first."""
+    return bool(
+        Hold.objects.filter(pk=hold.pk, status=Hold.Status.PENDING).update(
+            status=status, captured_amount=captured, resolved_at=timezone.now()
+        )
+    )
+
+
+def hold_capture(
+    *, hold: Hold, amount: Decimal, reference: str = "", description: str = ""
+) -> LedgerEntry | None:
+    """Charge the actual cost of a held request and release the rest of the hold.
+
+    Exactly once: returns the capture entry, or None when the hold was already captured, released
+    or expired (nothing is charged then). A zero amount releases the hold instead. The actual cost
+    is charged even when it exceeds the hold (the provider billed it). Callers may wrap this in
+    their own transaction to write the usage event atomically with it.
+    """
+    amount = quantize(amount)
+    if amount <= ZERO:
+        hold_release(hold=hold)
+        return None
+    with transaction.atomic():
+        if not _resolve(hold, Hold.Status.CAPTURED, amount):
+            return None
+        Wallet.objects.filter(pk=hold.wallet_id).update(
+            held=F("held") - hold.amount, balance=F("balance") - amount
+        )
+        wallet = Wallet.objects.only("balance", "currency", "organization_id").get(
+            pk=hold.wallet_id
+        )
+        return LedgerEntry.objects.create(
+            organization_id=hold.organization_id,
+            wallet_id=hold.wallet_id,
+            kind=Kind.CAPTURE,
+            amount=-amount,
+            balance_after=wallet.balance,
+            currency=wallet.currency,
+            hold=hold,
+            reference=reference or hold.request_id,
+            description=description,
+        )
+
+
+def hold_release(*, hold: Hold, status: str = Hold.Status.RELEASED) -> bool:
+    """Give the whole hold back. Exactly once: False when it was already resolved."""
+    with transaction.atomic():
+        if not _resolve(hold, status):
+            return False
+        Wallet.objects.filter(pk=hold.wallet_id).update(held=F("held") - hold.amount)
+    return True
+
+
+def holds_expire(*, now=None, limit: int = 1000) -> list[Hold]:
+    """Release pending holds past their expiry (a crashed or killed request). Returns those
+    this call expired; each is resolved exactly once even with several sweepers running."""
+    now = now or timezone.now()
+    expired = []
+    for hold in Hold.objects.filter(status=Hold.Status.PENDING, expires_at__lt=now).order_by(
+        "expires_at"
+    )[:limit]:
+        if hold_release(hold=hold, status=Hold.Status.EXPIRED):
+            expired.append(hold)
+    return expired
+
+
+def effective_wallet(
+    *, organization: Organization, department: Department | None, user_ref: str = ""
+) -> Wallet | None:
+    """The most specific wallet that exists: the end user's, else the team's, else the organization's."""
+    q = Q(scope=Wallet.Scope.ORGANIZATION)
+    if department is not None:
+        q |= Q(scope=Wallet.Scope.TEAM, department=department)
+    if user_ref:
+        q |= Q(scope=Wallet.Scope.USER, user_ref=user_ref)
+    rank = {Wallet.Scope.USER: 0, Wallet.Scope.TEAM: 1, Wallet.Scope.ORGANIZATION: 2}
+    wallets = sorted(
+        Wallet.objects.filter(q, organization=organization), key=lambda w: rank[w.scope]
+    )
+    return wallets[0] if wallets else None
