@@ -1,19 +1,37 @@
 """Hook the gateway calls after a capture commits: spend changed for this department/wallet.
 
-It runs once per gateway request, so it does no database work itself: it claims a short
-per-department/wallet window in the cache (one SET NX) and, when the window was free, enqueues one
-`budgets.check_spend` task that runs after the window (`countdown`), so a burst of requests costs
-one check that sees all of them. Exactly once still comes from the alert rows' unique keys, and the
-hourly evaluation catches anything a window missed. It never raises: an alerting problem must not
-fail a request that was served and charged.
+It runs once per gateway request, so it does no database or network work in the common case: it
+claims a short per-department/wallet window in this process's memory and, only when the window
+was free, enqueues one `budgets.check_spend` task that runs after the window (`countdown`), so a
+burst of requests costs one check that sees all of them. Each server process checks on its own
+(a few processes = a few checks per window); the check is idempotent, exactly once comes from the
+alert rows' unique keys, and the hourly evaluation catches anything a window missed. It never
+raises: an alerting problem must not fail a request that was served and charged.
 """
 
 import logging
+import threading
+import time
 
 from django.conf import settings
-from django.core.cache import cache
 
 logger = logging.getLogger(__name__)
+
+_windows: dict[tuple, float] = {}  # (org, department, wallet) -> monotonic time the window ends
+_lock = threading.Lock()
+
+
+def _claim_window(key: tuple, seconds: float) -> bool:
+    """True when no window is open for `key` in this process (and opens one)."""
+    now = time.monotonic()
+    with _lock:
+        if _windows.get(key, 0.0) > now:
+            return False
+        if len(_windows) > 10_000:  # forget closed windows now and then
+            for stale in [k for k, end in _windows.items() if end <= now]:
+                del _windows[stale]
+        _windows[key] = now + seconds
+        return True
 
 
 def spend_recorded(
@@ -24,8 +42,7 @@ def spend_recorded(
 
     window = settings.KT_BUDGET_CHECK_SECONDS
     try:
-        key = f"kt:spend-check:{organization_id}:{department_id}:{wallet_id}"
-        if window > 0 and not cache.add(key, 1, timeout=window):
+        if window > 0 and not _claim_window((organization_id, department_id, wallet_id), window):
             return  # a check covering this request is already queued
         check_spend.apply_async(
             kwargs={
@@ -42,3 +59,9 @@ def spend_recorded(
             department_id,
             wallet_id,
         )
+
+
+def windows_clear() -> None:
+    """Forget every open window (tests)."""
+    with _lock:
+        _windows.clear()

@@ -3,7 +3,8 @@ hourly evaluation catches a crossing that fell inside a window."""
 
 import pytest
 from django.core import mail
-from django.core.cache import cache
+
+from wallets.alerts import windows_clear
 
 pytestmark = pytest.mark.django_db
 
@@ -11,9 +12,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def one_minute_window(settings):
     settings.KT_BUDGET_CHECK_SECONDS = 60
-    cache.clear()
+    windows_clear()
     yield
-    cache.clear()
+    windows_clear()
 
 
 def test_a_burst_of_requests_costs_one_check(one_minute_window, budget, support, spend):
