@@ -64,3 +64,16 @@ def request_organization(request) -> Organization | None:
 
 def actor_of(request) -> str:
     return request.user.get_username()
+
+
+class RequestScopedResource:
+    """Mixin for django-import-export resources that read and write one organization's rows:
+    the admin passes the request, the rows are the staff user's organization's."""
+
+    def __init__(self, *, request=None, **kwargs):
+        super().__init__(**kwargs)
+        self.request = request
+
+    @property
+    def organization_id(self):
+        return request_scope(self.request).organization_id if self.request else None

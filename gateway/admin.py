@@ -14,9 +14,9 @@ from chargeback.admin_base import (
     OrgScopedAdmin,
     ReadOnlyOrgScopedAdmin,
     audit_admin_change,
-    request_scope,
     snapshot,
 )
+from chargeback.admin_scope import RequestScopedResource
 from chargeback.money import ZERO, AmountField, to_cents
 from gateway.models import Price, UsageEvent
 
@@ -81,7 +81,7 @@ def price_save_keeping_history(*, price: Price, request, via_import: bool = Fals
         return price
 
 
-class PriceResource(resources.ModelResource):
+class PriceResource(RequestScopedResource, resources.ModelResource):
     """CSV/XLSX rows keyed by (provider, model) against the organization's open prices.
 
     A row for a model without an open price creates one (effective now); a row that differs
@@ -101,14 +101,6 @@ class PriceResource(resources.ModelResource):
         import_id_fields = ["provider", "model"]
         skip_unchanged = True
         report_skipped = True
-
-    def __init__(self, *, request=None, **kwargs):
-        super().__init__(**kwargs)
-        self.request = request
-
-    @property
-    def organization_id(self):
-        return request_scope(self.request).organization_id if self.request else None
 
     def get_queryset(self):
         return Price.objects.filter(organization_id=self.organization_id, effective_to__isnull=True)

@@ -23,9 +23,9 @@ from chargeback.admin_base import (
     OrgScopedAdmin,
     audit_admin_change,
     request_organization,
-    request_scope,
     snapshot,
 )
+from chargeback.admin_scope import RequestScopedResource
 from chargeback.money import CURRENCIES, ZERO, quantize
 from reports.admin_reconciliation import reconciliation_rows
 from reports.models import ProviderInvoice
@@ -60,7 +60,7 @@ class AmountWidget(widgets.Widget):
         return "" if value is None else str(value)
 
 
-class ProviderInvoiceResource(resources.ModelResource):
+class ProviderInvoiceResource(RequestScopedResource, resources.ModelResource):
     """Columns: provider, period (YYYY-MM), amount, currency[, reference]. Keyed by
     (provider, period) within the importer's organization: a second import of the same month
     updates the amount."""
@@ -75,14 +75,6 @@ class ProviderInvoiceResource(resources.ModelResource):
         import_id_fields = ["provider", "period"]
         skip_unchanged = True
         report_skipped = True
-
-    def __init__(self, *, request=None, **kwargs):
-        super().__init__(**kwargs)
-        self.request = request
-
-    @property
-    def organization_id(self):
-        return request_scope(self.request).organization_id if self.request else None
 
     def get_queryset(self):
         return ProviderInvoice.objects.filter(organization_id=self.organization_id)
