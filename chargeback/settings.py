@@ -74,6 +74,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "pool", {"min_size": 1, "max_size": env.int("DB_POOL_MAX", default=8), "timeout": 10}
     )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Let psycopg prepare a statement it runs repeatedly on a connection. Only the gateway's
+    # fast path binds server-side (the ORM quotes client-side and is never prepared); its two
+    # statements are otherwise parsed again on every request. None behind a transaction-mode
+    # pooler such as pgbouncer (DB_PREPARE_THRESHOLD=none).
+    _prepare = env("DB_PREPARE_THRESHOLD", default="5")
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "prepare_threshold", None if _prepare.lower() == "none" else int(_prepare)
+    )
 else:
     DATABASES["default"].setdefault("OPTIONS", {})
     # SQLite: wait for the writer instead of failing with "database is locked".
