@@ -1,4 +1,4 @@
-"""Wallets with their ledger, funding actions that go through wallets/services.py, budgets, and
+"""Wallets with their ledger, funding actions that go through wallets/services, budgets, and
 the append-only records (ledger entries, holds, alerts) read-only."""
 
 import secrets
@@ -115,7 +115,7 @@ class WalletAdmin(OrgScopedAdmin):
     actions = ["allocate", "reclaim", "adjust"]
 
     def get_readonly_fields(self, request, obj=None):
-        # Money moves only through the actions (wallets/services.py), never by editing a number.
+        # Money moves only through the actions (wallets/services), never by editing a number.
         return [
             "organization",
             "scope",
@@ -165,7 +165,7 @@ class WalletAdmin(OrgScopedAdmin):
     def status_column(self, obj):
         return obj.status
 
-    # --- funding actions: a confirmation form, then wallets/services.py ------------------------
+    # --- funding actions: a confirmation form, then wallets/services ------------------------
 
     @admin.action(description=FUNDING_ACTIONS["allocate"][0], permissions=["change"])
     @audited_by_service

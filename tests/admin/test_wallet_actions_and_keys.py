@@ -1,4 +1,4 @@
-"""Funding actions (through wallets/services.py, with a confirmation form) and key rotation,
+"""Funding actions (through wallets/services, with a confirmation form) and key rotation,
 each leaving an audit row written via the admin."""
 
 from decimal import Decimal
