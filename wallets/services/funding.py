@@ -120,6 +120,21 @@ def _check_positive(amount: Decimal, currency: str, wallet: Wallet) -> Decimal:
     return amount
 
 
+def _idempotent_write(organization, idempotency_key, request_hash, write):
+    """Run `write()` (which locks its wallet, then checks `_replayed`) in one transaction. The
+    idempotency key is unique per organization, not per wallet: when a concurrent request with
+    the same key commits first, the unique constraint fires and we answer as a replay (or a
+    conflict) instead of a 500."""
+    try:
+        with transaction.atomic():
+            return write()
+    except IntegrityError:
+        replay = _replayed(organization, idempotency_key, request_hash)
+        if replay is None:
+            raise
+        return replay, False
+
+
 def _fund(
     *,
     organization: Organization,
@@ -136,47 +151,40 @@ def _fund(
     """Append one funding entry to the wallet `get_wallet()` returns (creating it if needed).
 
     The wallet is created inside the same transaction, so a refused request (bad amount, wrong
-    currency) leaves no empty wallet behind. The idempotency key is unique per organization, not
-    per wallet: when a concurrent request with the same key commits first on another wallet, the
-    unique constraint fires and we answer as a replay (or a conflict) instead of a 500.
+    currency) leaves no empty wallet behind; replays and key races as in `_idempotent_write`.
     """
-    try:
-        with transaction.atomic():
-            wallet = get_wallet()
-            wallet = Wallet.objects.select_for_update().get(pk=wallet.pk)
-            replay = _replayed(organization, idempotency_key, request_hash)
-            if replay is not None:
-                return replay, False
-            _check_positive(amount, currency, wallet)
-            entry = _append(
-                wallet,
-                kind=kind,
-                amount=amount,
-                description=description,
-                idempotency_key=idempotency_key or None,
-                request_hash=request_hash,
-                actor=actor,
-            )
-            audit_record(
-                organization=organization,
-                actor=actor,
-                via=via,
-                action=f"wallet.{kind}",
-                obj=wallet,
-                after={
-                    "amount": str(amount),
-                    "currency": currency,
-                    "balance": str(wallet.balance),
-                    "entry": entry.pk,
-                },
-            )
-    except IntegrityError:
-        # A concurrent request with our key committed first: its entry, or a conflict.
+
+    def write():
+        wallet = Wallet.objects.select_for_update().get(pk=get_wallet().pk)
         replay = _replayed(organization, idempotency_key, request_hash)
-        if replay is None:
-            raise
-        return replay, False
-    return entry, True
+        if replay is not None:
+            return replay, False
+        _check_positive(amount, currency, wallet)
+        entry = _append(
+            wallet,
+            kind=kind,
+            amount=amount,
+            description=description,
+            idempotency_key=idempotency_key or None,
+            request_hash=request_hash,
+            actor=actor,
+        )
+        audit_record(
+            organization=organization,
+            actor=actor,
+            via=via,
+            action=f"wallet.{kind}",
+            obj=wallet,
+            after={
+                "amount": str(amount),
+                "currency": currency,
+                "balance": str(wallet.balance),
+                "entry": entry.pk,
+            },
+        )
+        return entry, True
+
+    return _idempotent_write(organization, idempotency_key, request_hash, write)
 
 
 def wallet_allocate(
@@ -288,70 +296,66 @@ def wallet_reclaim(
         currency=currency,
         description=description,
     )
-    try:
-        with transaction.atomic():
-            team_wallet = Wallet.objects.select_for_update().get(pk=team_wallet.pk)
-            replay = _replayed(organization, idempotency_key, request_hash)
-            if replay is not None:
-                return replay, False
-            available = team_wallet.balance - team_wallet.held
-            if amount is None:
-                if available <= ZERO:
-                    raise InsufficientFunds(
-                        f"nothing is available to reclaim from {department.team_id}",
-                        available=available,
-                        required=None,
-                        currency=team_wallet.currency,
-                    )
-                amount = available
-            _check_positive(amount, currency, team_wallet)
-            if amount > available:
-                raise InsufficientFunds(
-                    f"only {to_cents(available)} {team_wallet.currency} is available to reclaim",
-                    available=available,
-                    required=amount,
-                    currency=team_wallet.currency,
-                )
-            # Created inside the transaction so that a refused reclaim leaves nothing behind.
-            org_wallet = wallet_for_organization(organization=organization)
-            org_wallet = Wallet.objects.select_for_update().get(pk=org_wallet.pk)
-            if org_wallet.currency != team_wallet.currency:
-                raise ApplicationError(
-                    f"cannot reclaim {team_wallet.currency} into the organization's "
-                    f"{org_wallet.currency} wallet"
-                )
-            entry = _append(
-                team_wallet,
-                kind=Kind.RECLAIM,
-                amount=-amount,
-                description=description,
-                idempotency_key=idempotency_key or None,
-                request_hash=request_hash,
-                actor=actor,
-            )
-            _append(
-                org_wallet,
-                kind=Kind.RECLAIM,
-                amount=amount,
-                description=description,
-                reference=f"from:{department.team_id}",
-                actor=actor,
-            )
-            audit_record(
-                organization=organization,
-                actor=actor,
-                via=via,
-                action="wallet.reclaim",
-                obj=team_wallet,
-                after={"amount": str(amount), "balance": str(team_wallet.balance)},
-            )
-    except IntegrityError:
-        # A concurrent request with our key committed first: its entry, or a conflict.
+
+    def write(amount=amount):
+        locked = Wallet.objects.select_for_update().get(pk=team_wallet.pk)
         replay = _replayed(organization, idempotency_key, request_hash)
-        if replay is None:
-            raise
-        return replay, False
-    return entry, True
+        if replay is not None:
+            return replay, False
+        available = locked.balance - locked.held
+        if amount is None:
+            if available <= ZERO:
+                raise InsufficientFunds(
+                    f"nothing is available to reclaim from {department.team_id}",
+                    available=available,
+                    required=None,
+                    currency=locked.currency,
+                )
+            amount = available
+        _check_positive(amount, currency, locked)
+        if amount > available:
+            raise InsufficientFunds(
+                f"only {to_cents(available)} {locked.currency} is available to reclaim",
+                available=available,
+                required=amount,
+                currency=locked.currency,
+            )
+        # Created inside the transaction so that a refused reclaim leaves nothing behind.
+        org_wallet = wallet_for_organization(organization=organization)
+        org_wallet = Wallet.objects.select_for_update().get(pk=org_wallet.pk)
+        if org_wallet.currency != locked.currency:
+            raise ApplicationError(
+                f"cannot reclaim {locked.currency} into the organization's "
+                f"{org_wallet.currency} wallet"
+            )
+        entry = _append(
+            locked,
+            kind=Kind.RECLAIM,
+            amount=-amount,
+            description=description,
+            idempotency_key=idempotency_key or None,
+            request_hash=request_hash,
+            actor=actor,
+        )
+        _append(
+            org_wallet,
+            kind=Kind.RECLAIM,
+            amount=amount,
+            description=description,
+            reference=f"from:{department.team_id}",
+            actor=actor,
+        )
+        audit_record(
+            organization=organization,
+            actor=actor,
+            via=via,
+            action="wallet.reclaim",
+            obj=locked,
+            after={"amount": str(amount), "balance": str(locked.balance)},
+        )
+        return entry, True
+
+    return _idempotent_write(organization, idempotency_key, request_hash, write)
 
 
 def wallet_adjust(
