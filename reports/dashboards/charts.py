@@ -208,30 +208,6 @@ def line_chart(
     return _svg(width, height, body, title)
 
 
-def share_bar(items: list[dict], *, title: str, width: int = 640):
-    """One 100 % bar split by item (label, value, display, color), with a legend underneath."""
-    total = sum(float(i["value"]) for i in items) or 1.0
-    body, x = [], 0.0
-    for n, item in enumerate(items):
-        w = float(item["value"]) / total * width
-        fill = item.get("color") or color(n)
-        body.append(
-            f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="26" fill="{fill}">'
-            f"<title>{escape(item['label'])}: {escape(item['display'])}</title></rect>"
-        )
-        x += w
-    per_row, col_w = 3, width / 3
-    for n, item in enumerate(items):
-        lx, ly = (n % per_row) * col_w, 46 + (n // per_row) * 22
-        fill = item.get("color") or color(n)
-        body.append(
-            f'<rect x="{lx:.1f}" y="{ly - 10}" width="11" height="11" rx="2" fill="{fill}"/>'
-        )
-        body.append(_text(lx + 17, ly, f"{item['label']} {item['display']}", size=12))
-    height = 46 + ((len(items) - 1) // per_row) * 22 + 10
-    return _svg(width, height, body, title)
-
-
 def _grid(ticks, scale, x0, x1, base, y_format) -> list[str]:
     body = []
     for tick in ticks:
