@@ -1,4 +1,5 @@
 import pytest
+from rest_framework.test import APIClient
 
 from chargeback.celery import app as celery_app
 from tests.factories import AdminTokenFactory, DepartmentFactory, OrganizationFactory
@@ -44,6 +45,25 @@ def outsider_token(outsider_org):
     raw = "kt_admin_outsider_test"
     AdminTokenFactory(organization=outsider_org, raw=raw)
     return raw
+
+
+def bearer_client(token: str) -> APIClient:
+    """A DRF test client that sends `Authorization: Bearer <token>`."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+@pytest.fixture
+def api(admin_token):
+    """The management API as `org`'s admin."""
+    return bearer_client(admin_token)
+
+
+@pytest.fixture
+def outsider_api(outsider_token):
+    """The management API as the outsider organization's admin."""
+    return bearer_client(outsider_token)
 
 
 # --- gateway ---

@@ -20,17 +20,13 @@ SEED_BODY = {
 
 
 @pytest.fixture
-def client(admin_token):
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {admin_token}")
+def client(api):
     return api
 
 
 @pytest.fixture
-def outsider_client(outsider_token):
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {outsider_token}")
-    return api
+def outsider_client(outsider_api):
+    return outsider_api
 
 
 @pytest.fixture

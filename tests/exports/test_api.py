@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 from chargeback.models import AuditLog
 from reports.exports.services import export_job_run
 from reports.models import ExportJob
+from tests.conftest import bearer_client
 from tests.exports.usage import fund, record_usage
 
 pytestmark = pytest.mark.django_db
@@ -16,17 +17,8 @@ MAY = {"type": "events", "format": "csv", "date_from": "2026-05-01", "date_to": 
 
 
 @pytest.fixture
-def api(admin_token):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {admin_token}")
-    return client
-
-
-@pytest.fixture
 def outsider_api(outsider_with_usage):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION="Bearer kt_admin_outsider_exports")
-    return client
+    return bearer_client("kt_admin_outsider_exports")
 
 
 @pytest.fixture

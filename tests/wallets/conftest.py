@@ -30,20 +30,5 @@ def client():
     return APIClient()
 
 
-@pytest.fixture
-def api(admin_token):
-    """A client authenticated with org's admin token."""
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {admin_token}")
-    return client
-
-
-@pytest.fixture
-def outsider_api(outsider_token):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {outsider_token}")
-    return client
-
-
 def ledger_count() -> int:
     return LedgerEntry.objects.count()
