@@ -21,7 +21,7 @@ from gateway.attribution import end_user, tags_of
 from gateway.auth import GroupContext
 from gateway.errors import GatewayError
 from gateway.pricing import Usage, cost_of, worst_case_cost
-from gateway.providers import client_for, timeout, upstream_for
+from gateway.providers import upstream_for, upstream_send
 from gateway.ratelimit import ratelimit_admit, ratelimit_spend
 from gateway.recording import event_record, usage_record
 from gateway.routing import route, wallet_of
@@ -167,14 +167,14 @@ class Call:
 
     # --- the provider -----------------------------------------------------------------------
 
-    def _request(self, payload: bytes):
+    def _send(self, payload: bytes) -> httpx.Response:
         adapter, options = self.upstream.adapter, self.target.options
         url = adapter.url(self.upstream.base_url, self.upstream_endpoint, options)
         headers = adapter.headers(self.upstream.secret, self.request, options)
-        client = client_for(url)
-        return client, client.build_request(
-            "POST", url, content=payload, headers=headers, timeout=timeout()
-        )
+        try:
+            return upstream_send(url, headers, payload)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from exc
 
     def _transport_error(self, exc: Exception):
         if isinstance(exc, httpx.TimeoutException):
@@ -213,12 +213,13 @@ class Call:
         return self._respond(HttpResponse(content, status=status, content_type=content_type))
 
     def _call_json(self, payload: bytes) -> HttpResponse:
-        client, request = self._request(payload)
+        upstream = self._send(payload)
         try:
-            upstream = client.send(request)
+            content = upstream.read()
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
-        content = upstream.content
+        finally:
+            upstream.close()
         content_type = upstream.headers.get("content-type", "application/json")
         if upstream.status_code >= 400:
             return self._passthrough_error(upstream.status_code, content, content_type)
@@ -236,11 +237,7 @@ class Call:
         return self._respond(response)
 
     def _call_stream(self, payload: bytes):
-        client, request = self._request(payload)
-        try:
-            upstream = client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
+        upstream = self._send(payload)
         if upstream.status_code >= 400:
             try:
                 content = upstream.read()
