@@ -239,13 +239,23 @@ SELECT (SELECT count(*) FROM h), (SELECT id FROM e),
 
 
 def _execute_one(sql: str, params: dict):
-    """Run one statement on Django's connection with a server-side binding cursor; the first row.
+    """Run one statement with server-side binding; the first row.
 
-    Django's own cursor binds client-side (quoting every value into the text); this cursor sends
+    Outside a transaction (the gateway's case) the statement borrows a connection from the pool
+    for itself: cheaper than opening and closing Django's connection around it (its connect
+    runs signals and state checks), and nothing else in the request needs that connection.
+    Inside `transaction.atomic()` it runs on Django's connection and joins the transaction.
+    Django's cursor binds client-side (quoting every value into the text); this cursor sends
     the parameters apart so that psycopg can prepare the statement. Errors come out as Django's
-    (IntegrityError, ...), and Django's transaction state is the connection's, as usual.
+    (IntegrityError, ...).
     """
     db = connections[DEFAULT_DB_ALIAS]  # once: `connection` is a proxy looked up per use
+    pool = db.pool
+    if pool is not None and db.connection is None:
+        pool.open()  # no-op once open
+        with db.wrap_database_errors, pool.connection() as conn, psycopg.Cursor(conn) as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
     db.ensure_connection()
     with db.wrap_database_errors, psycopg.Cursor(db.connection) as cursor:
         cursor.execute(sql, params)
