@@ -364,9 +364,14 @@ def capture_and_record_fast(hold: Hold | None, amount: Decimal, event_fields: di
         organization_id = event_fields["organization_id"]
         department_id = event_fields.get("department_id")
         wallet_id = event_fields.get("wallet_id")
-        transaction.on_commit(
-            lambda: alerts.spend_recorded(
+
+        def hook():
+            alerts.spend_recorded(
                 organization_id=organization_id, department_id=department_id, wallet_id=wallet_id
             )
-        )
+
+        if connections[DEFAULT_DB_ALIAS].in_atomic_block:
+            transaction.on_commit(hook)
+        else:  # committed already; on_commit would open Django's connection only to learn that
+            hook()
     return result.available

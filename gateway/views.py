@@ -1,19 +1,126 @@
-"""The gateway's HTTP endpoints. Plain Django views (no DRF per-request machinery): the hot path
-is authenticate, read the body, hand over to `gateway.proxy.Call`."""
+"""The gateway's HTTP endpoints: DRF views trimmed to what the hot path needs.
+
+A view authenticates the consumer-group key (GroupKeyAuthentication), reads the raw body (no
+parsers: the exact bytes are relayed upstream) and hands over to `gateway.proxy.Call`. No
+content negotiation, permissions or throttles run per request (rate limits are the group's own,
+gateway/ratelimit.py), and every error, DRF's and unexpected ones included, is answered in the
+shape the caller's SDK expects (OpenAI's, Anthropic's on /v1/messages).
+"""
 
 import json
+import logging
 import time
 
 from django.conf import settings
 from django.http import JsonResponse
-from django.views.decorators.csrf import csrf_exempt
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
+from rest_framework.views import APIView
 
 from gateway.auth import group_authenticate
 from gateway.errors import GatewayError, bad_request, error_response
 from gateway.proxy import Call, new_request_id
 from gateway.routing import models_for
 
+log = logging.getLogger(__name__)
+
 REQUIRED = {"chat": "messages", "messages": "messages", "embeddings": "input"}
+
+
+class GroupKeyAuthentication(BaseAuthentication):
+    """The consumer group's key (`Authorization: Bearer` or `x-api-key`); `request.auth` is its
+    GroupContext. A missing or wrong key ends the request with 401 (GatewayError)."""
+
+    def authenticate(self, request):
+        return None, group_authenticate(request._request)
+
+    def authenticate_header(self, request):
+        return "Bearer"
+
+
+class NoNegotiation(BaseContentNegotiation):
+    """The gateway answers JSON or SSE whatever the client's Accept header says."""
+
+    def select_parser(self, request, parsers):
+        return None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class GatewayView(APIView):
+    authentication_classes = [GroupKeyAuthentication]
+    permission_classes = []
+    throttle_classes = []
+    parser_classes = []
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = NoNegotiation
+    schema = None  # OpenAI's and Anthropic's shapes, documented in docs/gateway.md
+    anthropic = False  # answer errors in Anthropic's shape
+
+    def wants_anthropic(self, request) -> bool:
+        return self.anthropic
+
+    def handle_exception(self, exc):
+        anthropic = self.wants_anthropic(self.request)
+        if isinstance(exc, GatewayError):
+            error = exc
+        elif isinstance(exc, exceptions.APIException):
+            error = GatewayError(exc.status_code, str(exc.detail), code=exc.default_code)
+        else:
+            log.exception("gateway request failed")
+            error = GatewayError(
+                500, "The gateway failed to handle the request.", type="server_error"
+            )
+        response = error_response(error, anthropic=anthropic)
+        if getattr(self, "request_id", None):
+            response["x-kt-request-id"] = self.request_id
+        return response
+
+
+class ProxyView(GatewayView):
+    """POST an OpenAI- or Anthropic-shaped request; relayed to the group's target."""
+
+    endpoint = ""
+
+    def initial(self, request, *args, **kwargs):
+        self.started = time.perf_counter()
+        self.request_id = new_request_id()
+        super().initial(request, *args, **kwargs)
+
+    def post(self, request):
+        raw, body = _read_body(request._request)
+        _validate(self.endpoint, body)
+        call = Call(
+            request=request._request,
+            ctx=request.auth,
+            endpoint=self.endpoint,
+            body=body,
+            raw=raw,
+            request_id=self.request_id,
+            started=self.started,
+        )
+        return call.run()
+
+
+class ChatCompletionsView(ProxyView):
+    endpoint = "chat"
+
+
+class EmbeddingsView(ProxyView):
+    endpoint = "embeddings"
+
+
+class MessagesView(ProxyView):
+    endpoint = "messages"
+    anthropic = True
+
+
+chat_completions = ChatCompletionsView.as_view()
+embeddings = EmbeddingsView.as_view()
+messages = MessagesView.as_view()
 
 
 def _read_body(request) -> tuple[bytes, dict]:
@@ -64,93 +171,48 @@ def _validate(endpoint: str, body: dict):
         raise bad_request("'stream' must be a boolean.", code="invalid_type", param="stream")
 
 
-def _proxy(request, endpoint: str):
-    started = time.perf_counter()
-    request_id = new_request_id()
-    anthropic = endpoint == "messages"
-    try:
-        if request.method != "POST":
-            raise GatewayError(405, "Use POST.", code="method_not_allowed")
-        ctx = group_authenticate(request)
-        raw, body = _read_body(request)
-        _validate(endpoint, body)
-        call = Call(
-            request=request,
-            ctx=ctx,
-            endpoint=endpoint,
-            body=body,
-            raw=raw,
-            request_id=request_id,
-            started=started,
-        )
-        return call.run()
-    except GatewayError as error:
-        response = error_response(error, anthropic=anthropic)
-        response["x-kt-request-id"] = request_id
-        return response
-
-
-@csrf_exempt
-def chat_completions(request):
-    return _proxy(request, "chat")
-
-
-@csrf_exempt
-def embeddings(request):
-    return _proxy(request, "embeddings")
-
-
-@csrf_exempt
-def messages(request):
-    return _proxy(request, "messages")
-
-
-def _wants_anthropic(request) -> bool:
-    return "HTTP_ANTHROPIC_VERSION" in request.META
-
-
-@csrf_exempt
-def models(request, model_id: str | None = None):
+class ModelsView(GatewayView):
     """The models this consumer group may call (OpenAI shape; Anthropic's for its SDK)."""
-    anthropic = _wants_anthropic(request)
-    try:
-        if request.method != "GET":
-            raise GatewayError(405, "Use GET.", code="method_not_allowed")
-        ctx = group_authenticate(request)
-    except GatewayError as error:
-        return error_response(error, anthropic=anthropic)
-    found = models_for(ctx)
-    if model_id is not None:
-        found = [m for m in found if m[0] == model_id]
-        if not found:
-            error = GatewayError(
-                404, f"The model `{model_id}` does not exist.", code="model_not_found"
+
+    def wants_anthropic(self, request) -> bool:
+        return "HTTP_ANTHROPIC_VERSION" in request.META
+
+    def get(self, request, model_id: str | None = None):
+        anthropic = self.wants_anthropic(request)
+        found = models_for(request.auth)
+        if model_id is not None:
+            found = [m for m in found if m[0] == model_id]
+            if not found:
+                raise GatewayError(
+                    404, f"The model `{model_id}` does not exist.", code="model_not_found"
+                )
+        if anthropic:
+            data = [
+                {
+                    "type": "model",
+                    "id": name,
+                    "display_name": name,
+                    "created_at": "2024-01-01T00:00:00Z",
+                }
+                for name, _provider in found
+            ]
+            if model_id is not None:
+                return JsonResponse(data[0])
+            return JsonResponse(
+                {
+                    "data": data,
+                    "has_more": False,
+                    "first_id": data[0]["id"] if data else None,
+                    "last_id": data[-1]["id"] if data else None,
+                }
             )
-            return error_response(error, anthropic=anthropic)
-    if anthropic:
         data = [
-            {
-                "type": "model",
-                "id": name,
-                "display_name": name,
-                "created_at": "2024-01-01T00:00:00Z",
-            }
-            for name, _provider in found
+            {"id": name, "object": "model", "created": 0, "owned_by": provider}
+            for name, provider in found
         ]
         if model_id is not None:
             return JsonResponse(data[0])
-        return JsonResponse(
-            {
-                "data": data,
-                "has_more": False,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-            }
-        )
-    data = [
-        {"id": name, "object": "model", "created": 0, "owned_by": provider}
-        for name, provider in found
-    ]
-    if model_id is not None:
-        return JsonResponse(data[0])
-    return JsonResponse({"object": "list", "data": data})
+        return JsonResponse({"object": "list", "data": data})
+
+
+models = ModelsView.as_view()
