@@ -14,7 +14,7 @@ from gateway.models import UsageEvent
 from gateway.recording import usage_record
 from tests.factories import DepartmentFactory, PriceFactory
 from wallets import services
-from wallets.models import Hold, LedgerEntry
+from wallets.models import Hold, LedgerEntry, Wallet
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the fast path is PostgreSQL only"
@@ -341,12 +341,33 @@ def test_with_async_commit_the_rows_are_the_same_and_only_that_transaction_skips
 def test_async_commit_does_not_leak_into_the_next_transaction(engineering, settings):
     settings.KT_GATEWAY_ASYNC_COMMIT = True
     wallet = _funded(engineering)
-
-    hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_1")
+    with transaction.atomic():  # on Django's connection, which the check below reuses
+        hold = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_1")
+    with transaction.atomic():
+        capture_and_record_fast(hold, Decimal("0.5"), _event(wallet, "req_1", Decimal("0.5")))
 
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hold_skips_the_wal_flush_and_a_capture_waits_for_it_by_default(engineering):
+    wallet = _funded(engineering)
+    with transaction.atomic():
+        hold = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_1")
+        assert _synchronous_commit() == "off"  # the hold's own transaction only
+    with transaction.atomic():
+        capture_and_record_fast(hold, Decimal("0.5"), _event(wallet, "req_1", Decimal("0.5")))
+        assert _synchronous_commit() == "on"
+
+    assert Wallet.objects.get(pk=wallet.pk).balance == Decimal("9.5")
+
+
+def _synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
 
 
 @pytest.mark.django_db
@@ -355,6 +376,6 @@ def test_the_statements_stay_small_enough_for_psycopg_to_cache_their_parsing(set
 
     from gateway.fastpath import _capture_sql, _hold_place_sql
 
-    for sql in (_capture_sql(True)[0], _capture_sql(False)[0], _hold_place_sql(True, True)[0]):
+    for sql in (_capture_sql(True)[0], _capture_sql(False)[0], _hold_place_sql(True)[0]):
         assert len(sql.encode()) <= MAX_CACHED_STATEMENT_LENGTH
         assert len(set(re.findall(r"%\((\w+)\)s", sql))) <= MAX_CACHED_STATEMENT_PARAMS
