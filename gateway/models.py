@@ -69,14 +69,36 @@ class UsageEvent(models.Model):
         ESTIMATED = "estimated"
         NONE = "none"
 
+    # The references below are kept by Django (on_delete) but not as database constraints: a
+    # constraint check on each insert locked the referenced organization, department, group,
+    # price and wallet rows (FOR KEY SHARE), which all concurrent requests of a department
+    # share; that and the indexes dropped with it were about a fifth of PostgreSQL's CPU per
+    # gateway request (docs/performance.md). The gateway writes ids it has just read, and
+    # nothing that events point at is deleted while events exist (PROTECT, or CASCADE from the
+    # organization). The organization needs no index of its own: every event index starts
+    # with it.
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="usage_events"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="usage_events",
+        db_constraint=False,
+        db_index=False,
     )
     department = models.ForeignKey(
-        Department, null=True, blank=True, on_delete=models.PROTECT, related_name="usage_events"
+        Department,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="usage_events",
+        db_constraint=False,
     )
     consumer_group = models.ForeignKey(
-        ConsumerGroup, null=True, blank=True, on_delete=models.PROTECT, related_name="usage_events"
+        ConsumerGroup,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="usage_events",
+        db_constraint=False,
     )
     wallet = models.ForeignKey(
         "wallets.Wallet",
@@ -84,9 +106,11 @@ class UsageEvent(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="usage_events",
+        db_constraint=False,
     )
-    request_id = models.CharField(max_length=100, unique=True)
-    user = models.CharField(max_length=200, blank=True, db_index=True)
+    # Unique as a constraint, not `unique=True`, which would add a second (LIKE) index.
+    request_id = models.CharField(max_length=100)
+    user = models.CharField(max_length=200, blank=True)
     tags = models.JSONField(default=dict, blank=True)
     endpoint = models.CharField(max_length=50)
     provider = models.CharField(max_length=20)
@@ -101,7 +125,12 @@ class UsageEvent(models.Model):
     cost = AmountField(default=ZERO)
     currency = models.CharField(max_length=3, default="USD")
     price = models.ForeignKey(
-        Price, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Price,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
     )
     usage_source = models.CharField(
         max_length=20, choices=UsageSource.choices, default=UsageSource.PROVIDER
@@ -122,6 +151,9 @@ class UsageEvent(models.Model):
                 fields=["organization", "department", "created_at"], name="event_dept_time"
             ),
             models.Index(fields=["organization", "prompt_fingerprint"], name="event_fingerprint"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["request_id"], name="event_request_id_unique"),
         ]
 
     def __str__(self):
