@@ -74,10 +74,16 @@ def _cast(field, name: str) -> str:
     return f"CAST(%({name})s AS {db_type})"
 
 
+# Only these need Django's preparation on PostgreSQL (JSON to Jsonb); every other value the
+# gateway passes (ints, strings, bools, Decimals, aware datetimes) goes to psycopg as it is.
+# Preparing all ~35 values through Django cost about 10 % of a request's CPU (docs/performance.md).
+_PREPARED_TYPES = {"JSONField"}
+
+
 def _insert_columns(model, computed: dict[str, str], prefix: str):
     """Columns of `model` (all concrete fields but the primary key), the SQL expression of each
-    (from `computed` by attname, else a typed parameter `<prefix><n>`) and the (field, parameter
-    name) pairs of the fields that take a parameter."""
+    (from `computed` by attname, else a typed parameter `<prefix><n>`) and, for the fields that
+    take a parameter, (field, parameter name, whether the value needs Django's preparation)."""
     columns, expressions, param_fields = [], [], []
     for field in model._meta.concrete_fields:
         if field.primary_key:
@@ -88,18 +94,12 @@ def _insert_columns(model, computed: dict[str, str], prefix: str):
         else:
             name = f"{prefix}{len(param_fields)}"
             expressions.append(_cast(field, name))
-            param_fields.append((field, name))
+            param_fields.append((field, name, field.get_internal_type() in _PREPARED_TYPES))
     return columns, expressions, param_fields
 
 
 def _param_name(param_fields, attname: str) -> str:
-    return next(name for field, name in param_fields if field.attname == attname)
-
-
-# Only these need Django's preparation on PostgreSQL (JSON to Jsonb); every other value the
-# gateway passes (ints, strings, bools, Decimals, aware datetimes) goes to psycopg as it is.
-# Preparing all ~35 values through Django cost about 10 % of a request's CPU (docs/performance.md).
-_PREPARED_TYPES = {"JSONField"}
+    return next(name for field, name, _prepare in param_fields if field.attname == attname)
 
 
 def _params(param_fields, values: dict) -> dict:
@@ -107,7 +107,7 @@ def _params(param_fields, values: dict) -> dict:
     prepared like the ORM prepares it where that changes anything (JSON)."""
     params = {}
     db = None
-    for field, name in param_fields:
+    for field, name, prepare in param_fields:
         if field.attname in values:
             value = values[field.attname]
         elif field.name in values:
@@ -116,7 +116,7 @@ def _params(param_fields, values: dict) -> dict:
                 value = value.pk
         else:
             value = field.get_default()
-        if field.get_internal_type() in _PREPARED_TYPES:
+        if prepare:
             db = db or connections[DEFAULT_DB_ALIAS]
             value = field.get_db_prep_save(value, db)
         params[name] = value
