@@ -28,7 +28,7 @@ export WEB_WORKERS=${WEB_WORKERS:-2}
 export WEB_THREADS=${WEB_THREADS:-512}
 export STREAMS=${STREAMS-"250 500 1000"}
 export BENCH_KEY_FAST=kt_cg_bench_fast_0123456789 BENCH_KEY_SLOW=kt_cg_bench_slow_0123456789
-PEERS=${PEERS-"direct nginx litellm"}
+PEERS=${PEERS-"direct nginx litellm litellm2"}
 OURS=${OURS-"ours ours_async"}
 mkdir -p "$BENCH_OUT/slow/tmp"
 PY="$REPO/.venv/bin/python"
