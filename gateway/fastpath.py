@@ -188,6 +188,7 @@ def _capture_sql(async_commit: bool):
     event_columns, event_expressions, event_fields = _insert_columns(UsageEvent, {}, "e")
     error_code = _param_name(event_fields, "error_code")
     wallet_id = _param_name(event_fields, "wallet_id")
+    request_id = _param_name(event_fields, "request_id")
     # A hold resolved elsewhere: the event records cost 0 and says why, as usage_record does.
     unresolved = {
         "cost": "0",
@@ -206,7 +207,8 @@ WITH {_ASYNC_COMMIT if async_commit else ""}h AS (
     SET status = CASE WHEN %(amount)s > 0 THEN 'captured' ELSE 'released' END,
         captured_amount = CASE WHEN %(amount)s > 0 THEN %(amount)s END,
         resolved_at = %(now)s
-    WHERE id = CAST(%(hold_id)s AS bigint) AND status = 'pending'
+    WHERE id = CAST(%(hold_id)s AS bigint) AND request_id = %({request_id})s
+      AND status = 'pending'
     RETURNING id, wallet_id, amount, request_id
 ), w AS (
     UPDATE {q(Wallet._meta.db_table)} AS wa
@@ -353,7 +355,9 @@ def capture_and_record_fast(hold: Hold | None, amount: Decimal, event_fields: di
     wallet, or when nothing was written).
 
     Exactly once: the hold is resolved only if still pending, even against a concurrent capture,
-    release or the expiry sweeper. When somebody else resolved it first, nothing is charged and
+    release or the expiry sweeper. It is matched by id and request id: after a database crash
+    lost an unflushed hold, its id may be reissued, and the request that still holds the old id
+    must not capture the new owner's hold. When somebody else resolved it first, nothing is charged and
     the event records cost 0 with `error_code="hold_already_resolved"`, unless the request
     already has its event (then nothing is written). The ledger entry's `balance_after` is the
     balance right after this capture. A duplicate event for a hold this call resolves raises

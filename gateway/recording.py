@@ -67,7 +67,9 @@ def hold_keepalive(hold) -> bool:
     stream go uncharged). False when the hold is no longer pending."""
     expires = timezone.now() + timedelta(seconds=settings.KT_HOLD_TTL_SECONDS)
     return bool(
-        Hold.objects.filter(pk=hold.pk, status=Hold.Status.PENDING).update(expires_at=expires)
+        Hold.objects.filter(
+            pk=hold.pk, request_id=hold.request_id, status=Hold.Status.PENDING
+        ).update(expires_at=expires)
     )
 
 

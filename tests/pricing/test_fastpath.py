@@ -184,15 +184,34 @@ def test_a_duplicate_event_rolls_back_the_whole_capture(engineering):
     first = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_1")
     second = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_2")
     capture_and_record_fast(first, Decimal("0.5"), _event(wallet, "req_1", Decimal("0.5")))
+    UsageEvent.objects.create(**_event(wallet, "req_2", Decimal("0")))  # req_2 has an event
 
     with pytest.raises(IntegrityError), transaction.atomic():
-        capture_and_record_fast(second, Decimal("0.5"), _event(wallet, "req_1", Decimal("0.5")))
+        capture_and_record_fast(second, Decimal("0.5"), _event(wallet, "req_2", Decimal("0.5")))
 
     second.refresh_from_db()
     wallet.refresh_from_db()
     assert second.status == Hold.Status.PENDING
     assert (wallet.balance, wallet.held) == (Decimal("9.5"), Decimal("1"))
     assert LedgerEntry.objects.filter(kind="capture").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_capture_never_resolves_another_requests_hold_that_has_its_id(engineering):
+    # After a database crash that lost an unflushed hold, its id may be handed out again: the
+    # request that still holds the old id must not capture the new request's hold.
+    wallet = _funded(engineering)
+    other = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_new")
+    lost = Hold(pk=other.pk, wallet_id=wallet.pk, amount=Decimal("2"), request_id="req_lost")
+
+    capture_and_record_fast(lost, Decimal("0.5"), _event(wallet, "req_lost", Decimal("0.5")))
+
+    wallet.refresh_from_db()
+    assert Hold.objects.get(pk=other.pk).status == Hold.Status.PENDING
+    assert (wallet.balance, wallet.held) == (Decimal("10"), Decimal("1"))
+    event = UsageEvent.objects.get(request_id="req_lost")
+    assert (event.cost, event.error_code) == (0, "hold_already_resolved")
+    assert not LedgerEntry.objects.filter(kind="capture").exists()
 
 
 @pytest.mark.django_db
