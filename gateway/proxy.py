@@ -8,6 +8,7 @@ process killed in between leaves a hold that expires and is swept (gateway/tasks
 """
 
 import json
+import logging
 import secrets
 from decimal import Decimal
 
@@ -28,6 +29,8 @@ from gateway.routing import route, wallet_of
 from gateway.streaming import Relay, elapsed_ms, release_connection
 from gateway.wire import StreamScanner, text_bytes_of_json, usage_from_json
 from wallets.services import hold_place
+
+log = logging.getLogger(__name__)
 
 EVENT_ENDPOINTS = {"chat": "chat.completions", "embeddings": "embeddings", "messages": "messages"}
 
@@ -177,6 +180,14 @@ class Call:
             raise self._transport_error(exc) from exc
 
     def _transport_error(self, exc: Exception):
+        # The event keeps a code; the log keeps what happened, for whoever runs the gateway.
+        log.warning(
+            "request %s: target %s: %s: %s",
+            self.request_id,
+            self.target.target_id,
+            type(exc).__name__,
+            exc,
+        )
         if isinstance(exc, httpx.TimeoutException):
             self.finish(status="timeout", http_status=504, error_code="upstream_timeout")
             return GatewayError(

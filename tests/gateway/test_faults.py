@@ -63,7 +63,7 @@ def test_a_provider_429_is_passed_through(gw, oai, claude):
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_a_provider_that_sends_nothing_in_time_is_a_504(gw, oai, settings, stream):
+def test_a_provider_that_sends_nothing_in_time_is_a_504(gw, oai, settings, stream, caplog):
     settings.KT_UPSTREAM_READ_TIMEOUT = 0.3
     started = time.monotonic()
     with pytest.raises(openai.InternalServerError) as exc:
@@ -79,6 +79,7 @@ def test_a_provider_that_sends_nothing_in_time_is_a_504(gw, oai, settings, strea
     event = _resolved_event()
     assert (event.status, event.http_status, event.cost) == ("timeout", 504, 0)
     assert gw.refresh().held == 0
+    assert f"request {event.request_id}: target fake: ReadTimeout" in caplog.text
 
 
 def test_a_stream_that_times_out_midway_charges_an_estimate(gw, gateway_url, settings):
