@@ -27,4 +27,8 @@ class GatewayShortcutMiddleware:
         view = self._hot_views().get(request.path)
         if view is None:
             return self.get_response(request)
-        return view(request)
+        response = view(request)
+        if not response.streaming and not response.has_header("Content-Length"):
+            # What CommonMiddleware would have added; without it the server sends chunked.
+            response["Content-Length"] = str(len(response.content))
+        return response

@@ -53,6 +53,7 @@ def test_the_hot_endpoints_skip_the_portals_middleware_and_the_rest_does_not(gw_
     admin = client.get("/admin/login/")
 
     assert gateway.status_code == 200
+    assert int(gateway["Content-Length"]) == len(gateway.content)
     # XFrameOptionsMiddleware and SessionMiddleware (Vary: Cookie) never saw the gateway call.
     assert "X-Frame-Options" not in gateway
     assert "Cookie" not in gateway.get("Vary", "")
