@@ -27,6 +27,7 @@ class GatewayShortcutMiddleware:
         view = self._hot_views().get(request.path)
         if view is None:
             return self.get_response(request)
+        request.get_host()  # ALLOWED_HOSTS holds here too (DisallowedHost: 400), as it did downstream
         response = view(request)
         if not response.streaming and not response.has_header("Content-Length"):
             # What CommonMiddleware would have added; without it the server sends chunked.

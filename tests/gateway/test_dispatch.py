@@ -72,3 +72,24 @@ def test_what_usage_events_point_at_cannot_be_deleted_under_them(gw_local, clien
     with pytest.raises(ProtectedError) as exc:
         gw_local.chat.delete()
     assert event in exc.value.protected_objects
+
+
+def test_allowed_hosts_still_hold_for_the_hot_endpoints(gw_local, client, settings):
+    settings.ALLOWED_HOSTS = ["gateway.example"]
+
+    refused = chat(client)  # the test client sends Host: testserver
+    served = post_chat_as(client, "gateway.example")
+
+    assert refused.status_code == 400
+    assert served.status_code == 200
+    assert UsageEvent.objects.count() == 1
+
+
+def post_chat_as(client, host):
+    return client.post(
+        "/v1/chat/completions",
+        data={"model": "fake-chat", "messages": [{"role": "user", "content": "Hello"}]},
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {KEY}"},
+        HTTP_HOST=host,
+    )
