@@ -5,6 +5,8 @@ consumer-group key and use none of what the portal's middleware provides (static
 sessions, CSRF, the logged-in user, messages, clickjacking headers); running that stack and the
 URL resolver cost about a sixth of a request's CPU (docs/performance.md). This middleware comes
 first and hands those paths straight to their views; every other path goes down the stack.
+What the gateway did get from the stack is kept here: the ALLOWED_HOSTS check and a JSON
+reply's Content-Length.
 """
 
 from django.urls import resolve, reverse
