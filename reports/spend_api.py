@@ -4,6 +4,7 @@ for `kt spend`. Admin token; the token's organization only."""
 from decimal import Decimal
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -33,6 +34,24 @@ class SpendApi(APIView):
             except ApplicationError as exc:
                 raise serializers.ValidationError(exc.message) from None
 
+    @extend_schema_serializer(component_name="Spend")
+    class OutputSerializer(serializers.Serializer):
+        class SpendRowSerializer(serializers.Serializer):
+            key = serializers.CharField()
+            cost = serializers.CharField()
+            share_percent = serializers.CharField()
+            requests = serializers.IntegerField()
+            prompt_tokens = serializers.IntegerField()
+            completion_tokens = serializers.IntegerField()
+
+        by = serializers.CharField()
+        month = serializers.CharField()
+        currency = serializers.CharField()
+        total = serializers.CharField()
+        requests = serializers.IntegerField()
+        rows = SpendRowSerializer(many=True)
+
+    @extend_schema(parameters=[InputSerializer], responses=OutputSerializer)
     def get(self, request):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -45,24 +64,26 @@ class SpendApi(APIView):
         total = spend_total(**scope)
         rows = spend_by(field=GROUPS[by], **scope)
         return Response(
-            {
-                "by": by,
-                "month": month.strftime("%Y-%m"),
-                "currency": organization.currency,
-                "total": str(to_cents(total)),
-                "requests": sum(r["requests"] for r in rows),
-                "rows": [
-                    {
-                        "key": r["key"] or "",
-                        "cost": str(to_cents(r["cost"])),
-                        "share_percent": str(
-                            (share(r["cost"], total) * 100).quantize(Decimal("0.1"))
-                        ),
-                        "requests": r["requests"],
-                        "prompt_tokens": r["prompt_tokens"] or 0,
-                        "completion_tokens": r["completion_tokens"] or 0,
-                    }
-                    for r in rows
-                ],
-            }
+            self.OutputSerializer(
+                {
+                    "by": by,
+                    "month": month.strftime("%Y-%m"),
+                    "currency": organization.currency,
+                    "total": str(to_cents(total)),
+                    "requests": sum(r["requests"] for r in rows),
+                    "rows": [
+                        {
+                            "key": r["key"] or "",
+                            "cost": str(to_cents(r["cost"])),
+                            "share_percent": str(
+                                (share(r["cost"], total) * 100).quantize(Decimal("0.1"))
+                            ),
+                            "requests": r["requests"],
+                            "prompt_tokens": r["prompt_tokens"] or 0,
+                            "completion_tokens": r["completion_tokens"] or 0,
+                        }
+                        for r in rows
+                    ],
+                }
+            ).data
         )
