@@ -31,11 +31,11 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
-from chargeback.errors import InsufficientFunds
-from chargeback.money import ZERO, quantize, to_cents
+from chargeback.money import ZERO, quantize
 from gateway.models import UsageEvent
 from wallets import alerts
 from wallets.models import Hold, LedgerEntry, Wallet
+from wallets.services.holds import insufficient_funds
 
 
 def enabled() -> bool:
@@ -298,14 +298,7 @@ def hold_place_fast(
     params.update(amount=amount, wallet_id=wallet.pk)
     row = _execute_one(sql, params)
     if row is None:
-        current = Wallet.objects.get(pk=wallet.pk)
-        raise InsufficientFunds(
-            f"wallet {current.name} has {to_cents(current.available)} {current.currency} available, "
-            f"this request may cost up to {to_cents(amount)} {current.currency}",
-            available=current.available,
-            required=amount,
-            currency=current.currency,
-        )
+        raise insufficient_funds(wallet, amount)
     hold = Hold(
         id=row[0],
         organization_id=row[1],

@@ -44,14 +44,7 @@ def hold_place(
         if enforce:
             rows = rows.filter(balance__gte=F("held") + amount)
         if not rows.update(held=F("held") + amount):
-            current = Wallet.objects.get(pk=wallet.pk)
-            raise InsufficientFunds(
-                f"wallet {current.name} has {to_cents(current.available)} {current.currency} available, "
-                f"this request may cost up to {to_cents(amount)} {current.currency}",
-                available=current.available,
-                required=amount,
-                currency=current.currency,
-            )
+            raise insufficient_funds(wallet, amount)
         return Hold.objects.create(
             organization_id=wallet.organization_id,
             wallet_id=wallet.pk,
@@ -60,6 +53,18 @@ def hold_place(
             expires_at=now + timedelta(seconds=ttl),
             created_at=now,
         )
+
+
+def insufficient_funds(wallet: Wallet, amount: Decimal) -> InsufficientFunds:
+    """The refusal of a hold of `amount` that `wallet` cannot cover, with what it has now."""
+    current = Wallet.objects.get(pk=wallet.pk)
+    return InsufficientFunds(
+        f"wallet {current.name} has {to_cents(current.available)} {current.currency} available, "
+        f"this request may cost up to {to_cents(amount)} {current.currency}",
+        available=current.available,
+        required=amount,
+        currency=current.currency,
+    )
 
 
 def _resolve(hold: Hold, status: str, captured: Decimal | None = None) -> bool:
