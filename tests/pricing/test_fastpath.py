@@ -215,6 +215,19 @@ def test_a_capture_never_resolves_another_requests_hold_that_has_its_id(engineer
 
 
 @pytest.mark.django_db
+def test_the_orm_capture_matches_the_hold_by_request_id_too(engineering):
+    wallet = _funded(engineering)
+    other = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_new")
+    lost = Hold(pk=other.pk, wallet_id=wallet.pk, amount=Decimal("2"), request_id="req_lost")
+
+    assert services.hold_capture(hold=lost, amount=Decimal("0.5")) is None
+
+    wallet.refresh_from_db()
+    assert Hold.objects.get(pk=other.pk).status == Hold.Status.PENDING
+    assert (wallet.balance, wallet.held) == (Decimal("10"), Decimal("1"))
+
+
+@pytest.mark.django_db
 def test_the_capture_returns_the_available_funds_and_links_the_entry(engineering):
     wallet = _funded(engineering)
     price = PriceFactory()

@@ -68,11 +68,12 @@ def insufficient_funds(wallet: Wallet, amount: Decimal) -> InsufficientFunds:
 
 
 def _resolve(hold: Hold, status: str, captured: Decimal | None = None) -> bool:
-    """Mark a pending hold resolved; False when somebody else resolved it first."""
+    """Mark a pending hold resolved; False when somebody else resolved it first. A hold is
+    matched by id and request id (gateway/fastpath.py: an id may be reissued after a crash)."""
     return bool(
-        Hold.objects.filter(pk=hold.pk, status=Hold.Status.PENDING).update(
-            status=status, captured_amount=captured, resolved_at=timezone.now()
-        )
+        Hold.objects.filter(
+            pk=hold.pk, request_id=hold.request_id, status=Hold.Status.PENDING
+        ).update(status=status, captured_amount=captured, resolved_at=timezone.now())
     )
 
 
