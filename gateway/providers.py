@@ -208,7 +208,8 @@ def parsed_url(url: str) -> httpx.URL:
 
 def upstream_send(url: str, headers: dict, payload: bytes) -> httpx.Response:
     """POST `payload` upstream; the response with its body not yet read (the caller reads or
-    streams it, then closes it). Raises httpx.HTTPError (TimeoutException on a timeout)."""
+    streams it, then closes it). Raises httpx.HTTPError (TimeoutException on a timeout), or
+    httpx.InvalidURL for a base URL httpx cannot parse (a gateway error, not the provider's)."""
     target = parsed_url(url)
     request = httpx.Request(
         "POST",
