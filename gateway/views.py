@@ -123,22 +123,25 @@ embeddings = EmbeddingsView.as_view()
 messages = MessagesView.as_view()
 
 
-def _read_body(request) -> tuple[bytes, dict]:
-    limit = settings.KT_MAX_BODY_BYTES
-    too_large = GatewayError(
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(
         413,
         f"Request body too large: the gateway accepts at most {limit} bytes.",
         code="request_too_large",
     )
+
+
+def _read_body(request) -> tuple[bytes, dict]:
+    limit = settings.KT_MAX_BODY_BYTES
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
     if declared > limit:
-        raise too_large
+        raise _too_large(limit)
     raw = request.read(limit + 1)
     if len(raw) > limit:
-        raise too_large
+        raise _too_large(limit)
     try:
         body = json.loads(raw)
     except ValueError:
