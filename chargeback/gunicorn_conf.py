@@ -15,7 +15,8 @@ and 2 x 512 because only the requests in flight compete for the GIL. More worker
 import os
 
 bind = f"{os.environ.get('KT_HOST', '0.0.0.0')}:{os.environ.get('PORT', '41002')}"  # noqa: S104
-worker_class = "gthread"
+# gthread, with kept-alive clients that send at once served on the same thread
+worker_class = "chargeback.gunicorn_worker.GatewayThreadWorker"
 workers = int(os.environ.get("WEB_WORKERS", "2"))
 threads = int(os.environ.get("WEB_THREADS", "512"))
 # Connections a worker keeps (open streams and idle keep-alive clients); above threads so that
