@@ -179,15 +179,19 @@ class Call:
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
 
-    def _transport_error(self, exc: Exception):
+    def log_upstream_failure(self, exc: Exception, where: str = "before the reply"):
         # The event keeps a code; the log keeps what happened, for whoever runs the gateway.
         log.warning(
-            "request %s: target %s: %s: %s",
+            "request %s: target %s: %s: %s: %s",
             self.request_id,
             self.target.target_id,
+            where,
             type(exc).__name__,
             exc,
         )
+
+    def _transport_error(self, exc: Exception):
+        self.log_upstream_failure(exc)
         if isinstance(exc, httpx.TimeoutException):
             self.finish(status="timeout", http_status=504, error_code="upstream_timeout")
             return GatewayError(

@@ -108,9 +108,11 @@ class Relay:
             if tail:
                 yield tail
             status, error_code = self._outcome()
-        except httpx.TimeoutException:
+        except httpx.TimeoutException as exc:
+            call.log_upstream_failure(exc, "mid-stream")
             status, error_code = "timeout", "upstream_timeout"
-        except httpx.HTTPError:
+        except httpx.HTTPError as exc:
+            call.log_upstream_failure(exc, "mid-stream")
             status, error_code = "provider_error", "upstream_reset"
         except Exception:
             status, error_code = "error", "gateway_error"

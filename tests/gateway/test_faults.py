@@ -79,7 +79,7 @@ def test_a_provider_that_sends_nothing_in_time_is_a_504(gw, oai, settings, strea
     event = _resolved_event()
     assert (event.status, event.http_status, event.cost) == ("timeout", 504, 0)
     assert gw.refresh().held == 0
-    assert f"request {event.request_id}: target fake: ReadTimeout" in caplog.text
+    assert f"request {event.request_id}: target fake: before the reply: ReadTimeout" in caplog.text
 
 
 def test_a_stream_that_times_out_midway_charges_an_estimate(gw, gateway_url, settings):
@@ -96,7 +96,7 @@ def test_a_stream_that_times_out_midway_charges_an_estimate(gw, gateway_url, set
     assert event.cost > 0
 
 
-def test_a_provider_reset_mid_stream_charges_an_estimate_of_what_was_relayed(gw, oai):
+def test_a_provider_reset_mid_stream_charges_an_estimate_of_what_was_relayed(gw, oai, caplog):
     stream = oai.chat.completions.create(
         model="fake-chat",
         messages=HELLO,
@@ -124,6 +124,7 @@ def test_a_provider_reset_mid_stream_charges_an_estimate_of_what_was_relayed(gw,
     assert event.completion_tokens == -(-len(received.encode()) // 4)
     assert event.cost > 0
     assert gw.refresh().balance == Decimal("10.00") - event.cost
+    assert f"request {event.request_id}: target fake: mid-stream: ReadError" in caplog.text
 
 
 @pytest.mark.parametrize("api", ["openai", "anthropic"])
