@@ -30,7 +30,7 @@ class GatewayThreadWorker(ThreadWorker):
 
 def _next_request(conn) -> bool:
     """Whether the client's next request is here, or arrives within LINGER."""
-    if conn.parser.unreader.buf.getbuffer().nbytes:  # read ahead with the previous request
+    if conn.parser.unreader.buf.getvalue():  # read ahead with the previous request
         return True
     if LINGER <= 0:
         return False
