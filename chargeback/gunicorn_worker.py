@@ -4,8 +4,8 @@ Stock gthread hands every request twice between threads: the main loop polls the
 socket and submits it to the pool, and when the response is written the thread passes the
 connection back to the main loop to be polled again. For a client that sends its next request
 as soon as it has the answer (an SDK in a loop, a batch job, a load test) those hand-offs and
-the main loop's bookkeeping were a quarter of the gateway's CPU per request and two thread
-wake-ups of latency (docs/performance.md). Here the thread that answered waits a few
+the main loop's bookkeeping cost a fifth to a third of the gateway's CPU per request and two
+thread wake-ups of latency (docs/performance.md). Here the thread that answered waits a few
 milliseconds for the same client's next request and serves it itself; a connection that stays
 quiet longer goes back to the main loop exactly as before, so idle clients cost no thread.
 """
