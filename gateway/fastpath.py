@@ -22,7 +22,7 @@ SQLite keeps the ORM services; `enabled()` says which path applies.
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import cache
 
@@ -36,6 +36,21 @@ from gateway.models import UsageEvent
 from wallets import alerts
 from wallets.models import Hold, LedgerEntry, Wallet
 from wallets.services.holds import insufficient_funds
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedHold:
+    """A hold the fast path placed, as the gateway uses it afterwards (its capture, a stream's
+    keep-alive): the row's fields without a Hold model instance, whose construction cost about
+    5 % of a request's CPU."""
+
+    pk: int
+    organization_id: int
+    wallet_id: int
+    request_id: str
+    amount: Decimal
+    expires_at: datetime
+    status: str = Hold.Status.PENDING
 
 
 def enabled() -> bool:
@@ -275,7 +290,7 @@ def hold_place_fast(
     request_id: str,
     enforce: bool = True,
     ttl_seconds: int | None = None,
-) -> Hold:
+) -> PlacedHold:
     """wallets.services.hold_place in one statement (PostgreSQL): reserve `amount` on the wallet.
 
     With `enforce`, refused (InsufficientFunds, nothing written) unless available >= amount; the
@@ -286,9 +301,10 @@ def hold_place_fast(
     amount = quantize(amount)
     ttl = settings.KT_HOLD_TTL_SECONDS if ttl_seconds is None else ttl_seconds
     now = timezone.now()
+    expires_at = now + timedelta(seconds=ttl)
     values = {
         "request_id": request_id,
-        "expires_at": now + timedelta(seconds=ttl),
+        "expires_at": expires_at,
         "created_at": now,
         "captured_amount": None,
         "resolved_at": None,
@@ -299,20 +315,19 @@ def hold_place_fast(
     row = _execute_one(sql, params)
     if row is None:
         raise insufficient_funds(wallet, amount)
-    hold = Hold(
-        id=row[0],
+    return PlacedHold(
+        pk=row[0],
         organization_id=row[1],
         wallet_id=wallet.pk,
+        request_id=request_id,
         amount=amount,
-        status=Hold.Status.PENDING,
-        **values,
+        expires_at=expires_at,
     )
-    hold._state.adding = False
-    hold._state.db = connection.alias
-    return hold
 
 
-def capture_and_record(hold: Hold | None, amount: Decimal, event_fields: dict) -> CaptureResult:
+def capture_and_record(
+    hold: PlacedHold | None, amount: Decimal, event_fields: dict
+) -> CaptureResult:
     """`capture_and_record_fast` with the details of what it did (see CaptureResult)."""
     # usage_record captures only a positive amount; the ORM capture quantizes it first.
     amount = quantize(amount) if amount > ZERO else ZERO
@@ -341,7 +356,7 @@ def capture_and_record(hold: Hold | None, amount: Decimal, event_fields: dict) -
     )
 
 
-def capture_and_record_fast(hold: Hold | None, amount: Decimal, event_fields: dict):
+def capture_and_record_fast(hold: PlacedHold | None, amount: Decimal, event_fields: dict):
     """gateway.recording.usage_record in one statement (PostgreSQL): charge `amount` against
     `hold` (capture, releasing the rest; zero releases it all) and write the request's one
     UsageEvent, atomically. Returns the wallet's available funds after it (None without a
