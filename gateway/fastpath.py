@@ -53,8 +53,10 @@ class PlacedHold:
     status: str = Hold.Status.PENDING
 
 
+@cache
 def enabled() -> bool:
-    """True when the default database is PostgreSQL (the fast path's SQL is PostgreSQL only)."""
+    """True when the default database is PostgreSQL (the fast path's SQL is PostgreSQL only).
+    Once per process: the engine is settled at startup."""
     return connection.vendor == "postgresql"
 
 

@@ -6,7 +6,7 @@ import time
 
 import httpx
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from gateway.recording import hold_keepalive
 from gateway.wire import StreamScanner
@@ -19,12 +19,13 @@ def elapsed_ms(since: float) -> int:
 def release_connection():
     """Give the database connection back to the pool before a slow upstream call, so hundreds
     of open streams do not pin the pool. Only with a pool and outside a transaction."""
+    db = connections[DEFAULT_DB_ALIAS]  # once: `connection` is a proxy looked up per use
     if (
-        connection.connection is not None
-        and not connection.in_atomic_block
-        and connection.settings_dict.get("OPTIONS", {}).get("pool")
+        db.connection is not None
+        and not db.in_atomic_block
+        and db.settings_dict.get("OPTIONS", {}).get("pool")
     ):
-        connection.close()
+        db.close()
 
 
 class Relay:
