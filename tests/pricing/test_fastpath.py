@@ -3,10 +3,13 @@
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from chargeback.errors import InsufficientFunds
 from gateway.fastpath import capture_and_record, capture_and_record_fast, hold_place_fast
@@ -133,12 +136,17 @@ def test_the_fast_path_writes_the_same_rows_as_the_orm_services(org):
 def test_the_fast_hold_returns_a_hold_like_the_orm_one(engineering):
     wallet = _funded(engineering)
 
+    before = timezone.now()
     hold = hold_place_fast(wallet=wallet, amount=Decimal("1.234567891"), request_id="req_1")
+    after = timezone.now()
 
     stored = Hold.objects.get(pk=hold.pk)
-    for name in ("organization_id", "wallet_id", "request_id", "amount", "status", "expires_at"):
+    for name in ("organization_id", "wallet_id", "request_id", "amount"):
         assert getattr(hold, name) == getattr(stored, name)
     assert stored.amount == Decimal("1.23456789")
+    assert stored.status == Hold.Status.PENDING
+    ttl = timedelta(seconds=settings.KT_HOLD_TTL_SECONDS)
+    assert before + ttl <= stored.expires_at <= after + ttl
     assert services.hold_release(hold=hold) is True  # usable by the ORM services
 
 
