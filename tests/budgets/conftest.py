@@ -6,6 +6,7 @@ import pytest
 from chargeback.celery import app as celery_app
 from tests.budgets.helpers import record_spend
 from tests.factories import DepartmentFactory
+from tests.ports import free_port
 from wallets import services as wallet_services
 from wallets.budgets import services as budget_services
 
@@ -74,15 +75,6 @@ def run_hourly(django_capture_on_commit_callbacks):
             return evaluation.budgets_evaluate_all(**kwargs)
 
     return run
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class SMTPRecorder:

@@ -13,8 +13,9 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from tests.budgets.conftest import SMTPRecorder, free_port
+from tests.budgets.conftest import SMTPRecorder
 from tests.budgets.helpers import record_spend
+from tests.ports import free_port
 from wallets.models import BudgetAlert
 
 ROOT = Path(__file__).resolve().parents[2]

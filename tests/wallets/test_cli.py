@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from decimal import Decimal
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
 from wallets import services
 from wallets.models import LedgerEntry, Wallet
 
@@ -117,10 +117,7 @@ def test_errors_are_one_line_and_a_non_zero_exit(live_server, admin_token, engin
     missing = kt("wallets", "show", "team_engineering", url=live_server.url, token=None)
     assert "KT_TOKEN" in one_line(missing)
 
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    unreachable = kt("wallets", "list", url=f"http://127.0.0.1:{port}")
+    unreachable = kt("wallets", "list", url=f"http://127.0.0.1:{free_port()}")
     assert "cannot reach" in one_line(unreachable)
     assert LedgerEntry.objects.count() == 0
 
