@@ -243,3 +243,6 @@ KT_PRICE_CACHE_SECONDS = env.float("KT_PRICE_CACHE_SECONDS", default=5.0)
 # true: the gateway's hold and capture statements (PostgreSQL) commit without waiting for the
 # WAL flush; a database crash may lose the last fraction of a second of them (docs/performance.md).
 KT_GATEWAY_ASYNC_COMMIT = env.bool("KT_GATEWAY_ASYNC_COMMIT", default=False)
+# true: captures that arrive together commit in one transaction (gateway/groupcommit.py); each
+# request still returns only after its capture committed.
+KT_GATEWAY_GROUP_COMMIT = env.bool("KT_GATEWAY_GROUP_COMMIT", default=True)

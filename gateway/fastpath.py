@@ -32,6 +32,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from chargeback.money import ZERO, quantize
+from gateway.groupcommit import GroupCommit
 from gateway.models import UsageEvent
 from wallets import alerts
 from wallets.models import Hold, LedgerEntry, Wallet
@@ -259,6 +260,15 @@ SELECT (SELECT count(*) FROM h), (SELECT id FROM e),
     return sql, ledger_fields, event_fields
 
 
+def _pooled() -> bool:
+    """True outside a transaction with a pool: a statement borrows a pooled connection."""
+    db = connections[DEFAULT_DB_ALIAS]  # once: `connection` is a proxy looked up per use
+    if db.pool is None or db.connection is not None:
+        return False
+    db.pool.open()  # no-op once open
+    return True
+
+
 def _execute_one(sql: str, params: dict):
     """Run one statement with server-side binding; the first row.
 
@@ -270,11 +280,9 @@ def _execute_one(sql: str, params: dict):
     the parameters apart so that psycopg can prepare the statement. Errors come out as Django's
     (IntegrityError, ...).
     """
-    db = connections[DEFAULT_DB_ALIAS]  # once: `connection` is a proxy looked up per use
-    pool = db.pool
-    if pool is not None and db.connection is None:
-        pool.open()  # no-op once open
-        with db.wrap_database_errors, pool.connection() as conn, psycopg.Cursor(conn) as cursor:
+    db = connections[DEFAULT_DB_ALIAS]
+    if _pooled():
+        with db.wrap_database_errors, db.pool.connection() as conn, psycopg.Cursor(conn) as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()
     db.ensure_connection()
@@ -323,6 +331,10 @@ def hold_place_fast(
     )
 
 
+# Concurrent captures share a transaction (gateway/groupcommit.py); KT_GATEWAY_GROUP_COMMIT.
+capture_group = GroupCommit(_execute_one)
+
+
 def capture_and_record(
     hold: PlacedHold | None, amount: Decimal, event_fields: dict
 ) -> CaptureResult:
@@ -348,7 +360,16 @@ def capture_and_record(
         hold_id=hold.pk if hold is not None else None,
         has_hold=hold is not None,
     )
-    resolved, entry_id, event_id, available = _execute_one(sql, params)
+    if settings.KT_GATEWAY_GROUP_COMMIT and _pooled():
+        row = capture_group.execute(
+            sql,
+            params,
+            hold_id=hold.pk if hold is not None else None,
+            wallet_id=hold.wallet_id if hold is not None else None,
+        )
+    else:
+        row = _execute_one(sql, params)
+    resolved, entry_id, event_id, available = row
     return CaptureResult(
         resolved=bool(resolved), entry_id=entry_id, event_id=event_id, available=available
     )

@@ -1,0 +1,130 @@
+"""Group commit of the gateway's captures: captures that arrive together share one transaction.
+
+The capture is the one statement of a request that waits for the WAL flush, and while it waits
+it keeps its wallet's row locked, so concurrent captures on a wallet queue behind each other's
+flush. Here the first capture to arrive (the leader) runs at once, alone, exactly as without
+group commit. Captures that arrive while it runs wait; when it is done, the first of them leads
+the next batch: all of them in one transaction, sent in one round trip (psycopg's pipeline),
+one commit, one flush. Every caller returns only once the transaction holding its capture has
+committed, so nothing is acknowledged that a crash could lose (docs/performance.md).
+
+Locks: a batch first locks the holds it resolves, in id order, and then its statements run in
+wallet order. Every other writer of a hold locks the hold before its wallet (the ORM capture,
+release and expiry, one capture statement), so no two transactions can wait for each other.
+
+A batch that fails (a duplicate usage event, an unexpected error) is rolled back whole, and its
+captures run again one by one, each in its own transaction: each caller gets the result or the
+error it would have had alone.
+"""
+
+import threading
+from collections.abc import Callable
+
+import psycopg
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from wallets.models import Hold
+
+MAX_BATCH = 64  # captures per transaction: bounds how long one transaction keeps its rows
+
+
+class _Capture:
+    __slots__ = ("done", "error", "hold_id", "lead", "params", "row", "sql", "wallet_id")
+
+    def __init__(self, sql, params, hold_id, wallet_id):
+        self.sql, self.params = sql, params
+        self.hold_id, self.wallet_id = hold_id, wallet_id
+        self.row = self.error = None
+        self.lead = False  # woken to lead the next batch, not with a result
+        self.done = threading.Event()
+
+    def result(self):
+        if self.error is not None:
+            raise self.error
+        if self.row is None:  # the leader died mid-batch (its transaction rolled back)
+            raise RuntimeError("the capture's batch was interrupted; nothing was written")
+        return self.row
+
+
+class GroupCommit:
+    """One per process. `execute` runs a capture statement and returns its first row;
+    `run_one(sql, params)` runs a statement alone in its own transaction (autocommit)."""
+
+    def __init__(self, run_one: Callable):
+        self._run_one = run_one
+        self._lock = threading.Lock()
+        self._queue: list[_Capture] = []
+        self._busy = False  # a leader is running; newcomers queue
+        # Read by tests and benchmarks: batches run, the largest, and those rolled back and run
+        # again one by one.
+        self.batches = self.largest = self.fallbacks = 0
+
+    def execute(self, sql: str, params: dict, *, hold_id: int | None, wallet_id: int | None):
+        mine = _Capture(sql, params, hold_id, wallet_id)
+        with self._lock:
+            self._queue.append(mine)
+            lead, self._busy = not self._busy, True
+        if not lead:
+            mine.done.wait()
+            if not mine.lead:
+                return mine.result()
+        # The leader is always first in the queue, so its capture is in the batch it runs.
+        self._lead()
+        return mine.result()
+
+    def _lead(self):
+        with self._lock:
+            batch = self._queue[:MAX_BATCH]
+            del self._queue[:MAX_BATCH]
+        try:
+            self._run(batch)
+            self.batches += 1
+            self.largest = max(self.largest, len(batch))
+        finally:
+            with self._lock:
+                if self._queue:  # hand over: the next leader runs what queued meanwhile
+                    self._queue[0].lead = True
+                    self._queue[0].done.set()
+                else:
+                    self._busy = False
+            for capture in batch:
+                capture.lead = False
+                capture.done.set()
+
+    def _run(self, batch: list[_Capture]):
+        """Run the batch; each capture gets its row or its error."""
+        if len(batch) > 1:
+            try:
+                rows = _together(batch)
+            except Exception:  # noqa: BLE001 - rolled back whole; one by one tells who failed
+                self.fallbacks += 1
+            else:
+                for capture, row in zip(batch, rows, strict=True):
+                    capture.row = row
+                return
+        for capture in batch:
+            try:
+                capture.row = self._run_one(capture.sql, capture.params)
+            except Exception as exc:  # noqa: BLE001 - raised in the caller's thread
+                capture.error = exc
+
+
+def _together(batch: list[_Capture]) -> list:
+    """All captures of `batch` in one transaction and one round trip; their rows, in order."""
+    db = connections[DEFAULT_DB_ALIAS]
+    holds = sorted({c.hold_id for c in batch if c.hold_id is not None})
+    lock_holds = (
+        f"SELECT id FROM {db.ops.quote_name(Hold._meta.db_table)} "  # noqa: S608 - a table name
+        "WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+    )
+    with db.wrap_database_errors, db.pool.connection() as conn, conn.transaction():
+        with conn.pipeline():
+            if holds:
+                conn.execute(lock_holds, [holds])
+            cursors = [psycopg.Cursor(conn) for _ in batch]
+            for i in sorted(range(len(batch)), key=lambda i: batch[i].wallet_id or 0):
+                cursors[i].execute(batch[i].sql, batch[i].params)
+        rows = [cursor.fetchone() for cursor in cursors]
+        for cursor in cursors:
+            cursor.close()
+        return rows
