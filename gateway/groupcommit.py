@@ -1,16 +1,19 @@
-"""Group commit of the gateway's captures: captures that arrive together share one transaction.
+"""Group commit of the gateway's captures: captures on one wallet that arrive together share
+one transaction.
 
 The capture is the one statement of a request that waits for the WAL flush, and while it waits
 it keeps its wallet's row locked, so concurrent captures on a wallet queue behind each other's
-flush. Here the first capture to arrive (the leader) runs at once, alone, exactly as without
-group commit. Captures that arrive while it runs wait; when it is done, the first of them leads
-the next batch: all of them in one transaction, sent in one round trip (psycopg's pipeline),
-one commit, one flush. Every caller returns only once the transaction holding its capture has
-committed, so nothing is acknowledged that a crash could lose (docs/performance.md).
+flush. Here the first capture on a wallet (the leader) runs at once, alone, exactly as without
+group commit. Captures on that wallet that arrive while it runs wait; when it is done, the first
+of them leads the next batch: all of them in one transaction, sent in one round trip (psycopg's
+pipeline), one commit, one flush. Every caller returns only once the transaction holding its
+capture has committed, so nothing is acknowledged that a crash could lose (docs/performance.md).
+Batches are per wallet: a capture never waits behind another wallet's, whose row may be locked
+for reasons of its own (a funding operation, the sweeper).
 
-Locks: a batch first locks the holds it resolves, in id order, and then its statements run in
-wallet order. Every other writer of a hold locks the hold before its wallet (the ORM capture,
-release and expiry, one capture statement), so no two transactions can wait for each other.
+Locks: a batch first locks the holds it resolves, in id order, and then its statements take the
+wallet's row. Every other writer of a hold locks the hold before its wallet (the ORM capture,
+release and expiry, a capture alone), so no two transactions can wait for each other.
 
 A batch that fails (a duplicate usage event, an unexpected error) is rolled back whole, and its
 captures run again one by one, each in its own transaction: each caller gets the result or the
@@ -29,11 +32,10 @@ MAX_BATCH = 64  # captures per transaction: bounds how long one transaction keep
 
 
 class _Capture:
-    __slots__ = ("done", "error", "hold_id", "lead", "params", "row", "sql", "wallet_id")
+    __slots__ = ("done", "error", "hold_id", "lead", "params", "row", "sql")
 
-    def __init__(self, sql, params, hold_id, wallet_id):
-        self.sql, self.params = sql, params
-        self.hold_id, self.wallet_id = hold_id, wallet_id
+    def __init__(self, sql, params, hold_id):
+        self.sql, self.params, self.hold_id = sql, params, hold_id
         self.row = self.error = None
         self.lead = False  # woken to lead the next batch, not with a result
         self.done = threading.Event()
@@ -53,40 +55,52 @@ class GroupCommit:
     def __init__(self, run_one: Callable):
         self._run_one = run_one
         self._lock = threading.Lock()
-        self._queue: list[_Capture] = []
-        self._busy = False  # a leader is running; newcomers queue
+        # Captures waiting, per wallet with a leader running (no entry: none running).
+        self._waiting: dict[int | None, list[_Capture]] = {}
         # Read by tests and benchmarks: batches run, the largest, and those rolled back and run
         # again one by one.
         self.batches = self.largest = self.fallbacks = 0
 
     def execute(self, sql: str, params: dict, *, hold_id: int | None, wallet_id: int | None):
-        mine = _Capture(sql, params, hold_id, wallet_id)
+        mine = _Capture(sql, params, hold_id)
         with self._lock:
-            self._queue.append(mine)
-            lead, self._busy = not self._busy, True
+            queue = self._waiting.get(wallet_id)
+            if queue is None:
+                self._waiting[wallet_id] = queue = []
+                lead = True
+            else:
+                lead = False
+            queue.append(mine)
         if not lead:
             mine.done.wait()
             if not mine.lead:
                 return mine.result()
-        # The leader is always first in the queue, so its capture is in the batch it runs.
-        self._lead()
+        # The leader is always first in its wallet's queue, so its capture is in its batch.
+        self._lead(wallet_id)
         return mine.result()
 
-    def _lead(self):
+    def waiting(self, wallet_id: int | None) -> int:
+        """How many captures on this wallet wait for the running batch to end (tests)."""
         with self._lock:
-            batch = self._queue[:MAX_BATCH]
-            del self._queue[:MAX_BATCH]
+            return len(self._waiting.get(wallet_id, ()))
+
+    def _lead(self, wallet_id):
+        with self._lock:
+            queue = self._waiting[wallet_id]
+            batch = queue[:MAX_BATCH]
+            del queue[:MAX_BATCH]
         try:
             self._run(batch)
-            self.batches += 1
-            self.largest = max(self.largest, len(batch))
+            with self._lock:
+                self.batches += 1
+                self.largest = max(self.largest, len(batch))
         finally:
             with self._lock:
-                if self._queue:  # hand over: the next leader runs what queued meanwhile
-                    self._queue[0].lead = True
-                    self._queue[0].done.set()
+                if queue:  # hand over: the next leader runs what queued meanwhile
+                    queue[0].lead = True
+                    queue[0].done.set()
                 else:
-                    self._busy = False
+                    del self._waiting[wallet_id]
             for capture in batch:
                 capture.lead = False
                 capture.done.set()
@@ -97,7 +111,8 @@ class GroupCommit:
             try:
                 rows = _together(batch)
             except Exception:  # noqa: BLE001 - rolled back whole; one by one tells who failed
-                self.fallbacks += 1
+                with self._lock:
+                    self.fallbacks += 1
             else:
                 for capture, row in zip(batch, rows, strict=True):
                     capture.row = row
@@ -122,8 +137,8 @@ def _together(batch: list[_Capture]) -> list:
             if holds:
                 conn.execute(lock_holds, [holds])
             cursors = [psycopg.Cursor(conn) for _ in batch]
-            for i in sorted(range(len(batch)), key=lambda i: batch[i].wallet_id or 0):
-                cursors[i].execute(batch[i].sql, batch[i].params)
+            for capture, cursor in zip(batch, cursors, strict=True):
+                cursor.execute(capture.sql, capture.params)
         rows = [cursor.fetchone() for cursor in cursors]
         for cursor in cursors:
             cursor.close()

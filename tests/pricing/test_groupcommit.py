@@ -116,7 +116,7 @@ def _queue_behind_locked_wallet(connect, wallet, holds, events):
     _until(lambda: _lock_waits(monitor) == 1, "the leader to wait for the wallet")
     for hold, event in zip(holds[1:], events[1:], strict=True):
         captures.start(hold, Decimal("0.40"), event)
-    _until(lambda: len(capture_group._queue) == len(holds) - 1, "the others to queue")
+    _until(lambda: capture_group.waiting(wallet.pk) == len(holds) - 1, "the others to queue")
     return captures, locker, monitor
 
 
@@ -215,3 +215,23 @@ def test_without_group_commit_every_capture_runs_alone(org, settings):
     assert capture_group.batches == batches
     assert all(r.resolved for r in captures.results.values())
     assert Wallet.objects.get(pk=wallet.pk).balance == Decimal("10.00") - 3 * Decimal("0.40")
+
+
+def test_captures_on_another_wallet_do_not_wait_behind_a_locked_one(org, connect):
+    blocked, free = _funded(org), _funded(org)
+    blocked_holds = _holds(blocked, 2)
+    free_hold = hold_place_fast(wallet=free, amount=Decimal("1.00"), request_id="req_free")
+    events = [_event(blocked, h.request_id, Decimal("0.40")) for h in blocked_holds]
+    captures, locker, _monitor = _queue_behind_locked_wallet(
+        connect, blocked, blocked_holds, events
+    )
+
+    other = Captures()
+    other.start(free_hold, Decimal("0.40"), _event(free, "req_free", Decimal("0.40")))
+    other.join()  # while the first wallet's row is still locked
+    assert other.results["req_free"].resolved
+    assert not any(r in captures.results for r in ("req_0", "req_1"))
+
+    locker.commit()
+    captures.join()
+    assert all(r.resolved for r in captures.results.values())
