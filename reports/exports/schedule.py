@@ -5,6 +5,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.admin.utils import quote
 from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
@@ -59,8 +60,9 @@ def export_jobs_schedule_monthly(*, now: datetime | None = None) -> list[ExportJ
 
 
 def export_job_admin_url(job: ExportJob) -> str:
-    """The admin page of the job: it needs a staff login, unlike a bearer-token API link."""
-    path = reverse("admin:reports_exportjob_change", args=[job.pk])
+    """The admin page of the job: it needs a staff login, unlike a bearer-token API link.
+    The id is quoted as the admin's own links are: the admin reads `_22` in a URL as `"`."""
+    path = reverse("admin:reports_exportjob_change", args=[quote(job.pk)])
     return f"{settings.SITE_URL.rstrip('/')}{path}"
 
 

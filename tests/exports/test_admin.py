@@ -1,12 +1,15 @@
 """Export jobs in the admin: own organization only, start one, download it."""
 
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from chargeback.models import AuditLog, Membership
+from reports.exports.schedule import export_job_admin_url
 from reports.exports.services import export_job_create, export_job_run
 from reports.models import ExportJob
 from tests.exports.usage import fund, record_usage
@@ -46,11 +49,22 @@ def test_staff_see_only_their_organizations_jobs(finance, org, outsider_with_usa
     assert mine.id in page
     assert theirs.id not in page
     assert "acme_events_2026-05-01_2026-05-31.csv" in page
-    detail = finance.get(f"/admin/reports/exportjob/{mine.id}/change/")
+    detail = finance.get(f"/admin/reports/exportjob/{quote(mine.id)}/change/")
     assert detail.status_code == 200
     assert mine.manifest["file"]["sha256"] in detail.content.decode()
-    assert finance.get(f"/admin/reports/exportjob/{theirs.id}/change/").status_code in (302, 404)
+    their_page = f"/admin/reports/exportjob/{quote(theirs.id)}/change/"
+    assert finance.get(their_page).status_code in (302, 404)
     assert finance.get(f"/admin/reports/exportjob/{theirs.id}/download/").status_code == 404
+
+
+def test_the_emailed_link_opens_a_job_whose_id_reads_like_an_admin_escape(finance, org):
+    # Job ids are random hex; the admin reads "_22" in a URL as '"' (about 1 id in 40).
+    job = export_job_run(job_id=_job(org).id)
+    ExportJob.objects.filter(pk=job.pk).update(id="job_2240aabbccddeeff")
+    job = ExportJob.objects.get(pk="job_2240aabbccddeeff")
+    page = finance.get(urlsplit(export_job_admin_url(job)).path)
+    assert page.status_code == 200
+    assert "job_2240aabbccddeeff" in page.content.decode()
 
 
 def test_the_add_form_starts_a_job_through_the_service(finance, org):

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.conf import settings
+from django.contrib.admin.utils import quote
 from django.core import mail
 
 from reports.exports.schedule import export_jobs_schedule_monthly
@@ -64,5 +65,6 @@ def test_finance_gets_one_email_per_completed_export_with_an_admin_link(org):
     message = mail.outbox[0]
     assert message.to == ["finance@acme.example", "cfo@acme.example"]
     assert "May 2026" in message.subject
-    assert f"{settings.SITE_URL}/admin/reports/exportjob/{jobs[0].id}/change/" in message.body
+    change_url = f"{settings.SITE_URL}/admin/reports/exportjob/{quote(jobs[0].id)}/change/"
+    assert change_url in message.body
     assert "SHA-256: " in message.body
