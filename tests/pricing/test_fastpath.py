@@ -16,38 +16,13 @@ from gateway.fastpath import capture_and_record, capture_and_record_fast, hold_p
 from gateway.models import UsageEvent
 from gateway.recording import usage_record
 from tests.factories import DepartmentFactory, PriceFactory
+from tests.pricing.money_writes import event_fields, funded_wallet
 from wallets import services
 from wallets.models import Hold, LedgerEntry, Wallet
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the fast path is PostgreSQL only"
 )
-
-
-def _funded(department, amount="10.00"):
-    services.wallet_allocate(department=department, amount=Decimal(amount), currency="USD")
-    return services.wallet_for_team(department=department)
-
-
-def _event(wallet, request_id, cost, price=None):
-    return {
-        "organization_id": wallet.organization_id,
-        "department_id": wallet.department_id,
-        "wallet_id": wallet.pk,
-        "request_id": request_id,
-        "endpoint": "chat.completions",
-        "provider": "fake",
-        "model_requested": "fake-gpt",
-        "model_served": "fake-gpt",
-        "prompt_tokens": 120,
-        "completion_tokens": 30,
-        "cached_tokens": 20,
-        "cost": cost,
-        "price_id": price.pk if price else None,
-        "tags": {"app": "kb", "env": "prod"},
-        "user": "alice",
-        "latency_ms": 12,
-    }
 
 
 def _orm_capture(hold, amount, event_fields):
@@ -63,12 +38,12 @@ def _run(wallet, place, capture, prefix):
     for i, (held, charged) in enumerate(SCRIPT):
         hold = place(wallet=wallet, amount=Decimal(held), request_id=f"{prefix}{i}")
         holds.append(hold)
-        capture(hold, Decimal(charged), _event(wallet, f"{prefix}{i}", Decimal(charged)))
+        capture(hold, Decimal(charged), event_fields(wallet, f"{prefix}{i}", Decimal(charged)))
     # A hold already resolved: nothing is charged; the event records cost 0 and says why, or
     # nothing is written when the request already has its event.
     returned = [
-        capture(holds[0], Decimal("5"), _event(wallet, f"{prefix}again", Decimal("5"))),
-        capture(holds[0], Decimal("5"), _event(wallet, f"{prefix}0", Decimal("5"))),
+        capture(holds[0], Decimal("5"), event_fields(wallet, f"{prefix}again", Decimal("5"))),
+        capture(holds[0], Decimal("5"), event_fields(wallet, f"{prefix}0", Decimal("5"))),
     ]
     pending = place(wallet=wallet, amount=Decimal("0.33"), request_id=f"{prefix}open")
     return [*holds, pending], returned
@@ -118,8 +93,8 @@ def _snapshot(wallet, holds):
 
 @pytest.mark.django_db
 def test_the_fast_path_writes_the_same_rows_as_the_orm_services(org):
-    orm_wallet = _funded(DepartmentFactory(organization=org, team_id="team_orm"))
-    fast_wallet = _funded(DepartmentFactory(organization=org, team_id="team_fast"))
+    orm_wallet = funded_wallet(DepartmentFactory(organization=org, team_id="team_orm"))
+    fast_wallet = funded_wallet(DepartmentFactory(organization=org, team_id="team_fast"))
 
     orm_holds, orm_returned = _run(orm_wallet, services.hold_place, _orm_capture, "orm_")
     fast_holds, fast_returned = _run(fast_wallet, hold_place_fast, capture_and_record_fast, "fast_")
@@ -134,7 +109,7 @@ def test_the_fast_path_writes_the_same_rows_as_the_orm_services(org):
 
 @pytest.mark.django_db
 def test_the_fast_hold_returns_a_hold_like_the_orm_one(engineering):
-    wallet = _funded(engineering)
+    wallet = funded_wallet(engineering)
 
     before = timezone.now()
     hold = hold_place_fast(wallet=wallet, amount=Decimal("1.234567891"), request_id="req_1")
@@ -152,7 +127,7 @@ def test_the_fast_hold_returns_a_hold_like_the_orm_one(engineering):
 
 @pytest.mark.django_db
 def test_the_fast_hold_refuses_more_than_available_and_writes_nothing(engineering):
-    wallet = _funded(engineering, "1.00")
+    wallet = funded_wallet(engineering, "1.00")
 
     with pytest.raises(InsufficientFunds) as exc:
         hold_place_fast(wallet=wallet, amount=Decimal("1.01"), request_id="req_1")
@@ -166,7 +141,7 @@ def test_the_fast_hold_refuses_more_than_available_and_writes_nothing(engineerin
 
 @pytest.mark.django_db
 def test_without_enforcement_the_fast_hold_may_exceed_the_funds(engineering):
-    wallet = _funded(engineering, "1.00")
+    wallet = funded_wallet(engineering, "1.00")
 
     hold_place_fast(wallet=wallet, amount=Decimal("5"), request_id="req_1", enforce=False)
 
@@ -176,7 +151,7 @@ def test_without_enforcement_the_fast_hold_may_exceed_the_funds(engineering):
 
 @pytest.mark.django_db
 def test_a_duplicate_request_id_reserves_nothing(engineering):
-    wallet = _funded(engineering)
+    wallet = funded_wallet(engineering)
     hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_1")
 
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -188,14 +163,16 @@ def test_a_duplicate_request_id_reserves_nothing(engineering):
 
 @pytest.mark.django_db
 def test_a_duplicate_event_rolls_back_the_whole_capture(engineering):
-    wallet = _funded(engineering)
+    wallet = funded_wallet(engineering)
     first = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_1")
     second = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_2")
-    capture_and_record_fast(first, Decimal("0.5"), _event(wallet, "req_1", Decimal("0.5")))
-    UsageEvent.objects.create(**_event(wallet, "req_2", Decimal("0")))  # req_2 has an event
+    capture_and_record_fast(first, Decimal("0.5"), event_fields(wallet, "req_1", Decimal("0.5")))
+    UsageEvent.objects.create(**event_fields(wallet, "req_2", Decimal("0")))  # req_2 has an event
 
     with pytest.raises(IntegrityError), transaction.atomic():
-        capture_and_record_fast(second, Decimal("0.5"), _event(wallet, "req_2", Decimal("0.5")))
+        capture_and_record_fast(
+            second, Decimal("0.5"), event_fields(wallet, "req_2", Decimal("0.5"))
+        )
 
     wallet.refresh_from_db()
     assert Hold.objects.get(pk=second.pk).status == Hold.Status.PENDING
@@ -207,11 +184,11 @@ def test_a_duplicate_event_rolls_back_the_whole_capture(engineering):
 def test_a_capture_never_resolves_another_requests_hold_that_has_its_id(engineering):
     # After a database crash that lost an unflushed hold, its id may be handed out again: the
     # request that still holds the old id must not capture the new request's hold.
-    wallet = _funded(engineering)
+    wallet = funded_wallet(engineering)
     other = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_new")
     lost = Hold(pk=other.pk, wallet_id=wallet.pk, amount=Decimal("2"), request_id="req_lost")
 
-    capture_and_record_fast(lost, Decimal("0.5"), _event(wallet, "req_lost", Decimal("0.5")))
+    capture_and_record_fast(lost, Decimal("0.5"), event_fields(wallet, "req_lost", Decimal("0.5")))
 
     wallet.refresh_from_db()
     assert Hold.objects.get(pk=other.pk).status == Hold.Status.PENDING
@@ -223,7 +200,7 @@ def test_a_capture_never_resolves_another_requests_hold_that_has_its_id(engineer
 
 @pytest.mark.django_db
 def test_the_orm_capture_matches_the_hold_by_request_id_too(engineering):
-    wallet = _funded(engineering)
+    wallet = funded_wallet(engineering)
     other = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_new")
     lost = Hold(pk=other.pk, wallet_id=wallet.pk, amount=Decimal("2"), request_id="req_lost")
 
@@ -236,13 +213,13 @@ def test_the_orm_capture_matches_the_hold_by_request_id_too(engineering):
 
 @pytest.mark.django_db
 def test_the_capture_returns_the_available_funds_and_links_the_entry(engineering):
-    wallet = _funded(engineering)
+    wallet = funded_wallet(engineering)
     price = PriceFactory()
     hold = hold_place_fast(wallet=wallet, amount=Decimal("2"), request_id="req_1")
     other = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_2")
 
     available = capture_and_record_fast(
-        hold, Decimal("0.5"), _event(wallet, "req_1", Decimal("0.5"), price=price)
+        hold, Decimal("0.5"), event_fields(wallet, "req_1", Decimal("0.5"), price=price)
     )
 
     entry = LedgerEntry.objects.get(kind="capture")
@@ -256,10 +233,10 @@ def test_the_capture_returns_the_available_funds_and_links_the_entry(engineering
 
 @pytest.mark.django_db
 def test_an_event_without_a_hold_moves_no_money(engineering):
-    wallet = _funded(engineering)
+    wallet = funded_wallet(engineering)
 
     available = capture_and_record_fast(
-        None, Decimal("0.5"), _event(wallet, "req_1", Decimal("0.5"))
+        None, Decimal("0.5"), event_fields(wallet, "req_1", Decimal("0.5"))
     )
 
     wallet.refresh_from_db()
@@ -274,11 +251,11 @@ def test_the_budget_hook_runs_after_the_capture_commits(
 ):
     calls = []
     monkeypatch.setattr("wallets.alerts.spend_recorded", lambda **kwargs: calls.append(kwargs))
-    wallet = _funded(engineering)
+    wallet = funded_wallet(engineering)
     hold = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_1")
 
     with django_capture_on_commit_callbacks(execute=True):
-        capture_and_record_fast(hold, Decimal("0.5"), _event(wallet, "req_1", Decimal("0.5")))
+        capture_and_record_fast(hold, Decimal("0.5"), event_fields(wallet, "req_1", Decimal("0.5")))
 
     assert calls == [
         {
@@ -302,7 +279,7 @@ def _threads(n, fn, items):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_fast_holds_never_overspend_the_wallet(org):
-    wallet = _funded(DepartmentFactory(organization=org), "10.00")
+    wallet = funded_wallet(DepartmentFactory(organization=org), "10.00")
     barrier = threading.Barrier(8)
 
     def place(i):
@@ -323,7 +300,7 @@ def test_concurrent_fast_holds_never_overspend_the_wallet(org):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_hold_raced_by_capture_and_release_is_resolved_exactly_once(org):
-    wallet = _funded(DepartmentFactory(organization=org), "10.00")
+    wallet = funded_wallet(DepartmentFactory(organization=org), "10.00")
     holds = [
         hold_place_fast(wallet=wallet, amount=Decimal("0.50"), request_id=f"req_{i}")
         for i in range(12)
@@ -333,12 +310,12 @@ def test_a_hold_raced_by_capture_and_release_is_resolved_exactly_once(org):
         kind, hold = item
         if kind == "capture":
             result = capture_and_record(
-                hold, Decimal("0.40"), _event(wallet, hold.request_id, Decimal("0.40"))
+                hold, Decimal("0.40"), event_fields(wallet, hold.request_id, Decimal("0.40"))
             )
             return result.resolved
         if kind == "capture-again":
             result = capture_and_record(
-                hold, Decimal("0.40"), _event(wallet, f"{hold.request_id}_b", Decimal("0.40"))
+                hold, Decimal("0.40"), event_fields(wallet, f"{hold.request_id}_b", Decimal("0.40"))
             )
             return result.resolved
         return services.hold_release(hold=hold, status=Hold.Status.EXPIRED)
@@ -364,8 +341,8 @@ def test_with_async_commit_the_rows_are_the_same_and_only_that_transaction_skips
     org, settings
 ):
     settings.KT_GATEWAY_ASYNC_COMMIT = True
-    orm_wallet = _funded(DepartmentFactory(organization=org, team_id="team_orm"))
-    fast_wallet = _funded(DepartmentFactory(organization=org, team_id="team_fast"))
+    orm_wallet = funded_wallet(DepartmentFactory(organization=org, team_id="team_orm"))
+    fast_wallet = funded_wallet(DepartmentFactory(organization=org, team_id="team_fast"))
 
     orm_holds, _ = _run(orm_wallet, services.hold_place, _orm_capture, "orm_")
     fast_holds, _ = _run(fast_wallet, hold_place_fast, capture_and_record_fast, "fast_")
@@ -379,11 +356,11 @@ def test_with_async_commit_the_rows_are_the_same_and_only_that_transaction_skips
 @pytest.mark.django_db(transaction=True)
 def test_async_commit_does_not_leak_into_the_next_transaction(engineering, settings):
     settings.KT_GATEWAY_ASYNC_COMMIT = True
-    wallet = _funded(engineering)
+    wallet = funded_wallet(engineering)
     with transaction.atomic():  # on Django's connection, which the check below reuses
         hold = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_1")
     with transaction.atomic():
-        capture_and_record_fast(hold, Decimal("0.5"), _event(wallet, "req_1", Decimal("0.5")))
+        capture_and_record_fast(hold, Decimal("0.5"), event_fields(wallet, "req_1", Decimal("0.5")))
 
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
@@ -392,12 +369,12 @@ def test_async_commit_does_not_leak_into_the_next_transaction(engineering, setti
 
 @pytest.mark.django_db(transaction=True)
 def test_a_hold_skips_the_wal_flush_and_a_capture_waits_for_it_by_default(engineering):
-    wallet = _funded(engineering)
+    wallet = funded_wallet(engineering)
     with transaction.atomic():
         hold = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_1")
         assert _synchronous_commit() == "off"  # the hold's own transaction only
     with transaction.atomic():
-        capture_and_record_fast(hold, Decimal("0.5"), _event(wallet, "req_1", Decimal("0.5")))
+        capture_and_record_fast(hold, Decimal("0.5"), event_fields(wallet, "req_1", Decimal("0.5")))
         assert _synchronous_commit() == "on"
 
     assert Wallet.objects.get(pk=wallet.pk).balance == Decimal("9.5")

@@ -17,32 +17,13 @@ from django.db import IntegrityError, connection
 from gateway.fastpath import capture_and_record, capture_group, hold_place_fast
 from gateway.models import UsageEvent
 from tests.factories import DepartmentFactory
-from wallets import services
+from tests.pricing.money_writes import event_fields, funded_wallet
 from wallets.models import Hold, LedgerEntry, Wallet
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="group commit is PostgreSQL's"),
     pytest.mark.django_db(transaction=True),
 ]
-
-
-def _funded(org, amount="10.00"):
-    department = DepartmentFactory(organization=org)
-    services.wallet_allocate(department=department, amount=Decimal(amount), currency="USD")
-    return services.wallet_for_team(department=department)
-
-
-def _event(wallet, request_id, cost):
-    return {
-        "organization_id": wallet.organization_id,
-        "department_id": wallet.department_id,
-        "wallet_id": wallet.pk,
-        "request_id": request_id,
-        "endpoint": "chat.completions",
-        "provider": "fake",
-        "model_requested": "fake-gpt",
-        "cost": cost,
-    }
 
 
 @pytest.fixture
@@ -128,9 +109,9 @@ def _holds(wallet, n):
 
 
 def test_captures_that_arrive_together_commit_in_one_transaction(org, connect):
-    wallet = _funded(org)
+    wallet = funded_wallet(DepartmentFactory(organization=org))
     holds = _holds(wallet, 6)
-    events = [_event(wallet, h.request_id, Decimal("0.40")) for h in holds]
+    events = [event_fields(wallet, h.request_id, Decimal("0.40")) for h in holds]
     before = (capture_group.batches, capture_group.fallbacks)
 
     captures, locker, _monitor = _queue_behind_locked_wallet(connect, wallet, holds, events)
@@ -156,9 +137,9 @@ def test_captures_that_arrive_together_commit_in_one_transaction(org, connect):
 
 
 def test_a_capture_that_fails_in_a_batch_fails_alone(org, connect):
-    wallet = _funded(org)
+    wallet = funded_wallet(DepartmentFactory(organization=org))
     holds = _holds(wallet, 4)
-    events = [_event(wallet, h.request_id, Decimal("0.40")) for h in holds]
+    events = [event_fields(wallet, h.request_id, Decimal("0.40")) for h in holds]
     UsageEvent.objects.create(**{**events[2], "cost": Decimal("0")})  # req_2 has its event
     fallbacks = capture_group.fallbacks
 
@@ -179,9 +160,9 @@ def test_a_capture_that_fails_in_a_batch_fails_alone(org, connect):
 def test_a_batch_never_deadlocks_with_a_writer_that_locks_a_hold_before_its_wallet(org, connect):
     # The ORM capture, release and the expiry sweeper lock a hold, then its wallet. A batch
     # that took the wallet first and then waited for such a hold would deadlock with them.
-    wallet = _funded(org)
+    wallet = funded_wallet(DepartmentFactory(organization=org))
     holds = _holds(wallet, 4)
-    events = [_event(wallet, h.request_id, Decimal("0.40")) for h in holds]
+    events = [event_fields(wallet, h.request_id, Decimal("0.40")) for h in holds]
     fallbacks, batches = capture_group.fallbacks, capture_group.batches
     captures, locker, monitor = _queue_behind_locked_wallet(connect, wallet, holds, events)
 
@@ -204,12 +185,14 @@ def test_a_batch_never_deadlocks_with_a_writer_that_locks_a_hold_before_its_wall
 
 def test_without_group_commit_every_capture_runs_alone(org, settings):
     settings.KT_GATEWAY_GROUP_COMMIT = False
-    wallet = _funded(org)
+    wallet = funded_wallet(DepartmentFactory(organization=org))
     holds = _holds(wallet, 3)
     batches = capture_group.batches
     captures = Captures()
     for hold in holds:
-        captures.start(hold, Decimal("0.40"), _event(wallet, hold.request_id, Decimal("0.40")))
+        captures.start(
+            hold, Decimal("0.40"), event_fields(wallet, hold.request_id, Decimal("0.40"))
+        )
     captures.join()
 
     assert capture_group.batches == batches
@@ -218,16 +201,19 @@ def test_without_group_commit_every_capture_runs_alone(org, settings):
 
 
 def test_captures_on_another_wallet_do_not_wait_behind_a_locked_one(org, connect):
-    blocked, free = _funded(org), _funded(org)
+    blocked, free = (
+        funded_wallet(DepartmentFactory(organization=org)),
+        funded_wallet(DepartmentFactory(organization=org)),
+    )
     blocked_holds = _holds(blocked, 2)
     free_hold = hold_place_fast(wallet=free, amount=Decimal("1.00"), request_id="req_free")
-    events = [_event(blocked, h.request_id, Decimal("0.40")) for h in blocked_holds]
+    events = [event_fields(blocked, h.request_id, Decimal("0.40")) for h in blocked_holds]
     captures, locker, _monitor = _queue_behind_locked_wallet(
         connect, blocked, blocked_holds, events
     )
 
     other = Captures()
-    other.start(free_hold, Decimal("0.40"), _event(free, "req_free", Decimal("0.40")))
+    other.start(free_hold, Decimal("0.40"), event_fields(free, "req_free", Decimal("0.40")))
     other.join()  # while the first wallet's row is still locked
     assert other.results["req_free"].resolved
     assert not any(r in captures.results for r in ("req_0", "req_1"))
