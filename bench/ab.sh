@@ -8,7 +8,7 @@
 # after the other compare the drift as much as the change. This starts both gateways at once
 # (each its own gunicorn with chargeback/gunicorn_conf.py, the environment A or B on top) and
 # alternates short wrk rounds between them; each round prints requests/s and the gateway's
-# CPU ms per request, and the end the medians. Run bench/gateway.sh once first (bench database).
+# CPU ms per request, and at the end the medians. Run bench/gateway.sh once first (bench database).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HARNESS=${HARNESS:-$(cd "$REPO/../shared/bench" 2>/dev/null && pwd || echo /work/shared/bench)}

@@ -13,8 +13,10 @@ wallets.services.hold_capture + UsageEvent create in one transaction), in one ro
   entry (with `balance_after`) inserted. The usage event is inserted in the same statement; for
   a hold resolved elsewhere it records cost 0, as on the ORM path.
 
-A statement is atomic by itself: in autocommit it is also its own transaction (one commit);
-inside the caller's `transaction.atomic()` it joins it. The SQL is generated once per process
+A statement is atomic by itself: in autocommit it is also its own transaction (one commit),
+except that captures on one wallet arriving together commit in one transaction
+(gateway/groupcommit.py, KT_GATEWAY_GROUP_COMMIT); inside the caller's `transaction.atomic()`
+it joins that. The SQL is generated once per process
 from the models' metadata, so a field added to a model with a default is filled like the ORM
 would. Parameters are bound server-side and the statements prepared by psycopg after a few uses
 (PERF-NOTES: client-side quoting and per-request planning showed up in requests/s).

@@ -102,7 +102,6 @@ class GroupCommit:
                 else:
                     del self._waiting[wallet_id]
             for capture in batch:
-                capture.lead = False
                 capture.done.set()
 
     def _run(self, batch: list[_Capture]):
