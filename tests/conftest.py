@@ -1,8 +1,20 @@
+import os
+from datetime import datetime
+
 import pytest
+import time_machine
 from rest_framework.test import APIClient
 
 from chargeback.celery import app as celery_app
 from tests.factories import AdminTokenFactory, DepartmentFactory, OrganizationFactory
+
+
+def pytest_configure(config):
+    """`KT_TEST_NOW=2028-02-29T23:30:00+00:00 make test` runs the suite with this process's
+    clock moved to that moment (and ticking): a test whose outcome depends on the date shows."""
+    now = os.environ.get("KT_TEST_NOW")
+    if now:
+        time_machine.travel(datetime.fromisoformat(now), tick=True).start()
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,9 @@
 import threading
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import time_machine
 
 from chargeback.celery import app as celery_app
 from tests.budgets.helpers import record_spend
@@ -19,6 +21,23 @@ def eager_celery():
     conf.task_always_eager, conf.task_eager_propagates = True, True
     yield conf
     conf.task_always_eager, conf.task_eager_propagates = saved
+
+
+# The second day of a month, at noon UTC: fewer than KT_BUDGET_FORECAST_MIN_DAYS have elapsed,
+# so the hourly run sends no forecast alert unless a test travels to a later day on purpose.
+PINNED_NOW = datetime(2026, 5, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def pinned_clock(request):
+    """Budget outcomes depend on the date (the period, the forecast); every test here runs at
+    PINNED_NOW (ticking) unless it travels itself. A real worker process keeps the real clock,
+    so tests that start one keep it too."""
+    if request.node.get_closest_marker("celery_worker"):
+        yield None
+        return
+    with time_machine.travel(PINNED_NOW, tick=True) as traveller:
+        yield traveller
 
 
 @pytest.fixture(autouse=True)
