@@ -97,7 +97,8 @@ def test_every_calendar_part_uses_the_organizations_own_date(
             expected.add(("forecast", 0))
         assert set(alerts.values_list("kind", "threshold")) == expected
         label = first.strftime("%B %Y")
-        assert mail.outbox and all(label in m.body for m in mail.outbox)
+        assert mail.outbox
+        assert all(label in m.body for m in mail.outbox)
 
         # Month-end exports: the previous local month, on the 1st and 2nd only.
         jobs = export_jobs_schedule_monthly()
