@@ -12,7 +12,7 @@ from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chargeback.auth import actor_of
+from chargeback.auth import actor_of, via_of
 from chargeback.config import config_apply, config_validate
 
 
@@ -49,11 +49,6 @@ def _config_text(request) -> str:
     raise ValidationError(
         {"yaml": 'send the YAML as the body (Content-Type: text/yaml) or as JSON {"yaml": "..."}'}
     )
-
-
-def _via(request) -> str:
-    # `kt` says who it is, so the audit log can tell the CLI from other API clients.
-    return "cli" if request.headers.get("X-KT-Client", "").startswith("kt") else "api"
 
 
 class ConfigInputSerializer(serializers.Serializer):
@@ -109,7 +104,7 @@ class ConfigValidateApi(APIView):
             organization=request.organization,
             text=_config_text(request),
             actor=actor_of(request),
-            via=_via(request),
+            via=via_of(request),
         )
         return Response(ConfigReportSerializer(report.as_dict()).data)
 
@@ -131,7 +126,7 @@ class ConfigApplyApi(APIView):
             organization=request.organization,
             text=_config_text(request),
             actor=actor_of(request),
-            via=_via(request),
+            via=via_of(request),
             dry_run=dry_run,
         )
         return Response(ConfigReportSerializer(report.as_dict()).data)

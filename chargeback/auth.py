@@ -48,6 +48,14 @@ class HasOrganization(BasePermission):
         return isinstance(request.auth, AdminToken)
 
 
+CLIENT_HEADER = "X-KT-Client"  # sent by `kt` on every request (chargeback/cli/client.py)
+
+
+def via_of(request) -> str:
+    """How a management-API change was made, for the audit log: `cli` when `kt` sent it."""
+    return "cli" if request.headers.get(CLIENT_HEADER, "").startswith("kt/") else "api"
+
+
 def actor_of(request) -> str:
     token = getattr(request, "auth", None)
     if isinstance(token, AdminToken):

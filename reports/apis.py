@@ -9,7 +9,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chargeback.auth import actor_of
+from chargeback.auth import actor_of, via_of
 from reports.exports.selectors import export_job_get, export_job_list
 from reports.exports.services import export_file_name, export_job_create, export_job_download
 from reports.exports.writers import CONTENT_TYPES
@@ -94,7 +94,7 @@ class ExportJobListCreateApi(APIView):
         job = export_job_create(
             organization=request.organization,
             actor=actor_of(request),
-            via="cli" if "kt/" in request.headers.get("User-Agent", "") else "api",
+            via=via_of(request),
             **data.validated_data,
         )
         job.refresh_from_db()  # eager mode may have run it already
@@ -123,7 +123,7 @@ class ExportJobDownloadApi(APIView):
     )
     def get(self, request, job_id):
         job = export_job_get(organization=request.organization, job_id=job_id)
-        handle = export_job_download(job=job, actor=actor_of(request), via="api")
+        handle = export_job_download(job=job, actor=actor_of(request), via=via_of(request))
         response = FileResponse(
             handle,
             as_attachment=True,

@@ -16,7 +16,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chargeback.auth import actor_of
+from chargeback.auth import actor_of, via_of
 from chargeback.models import Department
 from wallets import selectors, services
 from wallets.models import LedgerEntry, Wallet
@@ -200,6 +200,7 @@ class WalletAllocateApi(APIView):
             user_ref=data.get("user_id", ""),
             idempotency_key=key,
             actor=actor_of(request),
+            via=via_of(request),
         )
         return _entry_response(entry, created)
 
@@ -233,6 +234,7 @@ class WalletCreditApi(APIView):
             description=data.get("description", ""),
             idempotency_key=key,
             actor=actor_of(request),
+            via=via_of(request),
         )
         return _entry_response(entry, created)
 
@@ -276,6 +278,7 @@ class WalletReclaimApi(APIView):
             description=data.get("description", ""),
             idempotency_key=key,
             actor=actor_of(request),
+            via=via_of(request),
         )
         return _entry_response(entry, created)
 

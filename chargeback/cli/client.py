@@ -5,6 +5,11 @@ import sys
 
 import httpx
 
+# How `kt` identifies itself to the server: the one header every API reads to audit a change as
+# made `via="cli"` (chargeback.auth.via_of).
+CLIENT_HEADER = "X-KT-Client"
+CLIENT_NAME = "kt/1"
+
 
 class CliError(Exception):
     """Printed as one line on stderr; `kt` then exits non-zero."""
@@ -26,7 +31,11 @@ def request(
 ) -> httpx.Response:
     """Call the management API; raise CliError with the server's message on any failure."""
     url = f"{base_url()}{path}"
-    all_headers = {"Authorization": f"Bearer {token()}", **(headers or {})}
+    all_headers = {
+        "Authorization": f"Bearer {token()}",
+        CLIENT_HEADER: CLIENT_NAME,
+        **(headers or {}),
+    }
     try:
         with httpx.Client(timeout=60) as client:
             if stream_to is not None:

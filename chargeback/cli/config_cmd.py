@@ -34,9 +34,7 @@ def _send(args, endpoint: str) -> int:
     text = _read(args.file)
     params = {"dry_run": "true"} if getattr(args, "dry_run", False) else None
     try:
-        response = request(
-            "POST", endpoint, json={"yaml": text}, params=params, headers={"X-KT-Client": "kt"}
-        )
+        response = request("POST", endpoint, json={"yaml": text}, params=params)
     except CliError as exc:
         message = str(exc)
         # The server's 400 already names the key path and line; say which file it is about.

@@ -7,7 +7,6 @@ import time
 
 from chargeback.cli.client import CliError, request
 
-HEADERS = {"User-Agent": "kt/1"}
 DONE = ("completed", "failed")
 
 
@@ -53,7 +52,7 @@ def cmd_create(args) -> int:
     }
     if filters:
         body["filters"] = filters
-    job = request("POST", "/v1/export-jobs", json=body, headers=HEADERS).json()
+    job = request("POST", "/v1/export-jobs", json=body).json()
     print(job["id"])
     sys.stdout.flush()
     if not args.wait:
@@ -73,7 +72,7 @@ def _wait(job: dict, interval: float = 0.5) -> dict:
             sys.stderr.write("\n")
             return job
         time.sleep(interval)
-        job = request("GET", f"/v1/export-jobs/{job['id']}", headers=HEADERS).json()
+        job = request("GET", f"/v1/export-jobs/{job['id']}").json()
 
 
 def _progress(job: dict, width: int = 30) -> None:
@@ -94,21 +93,18 @@ def _download(job_id: str, output: str | None) -> None:
         request(
             "GET",
             f"/v1/export-jobs/{job_id}/download",
-            headers=HEADERS,
             stream_to=sys.stdout.buffer,
         )
         return
     target = output
     if not target:
-        job = request("GET", f"/v1/export-jobs/{job_id}", headers=HEADERS).json()
+        job = request("GET", f"/v1/export-jobs/{job_id}").json()
         target = job.get("file_name") or f"{job_id}.{job.get('format', 'csv')}"
     # Write to a sibling temporary file, then rename: never leave half a file under the real name.
     partial = f"{target}.part"
     try:
         with open(partial, "wb") as fh:
-            response = request(
-                "GET", f"/v1/export-jobs/{job_id}/download", headers=HEADERS, stream_to=fh
-            )
+            response = request("GET", f"/v1/export-jobs/{job_id}/download", stream_to=fh)
         os.replace(partial, target)
     finally:
         if os.path.exists(partial):
@@ -119,7 +115,7 @@ def _download(job_id: str, output: str | None) -> None:
 
 def cmd_list(args) -> int:
     params = {"limit": args.limit, "status": args.status, "type": args.type}
-    data = request("GET", "/v1/export-jobs", params=params, headers=HEADERS).json()
+    data = request("GET", "/v1/export-jobs", params=params).json()
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
@@ -134,11 +130,9 @@ def cmd_list(args) -> int:
 
 
 def cmd_get(args) -> int:
-    job = request("GET", f"/v1/export-jobs/{args.id}", headers=HEADERS).json()
+    job = request("GET", f"/v1/export-jobs/{args.id}").json()
     if job["status"] == "completed":
-        job["manifest"] = request(
-            "GET", f"/v1/export-jobs/{args.id}/manifest", headers=HEADERS
-        ).json()
+        job["manifest"] = request("GET", f"/v1/export-jobs/{args.id}/manifest").json()
     print(json.dumps(job, indent=2))
     return 0
 

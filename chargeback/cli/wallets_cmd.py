@@ -6,8 +6,6 @@ from decimal import Decimal, InvalidOperation
 
 from chargeback.cli.client import CliError, request
 
-HEADERS = {"User-Agent": "kt/1"}
-
 
 def register(subparsers) -> None:
     group = subparsers.add_parser("wallets", help="prepaid wallets: allocate, show, ledger, list")
@@ -108,7 +106,7 @@ def _print_json(data) -> None:
 
 
 def _post_entry(path: str, body: dict, args) -> int:
-    headers = dict(HEADERS)
+    headers = {}
     if args.idempotency_key:
         headers["Idempotency-Key"] = args.idempotency_key
     response = request("POST", path, json=body, headers=headers)
@@ -152,7 +150,7 @@ def cmd_reclaim(args) -> int:
 
 
 def cmd_show(args) -> int:
-    wallet = _get_json(request("GET", f"/v1/wallets/{_team(args)}", headers=HEADERS))
+    wallet = _get_json(request("GET", f"/v1/wallets/{_team(args)}"))
     if args.json:
         _print_json(wallet)
         return 0
@@ -178,7 +176,6 @@ def cmd_ledger(args) -> int:
             "GET",
             f"/v1/wallets/{_team(args)}/ledger",
             params={"limit": args.limit, "offset": args.offset},
-            headers=HEADERS,
         )
     )
     if args.json:
@@ -206,7 +203,7 @@ def cmd_list(args) -> int:
     params = {"limit": args.limit}
     if args.scope:
         params["scope"] = args.scope
-    page = _get_json(request("GET", "/v1/wallets", params=params, headers=HEADERS))
+    page = _get_json(request("GET", "/v1/wallets", params=params))
     if args.json:
         _print_json(page)
         return 0

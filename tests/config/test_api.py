@@ -139,6 +139,6 @@ def test_the_outsider_cannot_take_a_key_acme_uses(
 
 
 def test_kt_is_recorded_as_the_cli(client, org, admin_token, seed_text):
-    post(client, "/v1/config/apply", admin_token, seed_text, HTTP_X_KT_CLIENT="kt")
+    post(client, "/v1/config/apply", admin_token, seed_text, HTTP_X_KT_CLIENT="kt/1")
 
     assert set(AuditLog.objects.filter(organization=org).values_list("via", flat=True)) == {"cli"}

@@ -96,6 +96,28 @@ def test_allocate_with_an_idempotency_key_applies_once(live_server, admin_token,
     assert one_line(conflict).startswith("kt: 409:")
 
 
+def test_changes_made_with_kt_are_audited_as_cli_and_plain_api_calls_as_api(
+    live_server, admin_token, org, engineering
+):
+    from chargeback.models import AuditLog
+    from tests.conftest import bearer_client
+
+    allocated = kt("wallets", "allocate", "--team-id", "team_engineering", "--amount", "10", url=live_server.url)  # fmt: skip
+    assert allocated.returncode == 0, allocated.stderr
+    credited = kt("wallets", "credit", "--amount", "5", url=live_server.url)
+    assert credited.returncode == 0, credited.stderr
+    bearer_client(admin_token).post(
+        "/v1/wallets/allocate", {"team_id": "team_engineering", "amount": "1"}, format="json"
+    )
+
+    rows = AuditLog.objects.filter(organization=org).order_by("id")
+    assert [(r.action, r.via) for r in rows] == [
+        ("wallet.allocation", "cli"),
+        ("wallet.credit", "cli"),
+        ("wallet.allocation", "api"),
+    ]
+
+
 def test_credit_and_reclaim(live_server, admin_token, org, engineering):
     services.wallet_allocate(department=engineering, amount=Decimal("100"), currency="USD")
     credit = kt("wallets", "credit", "--amount", "50", url=live_server.url)

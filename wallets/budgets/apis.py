@@ -7,7 +7,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chargeback.auth import actor_of
+from chargeback.auth import actor_of, via_of
 from wallets.budgets import selectors, services
 from wallets.budgets.serializers import BudgetCreateInput, BudgetOutput, BudgetUpdateInput
 
@@ -29,7 +29,7 @@ class BudgetListCreateApi(APIView):
         budget = services.budget_create(
             organization=request.organization,
             actor=actor_of(request),
-            via="api",
+            via=via_of(request),
             **data.validated_data,
         )
         return Response(BudgetOutput(budget).data, status=status.HTTP_201_CREATED)
@@ -49,13 +49,13 @@ class BudgetDetailApi(APIView):
         data = BudgetUpdateInput(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         budget = services.budget_update(
-            budget=budget, actor=actor_of(request), via="api", **data.validated_data
+            budget=budget, actor=actor_of(request), via=via_of(request), **data.validated_data
         )
         return Response(BudgetOutput(budget).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, budget_id: int):
         services.budget_delete(
-            budget=self._budget(request, budget_id), actor=actor_of(request), via="api"
+            budget=self._budget(request, budget_id), actor=actor_of(request), via=via_of(request)
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
