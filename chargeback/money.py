@@ -36,6 +36,16 @@ def to_cents(value) -> Decimal:
     return Decimal(value or 0).quantize(CENT, rounding=ROUNDING)
 
 
+def exact_str(value) -> str | None:
+    """An exact amount as people read it, nothing rounded away: at least 2 places, at most the
+    8 stored (20000 -> "20000.00", 0.000123 -> "0.000123")."""
+    if value is None:
+        return None
+    value = Decimal(value)
+    places = max(2, -value.normalize().as_tuple().exponent)
+    return f"{value:.{places}f}"
+
+
 def parse_amount(value) -> Decimal:
     """A user-supplied amount as a Decimal, never via float. Raises ValueError."""
     if isinstance(value, bool) or value is None:

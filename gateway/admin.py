@@ -1,24 +1,33 @@
 """The pricing catalog (history-keeping edits, import/export) and usage events (read-only, with
 the filtered set's totals above the list)."""
 
-from django.contrib import admin
+import secrets
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db import transaction
 from django.db.models import Count, Sum
 from django.db.models.functions import Coalesce
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from import_export import fields, resources
 from import_export.admin import ImportExportModelAdmin
 
+from chargeback.admin_audit import audited_by_service
 from chargeback.admin_base import (
     InputFilter,
     OrgScopedAdmin,
     ReadOnlyOrgScopedAdmin,
+    actor_of,
     audit_admin_change,
     snapshot,
 )
 from chargeback.admin_scope import RequestScopedResource
-from chargeback.money import ZERO, AmountField, to_cents
+from chargeback.errors import ApplicationError
+from chargeback.money import AMOUNT_DIGITS, AMOUNT_PLACES, ZERO, AmountField, exact_str, to_cents
 from gateway.models import Price, UsageEvent
+from wallets.services import wallet_refund
 
 # What a price *is*; `effective_to` alone may be set in place (closing a row keeps history).
 PRICE_TERMS = [
@@ -167,6 +176,19 @@ class EndUserFilter(InputFilter):
     field_name = "user"
 
 
+class RefundForm(forms.Form):
+    amount = forms.DecimalField(
+        max_digits=AMOUNT_DIGITS,
+        decimal_places=AMOUNT_PLACES,
+        min_value=0,
+        required=False,
+        help_text="Leave empty to refund all that is left of each selected call.",
+    )
+    reason = forms.CharField(max_length=500)
+    # One token per rendered form: a double submit replays instead of refunding twice.
+    token = forms.CharField(widget=forms.HiddenInput)
+
+
 @admin.register(UsageEvent)
 class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
     """Every gateway request, never editable. The totals are of the filtered set, to the cent."""
@@ -200,6 +222,56 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
     # Facet counts are one COUNT per filter choice over a year of events: not on this screen.
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 100
+    actions = ["refund"]
+
+    def has_refund_permission(self, request):
+        # Refunds move money into a wallet: whoever may fund wallets may refund calls.
+        return self._in_scope(request) and request.user.has_perm("wallets.change_wallet")
+
+    @admin.action(description="Refund the selected calls", permissions=["refund"])
+    @audited_by_service
+    def refund(self, request, queryset):
+        events = list(queryset.select_related("department"))
+        if "apply" in request.POST:
+            form = RefundForm(request.POST)
+            if form.is_valid():
+                self._apply_refunds(request, events, form.cleaned_data)
+                return None
+        else:
+            form = RefundForm(initial={"token": secrets.token_hex(12)})
+        return TemplateResponse(
+            request,
+            "admin/gateway/usageevent/refund_action.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Refund the selected calls",
+                "events": events,
+                "form": form,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    def _apply_refunds(self, request, events, data):
+        for event in events:
+            try:
+                entry, _ = wallet_refund(
+                    organization=event.organization,
+                    request_id=event.request_id,
+                    amount=data["amount"],
+                    reason=data["reason"],
+                    idempotency_key=f"admin:{data['token']}:{event.pk}",
+                    actor=actor_of(request),
+                    via="admin",
+                )
+            except ApplicationError as exc:
+                self.message_user(request, f"{event.request_id}: {exc}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"{event.request_id}: refunded {exact_str(entry.amount)} {entry.currency}.",
+                    messages.SUCCESS,
+                )
 
     @admin.display(description="Cost", ordering="cost")
     def cost_column(self, obj):

@@ -101,6 +101,9 @@ class EntryOutputSerializer(serializers.Serializer):
     amount = MoneyField()
     currency = serializers.CharField()
     description = serializers.CharField()
+    reference = serializers.CharField(
+        help_text="the refunded call's request id, a reclaim's source"
+    )
     balance = MoneyField(source="balance_after", help_text="the wallet's balance after this entry")
     available = MoneyField(
         source="wallet.available", help_text="the wallet's available funds now (balance - held)"
@@ -276,6 +279,56 @@ class WalletReclaimApi(APIView):
             amount=data.get("amount"),
             currency=data.get("currency"),
             description=data.get("description", ""),
+            idempotency_key=key,
+            actor=actor_of(request),
+            via=via_of(request),
+        )
+        return _entry_response(entry, created)
+
+
+class WalletRefundApi(APIView):
+    parser_classes = [DecimalJSONParser]
+
+    @extend_schema_serializer(component_name="WalletRefundInput")
+    class InputSerializer(StrictSerializer):
+        request_id = serializers.CharField(
+            max_length=200, help_text="the charged call (x-kt-request-id of its response)"
+        )
+        amount = AmountInputField(
+            required=False, help_text="default: all that is left to refund of that call"
+        )
+        currency = CurrencyField(required=False)
+        team_id = TeamIdField(required=False, help_text="when given, must be the charged team")
+        reason = serializers.CharField(max_length=500)
+
+    @extend_schema(
+        operation_id="wallets_refund",
+        summary="Give back (part of) what one call was charged, to the wallet it was taken from",
+        request=InputSerializer,
+        responses={
+            201: EntryOutputSerializer,
+            **FUNDING_ERRORS,
+            404: OpenApiResponse(ErrorSerializer, description="no charged call with that id"),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="more than is left to refund of the call, or Idempotency-Key reused "
+                "with another body",
+            ),
+        },
+        parameters=[IDEMPOTENCY_HEADER],
+    )
+    def post(self, request):
+        key = _idempotency_key(request)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        entry, created = services.wallet_refund(
+            organization=request.organization,
+            request_id=data["request_id"],
+            amount=data.get("amount"),
+            currency=data.get("currency"),
+            team_id=data.get("team_id", ""),
+            reason=data["reason"],
             idempotency_key=key,
             actor=actor_of(request),
             via=via_of(request),

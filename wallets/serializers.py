@@ -16,18 +16,16 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import parsers, serializers
 from rest_framework.exceptions import ParseError
 
-from chargeback.money import AMOUNT_DIGITS, AMOUNT_PLACES, CURRENCIES, ZERO, parse_amount
+from chargeback.money import (
+    AMOUNT_DIGITS,
+    AMOUNT_PLACES,
+    CURRENCIES,
+    ZERO,
+    exact_str,
+    parse_amount,
+)
 
 MAX_AMOUNT = Decimal(10) ** (AMOUNT_DIGITS - AMOUNT_PLACES)
-
-
-def money_str(value) -> str | None:
-    """An exact amount as a string with at least 2 places: 20000 -> "20000.00"."""
-    if value is None:
-        return None
-    value = Decimal(value)
-    places = max(2, -value.normalize().as_tuple().exponent)
-    return f"{value:.{places}f}"
 
 
 class DecimalJSONParser(parsers.JSONParser):
@@ -59,7 +57,7 @@ class MoneyField(serializers.Field):
         super().__init__(**kwargs)
 
     def to_representation(self, value):
-        return money_str(value)
+        return exact_str(value)
 
 
 @extend_schema_field(
@@ -95,7 +93,7 @@ class AmountInputField(serializers.Field):
         return amount
 
     def to_representation(self, value):
-        return money_str(value)
+        return exact_str(value)
 
 
 class StrictSerializer(serializers.Serializer):

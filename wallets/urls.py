@@ -8,6 +8,7 @@ urlpatterns = [
     path("wallets/allocate", apis.WalletAllocateApi.as_view(), name="wallets-allocate"),
     path("wallets/credit", apis.WalletCreditApi.as_view(), name="wallets-credit"),
     path("wallets/reclaim", apis.WalletReclaimApi.as_view(), name="wallets-reclaim"),
+    path("wallets/refund", apis.WalletRefundApi.as_view(), name="wallets-refund"),
     path("wallets/<str:team_id>", apis.WalletDetailApi.as_view(), name="wallets-detail"),
     path("wallets/<str:team_id>/ledger", apis.WalletLedgerApi.as_view(), name="wallets-ledger"),
     path("", include("wallets.budgets.urls")),

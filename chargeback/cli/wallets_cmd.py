@@ -1,4 +1,4 @@
-"""`kt wallets allocate|credit|reclaim|show|ledger|list`: tables by default, `--json` for the
+"""`kt wallets allocate|credit|reclaim|refund|show|ledger|list`: tables by default, `--json` for the
 server's JSON. Amounts are sent as strings, exactly as typed (never through a float)."""
 
 import json
@@ -36,6 +36,15 @@ def register(subparsers) -> None:
     _idempotency(reclaim)
     _json_flag(reclaim)
     reclaim.set_defaults(handler=cmd_reclaim)
+
+    refund = commands.add_parser("refund", help="give back (part of) what one call was charged")
+    refund.add_argument("--request-id", required=True, help="the call's x-kt-request-id")
+    refund.add_argument("--amount", type=_amount, help="default: all that is left to refund")
+    refund.add_argument("--reason", required=True, help='e.g. "provider credit for an outage"')
+    refund.add_argument("--team-id", help="check that the call was charged to this team")
+    _idempotency(refund)
+    _json_flag(refund)
+    refund.set_defaults(handler=cmd_refund)
 
     show = commands.add_parser("show", help="a team's balance, held and available funds")
     _team_argument(show)
@@ -147,6 +156,15 @@ def cmd_reclaim(args) -> int:
     if args.amount:
         body["amount"] = args.amount
     return _post_entry("/v1/wallets/reclaim", body, args)
+
+
+def cmd_refund(args) -> int:
+    body = {"request_id": args.request_id, "reason": args.reason}
+    if args.amount:
+        body["amount"] = args.amount
+    if args.team_id:
+        body["team_id"] = args.team_id
+    return _post_entry("/v1/wallets/refund", body, args)
 
 
 def cmd_show(args) -> int:

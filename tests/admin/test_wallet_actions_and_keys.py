@@ -9,9 +9,12 @@ from django.utils import timezone
 from chargeback.keys import hash_key
 from chargeback.models import AuditLog, ConsumerGroup
 from chargeback.rotation import consumer_group_rotate_key
+from tests.admin.conftest import make_event
+from wallets import services
 from wallets.models import LedgerEntry, Wallet
 
 WALLETS = reverse("admin:wallets_wallet_changelist")
+EVENTS = reverse("admin:gateway_usageevent_changelist")
 GROUPS = reverse("admin:chargeback_consumergroup_changelist")
 
 
@@ -192,3 +195,58 @@ def test_a_refused_funding_action_leaves_no_audit_row(acme, login):
         client, WALLETS, "adjust", [wallet.pk], apply="1", amount="-5000", reason="x", token="t"
     )
     assert AuditLog.objects.filter(organization=acme.org).count() == before
+
+
+def _charged_call(tenant, request_id, cost):
+    """A call really charged to the tenant's `other` wallet (hold, capture, event)."""
+    wallet = tenant.other.wallets.get()
+    hold = services.hold_place(wallet=wallet, amount=Decimal("1"), request_id=request_id)
+    services.hold_capture(hold=hold, amount=Decimal(cost))
+    event = make_event(
+        tenant.org, tenant.other, marker=tenant.marker, cost=cost, request_id=request_id
+    )
+    return wallet, event
+
+
+def test_finance_refunds_a_call_from_the_usage_events_once(acme, login):
+    wallet, event = _charged_call(acme, "req-acme-refund", "0.80")
+    before = Wallet.objects.get(pk=wallet.pk).balance
+    client = login(acme.users["finance"])
+
+    page = run_action(client, EVENTS, "refund", [event.pk], index=0)
+    assert page.status_code == 200
+    assert b'name="reason"' in page.content
+    assert b"req-acme-refund" in page.content
+    token = page.context["form"].initial["token"]
+    for _ in range(2):  # a double submit refunds once
+        done = run_action(
+            client, EVENTS, "refund", [event.pk], apply="1", amount="", reason="credit", token=token
+        )
+        assert done.status_code == 302
+    assert Wallet.objects.get(pk=wallet.pk).balance == before + Decimal("0.80")
+    entry = LedgerEntry.objects.get(wallet=wallet, kind="refund")
+    assert (entry.reference, entry.description) == ("req-acme-refund", "credit")
+    audit = AuditLog.objects.get(organization=acme.org, action="wallet.refund")
+    assert (audit.actor, audit.via) == ("acme_finance", "admin")
+
+    again = run_action(
+        client, EVENTS, "refund", [event.pk], apply="1", amount="0.01", reason="x", token="t2"
+    )
+    assert again.status_code == 302
+    assert LedgerEntry.objects.filter(wallet=wallet, kind="refund").count() == 1
+
+
+def test_budget_owners_and_viewers_cannot_refund(acme, outsider, login):
+    wallet, event = _charged_call(acme, "req-acme-norefund", "0.50")
+    for role in ("budget_owner", "viewer"):
+        client = login(acme.users[role])
+        page = client.get(EVENTS)
+        assert b'value="refund"' not in page.content
+        run_action(
+            client, EVENTS, "refund", [event.pk], apply="1", amount="", reason="x", token=role
+        )
+    assert not LedgerEntry.objects.filter(wallet=wallet, kind="refund").exists()
+    # And the outsider's finance staff never reach acme's call.
+    client = login(outsider.users["finance"])
+    run_action(client, EVENTS, "refund", [event.pk], apply="1", amount="", reason="x", token="o")
+    assert not LedgerEntry.objects.filter(wallet=wallet, kind="refund").exists()

@@ -71,9 +71,9 @@ def may(org, engineering, support, model):
 
     with time_machine.travel(datetime(2026, 5, 25, 8, tzinfo=UTC), tick=False):
         wallets.wallet_refund(
-            wallet=refunded.wallet,
+            organization=org,
+            request_id=refunded.request_id,
             amount=refunded.cost,
-            reference=refunded.request_id,
             reason="provider credit",
         )
     return {"events": events, "refunded": refunded}
