@@ -18,6 +18,7 @@ ROUNDING = ROUND_HALF_UP
 ZERO = Decimal("0")
 CENT = Decimal("0.01")
 _AMOUNT_QUANTUM = Decimal(1).scaleb(-AMOUNT_PLACES)
+MAX_AMOUNT = Decimal(10) ** (AMOUNT_DIGITS - AMOUNT_PLACES)  # what an AmountField can hold
 TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
 
 # ISO 4217 codes we accept. Pricing is in USD; a wallet spends in its own currency.
@@ -34,6 +35,20 @@ def quantize(value) -> Decimal:
 def to_cents(value) -> Decimal:
     """A total as shown to people: 2 places, half up. Sum first, then call this."""
     return Decimal(value or 0).quantize(CENT, rounding=ROUNDING)
+
+
+def amount_problem(value: Decimal) -> str | None:
+    """Why `value` cannot be an amount of money to add, allocate or budget (None: it can).
+    The one rule for every amount a person types: API, admin, config file, CLI."""
+    if not value.is_finite():
+        return "must be a number"
+    if value <= ZERO:
+        return "must be greater than zero"
+    if value >= MAX_AMOUNT:
+        return f"must be less than {MAX_AMOUNT:,.0f}"
+    if quantize(value) != value:
+        return f"at most {AMOUNT_PLACES} decimal places"
+    return None
 
 
 def exact_str(value) -> str | None:

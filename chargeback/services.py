@@ -5,13 +5,28 @@ never reach the database in clear: group keys and admin tokens are stored as a s
 a SHA-256 digest (chargeback/keys.py), provider secrets only as an environment variable name.
 """
 
+import re
+import zoneinfo
+
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import ProtectedError, Q, RestrictedError
 
 from chargeback.audit import audit_record
-from chargeback.errors import ApplicationError, Conflict
+from chargeback.errors import ApplicationError, Conflict, collect_errors
 from chargeback.keys import generate_key, hash_key, key_prefix
-from chargeback.models import AdminToken, ConsumerGroup, Department, Organization, ProviderTarget
+from chargeback.models import (
+    AdminToken,
+    ConsumerGroup,
+    Department,
+    Membership,
+    Organization,
+    ProviderTarget,
+)
+from chargeback.money import CURRENCIES
+from chargeback.roles import GROUP_PREFIX
+from chargeback.validation import email_list_problems
+
+SLUG_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 # --- organizations -----------------------------------------------------------------------------
 
@@ -60,22 +75,12 @@ def organization_cost_tracking_set(
     via: str,
 ) -> list[str]:
     """Set the two cost-tracking switches; return the names of the fields that changed."""
-    wanted = {"cost_tracking_enabled": enabled, "wallet_enforcement": wallet_enforcement}
-    before = {field: getattr(organization, field) for field in wanted}
-    changed = [field for field, value in wanted.items() if before[field] != value]
-    if not changed:
-        return []
-    for field in changed:
-        setattr(organization, field, wanted[field])
-    organization.save(update_fields=changed)
-    audit_record(
+    changed = organization_update(
         organization=organization,
         actor=actor,
         via=via,
-        action="organization.update",
-        obj=organization,
-        before={field: before[field] for field in changed},
-        after={field: wanted[field] for field in changed},
+        cost_tracking_enabled=enabled,
+        wallet_enforcement=wallet_enforcement,
     )
     return changed
 
@@ -102,22 +107,12 @@ def department_get_or_create(
     department = Department.objects.filter(organization=organization, team_id=team_id).first()
     if department is not None:
         return department, False
-    department = Department(
-        organization=organization,
-        team_id=team_id,
-        name=name or department_name_from_team_id(team_id),
+    return (
+        department_create(
+            organization=organization, team_id=team_id, name=name or "", actor=actor, via=via
+        ),
+        True,
     )
-    department.full_clean()
-    department.save()
-    audit_record(
-        organization=organization,
-        actor=actor,
-        via=via,
-        action="department.create",
-        obj=department,
-        after={"team_id": team_id, "name": department.name},
-    )
-    return department, True
 
 
 # --- provider targets --------------------------------------------------------------------------
@@ -368,3 +363,320 @@ def admin_token_create(
             after={"name": name, "token_prefix": token.token_prefix},
         )
     return token, raw
+
+
+# --- organization settings -------------------------------------------------------------------
+
+ORGANIZATION_EDITABLE = (
+    "name",
+    "slug",
+    "time_zone",
+    "currency",
+    "finance_emails",
+    "cost_tracking_enabled",
+    "wallet_enforcement",
+)
+
+
+def _organization_check(organization: Organization) -> None:
+    errors = collect_errors()
+    if not str(organization.name or "").strip():
+        errors.add("name", "must not be empty")
+    if not SLUG_RE.match(organization.slug or ""):
+        errors.add("slug", "use letters, digits, '-' and '_'")
+    elif Organization.objects.filter(slug=organization.slug).exclude(pk=organization.pk).exists():
+        errors.add("slug", f"an organization with slug {organization.slug!r} already exists")
+    if organization.time_zone not in zoneinfo.available_timezones():
+        errors.add("time_zone", f"unknown time zone {organization.time_zone!r}")
+    if organization.currency not in CURRENCIES:
+        errors.add("currency", f"unknown currency {organization.currency!r}")
+    for problem in email_list_problems(organization.finance_emails):
+        errors.add("finance_emails", problem)
+    errors.raise_if_any()
+
+
+def organization_update(
+    *, organization: Organization, actor: str, via: str, **changes
+) -> list[str]:
+    """Change an organization's settings; return the names of the fields that changed (no
+    write, no audit row when none did). Its currency cannot change once it has wallets: their
+    ledgers are in the old one."""
+    unknown = set(changes) - set(ORGANIZATION_EDITABLE)
+    if unknown:
+        raise ApplicationError(f"cannot change {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        locked = Organization.objects.select_for_update().get(pk=organization.pk)
+        before = {field: getattr(locked, field) for field in changes}
+        changed = [field for field, value in changes.items() if before[field] != value]
+        if not changed:
+            return []
+        for field in changed:
+            setattr(locked, field, changes[field])
+        _organization_check(locked)
+        if "currency" in changed and locked.wallets.exists():
+            raise ApplicationError(
+                f"the currency cannot change: the organization's wallets are in {before['currency']}",
+                field="currency",
+            )
+        locked.save(update_fields=changed)
+        for field in changed:  # the caller's instance says what the database now says
+            setattr(organization, field, changes[field])
+        audit_record(
+            organization=locked,
+            actor=actor,
+            via=via,
+            action="organization.update",
+            obj=organization,
+            before={field: before[field] for field in changed},
+            after={field: changes[field] for field in changed},
+        )
+    return changed
+
+
+def organization_delete(*, organization: Organization, actor: str, via: str) -> None:
+    """Delete a tenant and everything it owns (platform operators only). The audit row belongs
+    to no organization, so it outlives the tenant."""
+    with transaction.atomic():
+        audit_record(
+            organization=None,
+            actor=actor,
+            via=via,
+            action="organization.delete",
+            obj=organization,
+            before={"name": organization.name, "slug": organization.slug},
+        )
+        try:
+            organization.delete()
+        except (ProtectedError, RestrictedError) as exc:
+            raise ApplicationError(f"cannot delete {organization.slug}: {exc.args[0]}") from None
+
+
+# --- departments (beyond get-or-create) ------------------------------------------------------
+
+
+def _department_check(department: Department) -> None:
+    errors = collect_errors()
+    if not SLUG_RE.match(department.team_id or ""):
+        errors.add("team_id", "use letters, digits, '-' and '_'")
+    elif (
+        Department.objects.filter(
+            organization_id=department.organization_id, team_id=department.team_id
+        )
+        .exclude(pk=department.pk)
+        .exists()
+    ):
+        errors.add("team_id", f"{department.team_id} already exists in this organization")
+    if not str(department.name or "").strip():
+        errors.add("name", "must not be empty")
+    for problem in email_list_problems(department.owner_emails):
+        errors.add("owner_emails", problem)
+    errors.raise_if_any()
+
+
+def _department_state(department: Department) -> dict:
+    return {
+        "team_id": department.team_id,
+        "name": department.name,
+        "owner_emails": list(department.owner_emails),
+    }
+
+
+def department_create(
+    *,
+    organization: Organization,
+    team_id: str,
+    name: str = "",
+    owner_emails: list[str] | None = None,
+    actor: str,
+    via: str,
+) -> Department:
+    """A new department (named from its team id unless given); its team id must be new."""
+    department = Department(
+        organization=organization,
+        team_id=team_id,
+        name=name or department_name_from_team_id(team_id),
+        owner_emails=list(owner_emails or []),
+    )
+    _department_check(department)
+    with transaction.atomic():
+        department.save()
+        audit_record(
+            organization=organization,
+            actor=actor,
+            via=via,
+            action="department.create",
+            obj=department,
+            after=_department_state(department),
+        )
+    return department
+
+
+def department_update(*, department: Department, actor: str, via: str, **changes) -> Department:
+    """Rename a department or change its owners. Its team id never changes: config files,
+    API calls and exports name the department by it."""
+    unknown = set(changes) - {"name", "owner_emails"}
+    if unknown:
+        raise ApplicationError(
+            f"{', '.join(sorted(unknown))} cannot change", field=sorted(unknown)[0]
+        )
+    with transaction.atomic():
+        department = Department.objects.select_for_update().get(pk=department.pk)
+        before = _department_state(department)
+        for field, value in changes.items():
+            setattr(department, field, value)
+        _department_check(department)
+        after = _department_state(department)
+        if after == before:
+            return department
+        department.save()
+        audit_record(
+            organization=department.organization,
+            actor=actor,
+            via=via,
+            action="department.update",
+            obj=department,
+            before=before,
+            after=after,
+        )
+    return department
+
+
+def department_delete(*, department: Department, actor: str, via: str) -> None:
+    """Delete a department that nothing points at yet (no consumer group, wallet or usage)."""
+    with transaction.atomic():
+        audit_record(
+            organization=department.organization,
+            actor=actor,
+            via=via,
+            action="department.delete",
+            obj=department,
+            before=_department_state(department),
+        )
+        try:
+            department.delete()
+        except (ProtectedError, RestrictedError):
+            raise ApplicationError(
+                f"{department.team_id} has consumer groups, wallets or usage; it stays"
+            ) from None
+
+
+# --- admin tokens (beyond create) ------------------------------------------------------------
+
+
+def admin_token_update(
+    *,
+    token: AdminToken,
+    actor: str,
+    via: str,
+    name: str | None = None,
+    is_active: bool | None = None,
+) -> AdminToken:
+    """Rename a token or switch it off (a switched-off token is refused at once) or on."""
+    changes = {k: v for k, v in {"name": name, "is_active": is_active}.items() if v is not None}
+    if "name" in changes and not str(changes["name"]).strip():
+        raise ApplicationError("must not be empty", field="name")
+    with transaction.atomic():
+        token = AdminToken.objects.select_for_update().get(pk=token.pk)
+        before = {field: getattr(token, field) for field in changes}
+        changed = {f: v for f, v in changes.items() if before[f] != v}
+        if not changed:
+            return token
+        for field, value in changed.items():
+            setattr(token, field, value)
+        token.save(update_fields=list(changed))
+        audit_record(
+            organization=token.organization,
+            actor=actor,
+            via=via,
+            action="admin_token.update",
+            obj=token,
+            before={f: before[f] for f in changed},
+            after=changed,
+        )
+    return token
+
+
+def admin_token_delete(*, token: AdminToken, actor: str, via: str) -> None:
+    with transaction.atomic():
+        audit_record(
+            organization=token.organization,
+            actor=actor,
+            via=via,
+            action="admin_token.delete",
+            obj=token,
+            before={"name": token.name, "token_prefix": token.token_prefix},
+        )
+        token.delete()
+
+
+# --- staff memberships -----------------------------------------------------------------------
+
+
+def _membership_state(membership: Membership) -> dict:
+    return {
+        "user": membership.user.get_username(),
+        "role": membership.role,
+        "departments": sorted(d.team_id for d in membership.departments.all()),
+    }
+
+
+def membership_save(
+    *,
+    organization: Organization,
+    user,
+    role: str,
+    departments: list[Department] | None = None,
+    actor: str,
+    via: str,
+) -> Membership:
+    """Make `user` staff of `organization` in `role` (budget owners: of `departments`), or
+    change their role. A user is staff of one organization; the role's group and staff flag
+    follow (chargeback.roles.membership_sync)."""
+    departments = list(departments or [])
+    errors = collect_errors()
+    if role not in Membership.Role.values:
+        errors.add("role", f"unknown role {role!r}")
+    if any(d.organization_id != organization.pk for d in departments):
+        errors.add("departments", "departments must be this organization's")
+    errors.raise_if_any()
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().filter(user=user).first()
+        if membership is not None and membership.organization_id != organization.pk:
+            raise ApplicationError("this user is staff of another organization", field="user")
+        before = _membership_state(membership) if membership is not None else None
+        if membership is None:
+            membership = Membership(user=user, organization=organization)
+        membership.role = role
+        membership.save()
+        membership.departments.set(departments)
+        after = _membership_state(membership)
+        if after != before:
+            audit_record(
+                organization=organization,
+                actor=actor,
+                via=via,
+                action="membership.update" if before else "membership.create",
+                obj=membership,
+                before=before,
+                after=after,
+            )
+    return membership
+
+
+def membership_delete(*, membership: Membership, actor: str, via: str) -> None:
+    """Take a user's staff access away (their account stays; its role group is removed)."""
+    with transaction.atomic():
+        audit_record(
+            organization=membership.organization,
+            actor=actor,
+            via=via,
+            action="membership.delete",
+            obj=membership,
+            before=_membership_state(membership),
+        )
+        user = membership.user
+        membership.delete()
+        user.groups.remove(*user.groups.filter(name__startswith=GROUP_PREFIX))
+        if user.is_staff and not user.is_superuser:
+            user.is_staff = False
+            user.save(update_fields=["is_staff"])

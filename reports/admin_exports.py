@@ -65,7 +65,7 @@ class ExportJobAddForm(forms.ModelForm):
                 filters=filters,
             )
         except ApplicationError as exc:
-            field = exc.extra.get("field")
+            field = exc.field
             raise forms.ValidationError(
                 {field if field in self.fields else "__all__": exc.message}
             ) from None

@@ -14,9 +14,11 @@ from django.utils.html import format_html
 from chargeback.admin_audit import audited_by_service
 from chargeback.admin_base import OrgScopedAdmin, ReadOnlyOrgScopedAdmin, actor_of
 from chargeback.admin_columns import annotate_wallets
+from chargeback.admin_services import ServiceAdmin
 from chargeback.errors import ApplicationError
 from chargeback.money import AMOUNT_DIGITS, AMOUNT_PLACES, ZERO, to_cents
 from wallets import services
+from wallets.budgets import services as budget_services
 from wallets.models import Budget, BudgetAlert, Hold, LedgerEntry, Wallet, WalletAlert
 
 LEDGER_INLINE_LIMIT = 20
@@ -274,17 +276,41 @@ class HoldAdmin(ReadOnlyOrgScopedAdmin):
 
 
 @admin.register(Budget)
-class BudgetAdmin(OrgScopedAdmin):
+class BudgetAdmin(ServiceAdmin):
+    """Through wallets/budgets/services.py, like the API and the config file."""
+
     department_path = "department"
     list_display = ["department", "period", "amount", "currency", "thresholds", "owner_emails"]
     list_filter = ["period", "department"]
     list_select_related = ["department"]
     search_fields = ["department__team_id", "department__name"]
     autocomplete_fields = ["department"]
+    fields = ["department", "period", "amount", "currency", "thresholds", "owner_emails"]
 
-    def save_model(self, request, obj, form, change):
-        obj.organization_id = obj.department.organization_id  # the department decides
-        super().save_model(request, obj, form, change)
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ["department", "period", "currency"] if obj is not None else []
+        return [*super().get_readonly_fields(request, obj), *fixed]
+
+    def service_save(self, request, form, change):
+        data = form.cleaned_data
+        editable = {k: data[k] for k in budget_services.EDITABLE}
+        if change:
+            return budget_services.budget_update(
+                budget=form.instance, actor=actor_of(request), via="admin", **editable
+            )
+        department = data["department"]
+        return budget_services.budget_create(
+            organization=department.organization,
+            team_id=department.team_id,
+            currency=data["currency"],
+            period=data["period"],
+            actor=actor_of(request),
+            via="admin",
+            **editable,
+        )
+
+    def service_delete(self, request, obj):
+        budget_services.budget_delete(budget=obj, actor=actor_of(request), via="admin")
 
 
 @admin.register(BudgetAlert)

@@ -1,7 +1,7 @@
 """Wallet management API: one small view per operation, thin, calling services and selectors.
 
 Auth is the project default (admin bearer token -> `request.organization`). Money formats are
-described in wallets/serializers.py; errors in docs/api.md.
+described in chargeback/serializers.py; errors in docs/api.md.
 """
 
 from drf_spectacular.utils import (
@@ -18,15 +18,15 @@ from rest_framework.views import APIView
 
 from chargeback.auth import actor_of, via_of
 from chargeback.models import Department
-from wallets import selectors, services
-from wallets.models import LedgerEntry, Wallet
-from wallets.serializers import (
+from chargeback.serializers import (
     AmountInputField,
     CurrencyField,
     DecimalJSONParser,
     MoneyField,
     StrictSerializer,
 )
+from wallets import selectors, services
+from wallets.models import LedgerEntry, Wallet
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",

@@ -42,7 +42,7 @@ FILTERS = {
 
 
 def _invalid(message: str, field: str) -> ApplicationError:
-    return ApplicationError(message, extra={"field": field})
+    return ApplicationError(message, field=field)
 
 
 def _parse_date(value, field: str) -> date:

@@ -87,7 +87,7 @@ def test_it_refuses_bad_input_and_changes_nothing(client, support, change, field
 def test_it_refuses_a_currency_other_than_the_organizations(client, support):
     r = client.post("/v1/budgets", {**SEED_BODY, "currency": "EUR"}, format="json")
     assert r.status_code == 400
-    assert "USD" in r.json()["detail"]
+    assert r.json() == {"currency": ["must be USD, the organization's currency"]}
     assert not Budget.objects.exists()
 
 

@@ -8,11 +8,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chargeback.auth import actor_of, via_of
+from chargeback.serializers import DecimalJSONParser
 from wallets.budgets import selectors, services
 from wallets.budgets.serializers import BudgetCreateInput, BudgetOutput, BudgetUpdateInput
 
 
 class BudgetListCreateApi(APIView):
+    parser_classes = [DecimalJSONParser]  # amounts never pass through a float
+
     @extend_schema(responses=BudgetOutput(many=True))
     def get(self, request):
         budgets = selectors.budget_list(
@@ -36,6 +39,8 @@ class BudgetListCreateApi(APIView):
 
 
 class BudgetDetailApi(APIView):
+    parser_classes = [DecimalJSONParser]
+
     def _budget(self, request, budget_id):
         return selectors.budget_get(organization=request.organization, budget_id=budget_id)
 

@@ -18,10 +18,7 @@ is deleted through the API or the admin, never by leaving it out of a file.
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from itertools import pairwise
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from yaml.nodes import Node, ScalarNode
 
 from chargeback.config import register_section
@@ -39,20 +36,18 @@ from chargeback.config.schema import (
 )
 from chargeback.errors import ApplicationError, ConfigError
 from chargeback.models import Department
-from chargeback.money import quantize
+from chargeback.money import amount_problem
+from chargeback.validation import MAX_EMAILS, email_problem
 from wallets.budgets import services
 from wallets.models import Budget
 
 ORDER = 50  # after consumer_groups (20): the departments the groups create exist by then
-MAX_AMOUNT = Decimal("1e12")  # AmountField: 20 digits, 8 of them decimals
-MAX_THRESHOLDS = 20
-MAX_EMAILS = 50
 PERIODS = [value for value, _ in Budget.Period.choices]
 
 
 def amount(node: Node, path: str) -> Decimal:
-    """A positive amount read from the YAML text itself (`12000.10` stays exact; going through
-    float, as `schema.number` does for timeouts, would not)."""
+    """An amount read from the YAML text itself (`12000.10` stays exact; going through float,
+    as `schema.number` does for timeouts, would not), checked by the one amount rule."""
     if not isinstance(node, ScalarNode) or node.tag.rsplit(":", 1)[-1] not in {"int", "float"}:
         fail(node, path, "expected an amount such as 12000.00")
     try:
@@ -61,33 +56,28 @@ def amount(node: Node, path: str) -> Decimal:
         value = None
     if value is None or not value.is_finite():
         fail(node, path, f"{node.value!r} is not an amount")
-    if value <= 0:
-        fail(node, path, "must be greater than zero")
-    if value >= MAX_AMOUNT:
-        fail(node, path, f"must be less than {MAX_AMOUNT:,.0f}")
-    if quantize(value) != value:
-        fail(node, path, "at most 8 decimal places")
+    problem = amount_problem(value)
+    if problem:
+        fail(node, path, problem)
     return value
 
 
 def thresholds(node: Node, path: str) -> list[int]:
-    values = list_of(integer(minimum=1, maximum=services.MAX_THRESHOLD))(node, path)
-    if not values:
-        fail(node, path, "must not be empty")
-    if len(values) > MAX_THRESHOLDS:
-        fail(node, path, f"at most {MAX_THRESHOLDS} thresholds")
-    for index, (a, b) in enumerate(pairwise(values), start=1):
-        if a >= b:
-            fail(node.value[index], f"{path}[{index}]", "thresholds must be in increasing order")
+    values = list_of(integer())(node, path)
+    found = services.threshold_problem(values)
+    if found:
+        index, message = found
+        if index is None:
+            fail(node, path, message)
+        fail(node.value[index], f"{path}[{index}]", message)
     return values
 
 
 def email(node: Node, path: str) -> str:
     value = string(max_length=254)(node, path)
-    try:
-        validate_email(value)
-    except ValidationError:
-        fail(node, path, f"{value!r} is not an email address")
+    problem = email_problem(value)
+    if problem:
+        fail(node, path, problem)
     return value
 
 

@@ -1,79 +1,40 @@
 """Input and output shapes of the budgets API. Unknown fields are refused, not ignored: a typo
 like `threshold` must not silently leave the defaults in place."""
 
-from itertools import pairwise
-
 from rest_framework import serializers
 
 from chargeback.money import to_cents
+from chargeback.serializers import AmountInputField, StrictSerializer
 from wallets.budgets import selectors
-from wallets.budgets.services import DEFAULT_THRESHOLDS, MAX_THRESHOLD
+from wallets.budgets.services import DEFAULT_THRESHOLDS
 from wallets.models import Budget
 
-
-class StrictSerializer(serializers.Serializer):
-    def to_internal_value(self, data):
-        if not isinstance(data, dict):
-            raise serializers.ValidationError({"non_field_errors": ["expected a JSON object"]})
-        unknown = sorted(set(data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
-        return super().to_internal_value(data)
+# Shapes only: the rules (amount, thresholds, currency, emails) are the service's
+# (wallets/budgets/services.py budget_check), so the API, the admin and the config file refuse
+# the same things with the same words.
 
 
-def _validate_thresholds(value: list[int]) -> list[int]:
-    if any(a >= b for a, b in pairwise(value)):
-        raise serializers.ValidationError("thresholds must be in increasing order without repeats")
-    return value
+def _thresholds(**kwargs):
+    return serializers.ListField(child=serializers.IntegerField(), **kwargs)
 
 
-class _Fields:
-    @staticmethod
-    def amount():
-        return serializers.DecimalField(
-            max_digits=20, decimal_places=8, min_value=0, coerce_to_string=True
-        )
-
-    @staticmethod
-    def thresholds(**kwargs):
-        return serializers.ListField(
-            child=serializers.IntegerField(min_value=1, max_value=MAX_THRESHOLD),
-            allow_empty=False,
-            max_length=20,
-            **kwargs,
-        )
-
-    @staticmethod
-    def owner_emails():
-        return serializers.ListField(child=serializers.EmailField(), max_length=50, required=False)
+def _owner_emails():
+    return serializers.ListField(child=serializers.CharField(max_length=254), required=False)
 
 
 class BudgetCreateInput(StrictSerializer):
     team_id = serializers.CharField(max_length=100)
-    amount = _Fields.amount()
+    amount = AmountInputField()
     currency = serializers.CharField(max_length=3, required=False)
     period = serializers.ChoiceField(choices=Budget.Period.choices, default=Budget.Period.MONTH)
-    thresholds = _Fields.thresholds(default=DEFAULT_THRESHOLDS)
-    owner_emails = _Fields.owner_emails()
-
-    def validate_amount(self, value):
-        if value <= 0:
-            raise serializers.ValidationError("must be greater than zero")
-        return value
-
-    def validate_thresholds(self, value):
-        return _validate_thresholds(value)
+    thresholds = _thresholds(default=DEFAULT_THRESHOLDS)
+    owner_emails = _owner_emails()
 
 
 class BudgetUpdateInput(StrictSerializer):
-    amount = _Fields.amount()
-    thresholds = _Fields.thresholds()
-    owner_emails = _Fields.owner_emails()
-
-    validate_amount = BudgetCreateInput.validate_amount
-
-    def validate_thresholds(self, value):
-        return _validate_thresholds(value)
+    amount = AmountInputField()
+    thresholds = _thresholds()
+    owner_emails = _owner_emails()
 
     def to_internal_value(self, data):
         if isinstance(data, dict):

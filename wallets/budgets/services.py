@@ -2,19 +2,20 @@
 the re-evaluation that may follow (a budget lowered below current spend) runs after commit."""
 
 from decimal import Decimal
-from itertools import pairwise
 
 from django.db import IntegrityError, transaction
 
 from chargeback.audit import audit_record
-from chargeback.errors import ApplicationError, Conflict
+from chargeback.errors import ApplicationError, Conflict, collect_errors
 from chargeback.models import Organization
-from chargeback.money import CURRENCIES, ZERO, quantize
+from chargeback.money import amount_problem, quantize
+from chargeback.validation import email_list_problems
 from wallets.budgets import selectors
 from wallets.models import Budget
 
 DEFAULT_THRESHOLDS = [50, 80, 100]
 MAX_THRESHOLD = 1000
+MAX_THRESHOLDS = 20
 EDITABLE = ("amount", "thresholds", "owner_emails")
 
 
@@ -29,16 +30,39 @@ def _snapshot(budget: Budget) -> dict:
     }
 
 
-def _check(*, amount: Decimal, thresholds: list[int], currency: str, organization) -> None:
-    """The rules the API serializer also states, repeated here for every other caller."""
-    if amount <= ZERO or quantize(amount) != amount:
-        raise ApplicationError("amount must be greater than zero with at most 8 decimal places")
-    if not thresholds or any(not 1 <= t <= MAX_THRESHOLD for t in thresholds):
-        raise ApplicationError(f"thresholds must be percentages between 1 and {MAX_THRESHOLD}")
-    if any(a >= b for a, b in pairwise(thresholds)):
-        raise ApplicationError("thresholds must be in increasing order without repeats")
-    if currency not in CURRENCIES or currency != organization.currency:
-        raise ApplicationError(f"currency must be {organization.currency}")
+def threshold_problem(thresholds) -> tuple[int | None, str] | None:
+    """The first thing wrong with a list of alert thresholds, as (index or None, message);
+    None when it is fine. The one statement of the rule (services, API, admin, config file)."""
+    if not isinstance(thresholds, list) or not thresholds:
+        return None, "give at least one threshold"
+    if len(thresholds) > MAX_THRESHOLDS:
+        return None, f"at most {MAX_THRESHOLDS} thresholds"
+    for index, value in enumerate(thresholds):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return index, "thresholds are whole percentages"
+        if not 1 <= value <= MAX_THRESHOLD:
+            return index, f"thresholds must be percentages between 1 and {MAX_THRESHOLD}"
+        if index and thresholds[index - 1] >= value:
+            return index, "thresholds must be in increasing order without repeats"
+    return None
+
+
+def budget_check(
+    *, organization: Organization, amount, currency: str, thresholds, owner_emails
+) -> None:
+    """Every rule a budget obeys, whoever writes it: ValidationFailed naming each field."""
+    errors = collect_errors()
+    problem = amount_problem(amount) if isinstance(amount, Decimal) else "must be a number"
+    if problem:
+        errors.add("amount", problem)
+    if currency != organization.currency:
+        errors.add("currency", f"must be {organization.currency}, the organization's currency")
+    found = threshold_problem(thresholds)
+    if found:
+        errors.add("thresholds", found[1])
+    for problem in email_list_problems(owner_emails):
+        errors.add("owner_emails", problem)
+    errors.raise_if_any()
 
 
 def _evaluate_after_commit(budget_id: int) -> None:
@@ -70,15 +94,21 @@ def budget_create(
     department = selectors.department_get(organization=organization, team_id=team_id)
     currency = currency or organization.currency
     thresholds = list(DEFAULT_THRESHOLDS if thresholds is None else thresholds)
-    _check(amount=amount, thresholds=thresholds, currency=currency, organization=organization)
     if owner_emails is None:
         owner_emails = list(department.owner_emails)
+    budget_check(
+        organization=organization,
+        amount=amount,
+        currency=currency,
+        thresholds=thresholds,
+        owner_emails=owner_emails,
+    )
     try:
         with transaction.atomic():
             budget = Budget.objects.create(
                 organization=organization,
                 department=department,
-                amount=amount,
+                amount=quantize(amount),
                 currency=currency,
                 period=period,
                 thresholds=thresholds,
@@ -115,12 +145,14 @@ def budget_update(*, budget: Budget, actor: str = "", via: str = "api", **change
             return budget  # nothing changes (20 == 20.00000000): no write, no audit row
         for field, value in changes.items():
             setattr(budget, field, list(value) if field != "amount" else value)
-        _check(
-            amount=budget.amount,
-            thresholds=budget.thresholds,
-            currency=budget.currency,
+        budget_check(
             organization=budget.organization,
+            amount=budget.amount,
+            currency=budget.currency,
+            thresholds=budget.thresholds,
+            owner_emails=budget.owner_emails,
         )
+        budget.amount = quantize(budget.amount)
         budget.save()
         audit_record(
             organization=budget.organization,

@@ -1,6 +1,8 @@
 """Everything that moves money, each function stating what it guarantees.
 
-- `funding`: wallets and the entries outside requests (allocate, credit, reclaim, adjust, refund);
+- `wallets`: the wallets themselves (found or created on first use) and their settings;
+- `funding`: the entries outside requests (allocate, credit, reclaim, adjust);
+- `refunds`: money given back for one charged call;
 - `holds`: the gateway's hot path (place, capture, release, expire) and the effective wallet.
 """
 
@@ -8,11 +10,7 @@ from wallets.services.funding import (
     wallet_adjust,
     wallet_allocate,
     wallet_credit,
-    wallet_for_organization,
-    wallet_for_team,
-    wallet_for_user,
     wallet_reclaim,
-    wallet_refund,
 )
 from wallets.services.holds import (
     effective_wallet,
@@ -20,6 +18,13 @@ from wallets.services.holds import (
     hold_place,
     hold_release,
     holds_expire,
+)
+from wallets.services.refunds import wallet_refund
+from wallets.services.wallets import (
+    wallet_for_organization,
+    wallet_for_team,
+    wallet_for_user,
+    wallet_update,
 )
 
 __all__ = [
@@ -36,4 +41,5 @@ __all__ = [
     "wallet_for_user",
     "wallet_reclaim",
     "wallet_refund",
+    "wallet_update",
 ]

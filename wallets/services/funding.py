@@ -1,144 +1,40 @@
-"""Funding: the wallets themselves and every entry that adds or removes funds outside a request
-(allocate, credit, reclaim, adjust, refund).
+"""Funding: every entry that adds or removes funds outside a request (allocate, credit,
+reclaim, adjust).
 
 Locking: each operation locks the wallet row with SELECT ... FOR UPDATE before reading it, so
 idempotency checks and `balance_after` are exact.
 """
 
-import hashlib
-import json
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db import transaction
 
 from chargeback.audit import audit_record
 from chargeback.errors import (
     ApplicationError,
-    Conflict,
-    IdempotencyConflict,
     InsufficientFunds,
     NotFound,
 )
 from chargeback.models import Department, Organization
-from chargeback.money import ZERO, exact_str, quantize, to_cents
+from chargeback.money import ZERO, amount_problem, quantize, to_cents
+from wallets.ledger import ledger_append
 from wallets.models import LedgerEntry, Wallet
+from wallets.services.idempotency import amount_key, idempotent_write, replayed, request_fingerprint
+from wallets.services.wallets import wallet_for_organization, wallet_for_team, wallet_for_user
 
 Kind = LedgerEntry.Kind
 
 
-# --- wallets -----------------------------------------------------------------------------------
-
-
-def _get_or_create(organization: Organization, **lookup) -> Wallet:
-    try:
-        with transaction.atomic():
-            wallet, _ = Wallet.objects.get_or_create(organization=organization, **lookup)
-    except IntegrityError:  # created concurrently: the unique constraint kept it single
-        wallet = Wallet.objects.get(organization=organization, **lookup)
-    return wallet
-
-
-def wallet_for_organization(*, organization: Organization) -> Wallet:
-    """The organization's own wallet, created empty on first use."""
-    return _get_or_create(
-        organization,
-        scope=Wallet.Scope.ORGANIZATION,
-        defaults={"name": organization.name, "currency": organization.currency},
-    )
-
-
-def wallet_for_team(*, department: Department) -> Wallet:
-    """The department's wallet, created empty on first use."""
-    return _get_or_create(
-        department.organization,
-        scope=Wallet.Scope.TEAM,
-        department=department,
-        defaults={"name": department.team_id, "currency": department.organization.currency},
-    )
-
-
-def wallet_for_user(
-    *, organization: Organization, user_ref: str, department: Department | None = None
-) -> Wallet:
-    return _get_or_create(
-        organization,
-        scope=Wallet.Scope.USER,
-        user_ref=user_ref,
-        defaults={
-            "name": f"user:{user_ref}",
-            "currency": organization.currency,
-            "department": department,
-        },
-    )
-
-
-# --- funding -------------------------------------------------------------------------------------
-
-
-def _amount_key(amount) -> str:
-    """The amount as the request hash sees it: 20000, 20000.0 and "20000.00" are one request."""
-    if isinstance(amount, Decimal) and amount.is_finite():
-        return format(amount.normalize(), "f")
-    return str(amount)
-
-
-def _request_hash(**fields) -> str:
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _replayed(organization, idempotency_key, request_hash) -> LedgerEntry | None:
-    """The entry an earlier request with this key made (None if new); a different request -> 409."""
-    if not idempotency_key:
-        return None
-    entry = LedgerEntry.objects.filter(
-        organization=organization, idempotency_key=idempotency_key
-    ).first()
-    if entry is None:
-        return None
-    if entry.request_hash != request_hash:
-        raise IdempotencyConflict("Idempotency-Key was already used with a different request")
-    return entry
-
-
-def _append(wallet: Wallet, *, kind, amount: Decimal, **fields) -> LedgerEntry:
-    """Add one entry to a wallet whose row the caller holds locked, keeping `balance` in step."""
-    wallet.balance = quantize(wallet.balance + amount)
-    Wallet.objects.filter(pk=wallet.pk).update(balance=F("balance") + amount)
-    return LedgerEntry.objects.create(
-        organization_id=wallet.organization_id,
-        wallet=wallet,
-        kind=kind,
-        amount=amount,
-        balance_after=wallet.balance,
-        currency=wallet.currency,
-        **fields,
-    )
-
-
-def _check_positive(amount: Decimal, currency: str, wallet: Wallet) -> Decimal:
-    if amount <= ZERO:
-        raise ApplicationError("amount must be greater than zero")
-    if quantize(amount) != amount:
-        raise ApplicationError("amount has more than 8 decimal places")
+def funding_amount_check(amount: Decimal, currency: str, wallet: Wallet) -> Decimal:
+    """An amount a person asks to move: positive, storable, in the wallet's currency."""
+    problem = amount_problem(amount)
+    if problem:
+        raise ApplicationError(f"amount {problem}", field="amount")
     if currency != wallet.currency:
-        raise ApplicationError(f"currency must be {wallet.currency}, the wallet's currency")
+        raise ApplicationError(
+            f"currency must be {wallet.currency}, the wallet's currency", field="currency"
+        )
     return amount
-
-
-def _idempotent_write(organization, idempotency_key, request_hash, write):
-    """Run `write()` (which locks its wallet, then checks `_replayed`) in one transaction. The
-    idempotency key is unique per organization, not per wallet: when a concurrent request with
-    the same key commits first, the unique constraint fires and we answer as a replay (or a
-    conflict) instead of a 500."""
-    try:
-        with transaction.atomic():
-            return write()
-    except IntegrityError:
-        replay = _replayed(organization, idempotency_key, request_hash)
-        if replay is None:
-            raise
-        return replay, False
 
 
 def _fund(
@@ -162,11 +58,11 @@ def _fund(
 
     def write():
         wallet = Wallet.objects.select_for_update().get(pk=get_wallet().pk)
-        replay = _replayed(organization, idempotency_key, request_hash)
+        replay = replayed(organization, idempotency_key, request_hash)
         if replay is not None:
             return replay, False
-        _check_positive(amount, currency, wallet)
-        entry = _append(
+        funding_amount_check(amount, currency, wallet)
+        entry = ledger_append(
             wallet,
             kind=kind,
             amount=amount,
@@ -190,7 +86,7 @@ def _fund(
         )
         return entry, True
 
-    return _idempotent_write(organization, idempotency_key, request_hash, write)
+    return idempotent_write(organization, idempotency_key, request_hash, write)
 
 
 def wallet_allocate(
@@ -233,11 +129,11 @@ def wallet_allocate(
         idempotency_key=idempotency_key,
         actor=actor,
         via=via,
-        request_hash=_request_hash(
+        request_hash=request_fingerprint(
             op="allocate",
             team_id=department.team_id,
             user_ref=user_ref,
-            amount=_amount_key(amount),
+            amount=amount_key(amount),
             currency=currency,
             description=description,
         ),
@@ -265,8 +161,8 @@ def wallet_credit(
         idempotency_key=idempotency_key,
         actor=actor,
         via=via,
-        request_hash=_request_hash(
-            op="credit", amount=_amount_key(amount), currency=currency, description=description
+        request_hash=request_fingerprint(
+            op="credit", amount=amount_key(amount), currency=currency, description=description
         ),
     )
 
@@ -295,17 +191,17 @@ def wallet_reclaim(
     if team_wallet is None:
         raise NotFound(f"no wallet for team {department.team_id}")
     currency = currency or team_wallet.currency
-    request_hash = _request_hash(
+    request_hash = request_fingerprint(
         op="reclaim",
         team_id=department.team_id,
-        amount=_amount_key(amount),
+        amount=amount_key(amount),
         currency=currency,
         description=description,
     )
 
     def write(amount=amount):
         locked = Wallet.objects.select_for_update().get(pk=team_wallet.pk)
-        replay = _replayed(organization, idempotency_key, request_hash)
+        replay = replayed(organization, idempotency_key, request_hash)
         if replay is not None:
             return replay, False
         available = locked.balance - locked.held
@@ -318,7 +214,7 @@ def wallet_reclaim(
                     currency=locked.currency,
                 )
             amount = available
-        _check_positive(amount, currency, locked)
+        funding_amount_check(amount, currency, locked)
         if amount > available:
             raise InsufficientFunds(
                 f"only {to_cents(available)} {locked.currency} is available to reclaim",
@@ -334,7 +230,7 @@ def wallet_reclaim(
                 f"cannot reclaim {locked.currency} into the organization's "
                 f"{org_wallet.currency} wallet"
             )
-        entry = _append(
+        entry = ledger_append(
             locked,
             kind=Kind.RECLAIM,
             amount=-amount,
@@ -343,7 +239,7 @@ def wallet_reclaim(
             request_hash=request_hash,
             actor=actor,
         )
-        _append(
+        ledger_append(
             org_wallet,
             kind=Kind.RECLAIM,
             amount=amount,
@@ -361,7 +257,7 @@ def wallet_reclaim(
         )
         return entry, True
 
-    return _idempotent_write(organization, idempotency_key, request_hash, write)
+    return idempotent_write(organization, idempotency_key, request_hash, write)
 
 
 def wallet_adjust(
@@ -382,7 +278,7 @@ def wallet_adjust(
                 required=-amount,
                 currency=wallet.currency,
             )
-        entry = _append(
+        entry = ledger_append(
             wallet, kind=Kind.ADJUSTMENT, amount=amount, description=reason, actor=actor
         )
         audit_record(
@@ -395,100 +291,3 @@ def wallet_adjust(
             after={"balance": str(wallet.balance), "reason": reason},
         )
     return entry
-
-
-def wallet_refund(
-    *,
-    organization: Organization,
-    request_id: str,
-    reason: str,
-    amount: Decimal | None = None,
-    currency: str | None = None,
-    team_id: str = "",
-    idempotency_key: str | None = None,
-    actor: str = "",
-    via: str = "api",
-) -> tuple[LedgerEntry, bool]:
-    """Give back (part of) what one gateway call was charged, e.g. a provider credit for a
-    failed call. The refund names the call by its request id and goes to the wallet its capture
-    was taken from (`team_id`, when given, must be that wallet's team).
-
-    Bounded: never more than the capture minus the call's earlier refunds (`amount=None`
-    refunds all of that). The wallet row is locked before the earlier refunds are summed, so
-    concurrent refunds of one call can never add up to more than it was charged. Idempotent
-    like wallet_allocate (same `idempotency_key` and request: the first entry again, with
-    `created=False`). A refused refund changes nothing.
-    """
-    if not reason.strip():
-        raise ApplicationError("a refund needs a reason")
-    capture = (
-        LedgerEntry.objects.filter(
-            organization=organization, kind=Kind.CAPTURE, reference=request_id
-        )
-        .select_related("wallet__department")
-        .first()
-    )
-    if capture is None:
-        raise NotFound(f"no charged call with request id {request_id!r}")
-    wallet = capture.wallet
-    if team_id and (wallet.department is None or wallet.department.team_id != team_id):
-        raise ApplicationError(f"{request_id} was not charged to {team_id}'s wallet")
-    currency = currency or wallet.currency
-    request_hash = _request_hash(
-        op="refund",
-        request_id=request_id,
-        amount=_amount_key(amount),
-        currency=currency,
-        description=reason,
-    )
-
-    def write(amount=amount):
-        locked = Wallet.objects.select_for_update().get(pk=wallet.pk)
-        replay = _replayed(organization, idempotency_key, request_hash)
-        if replay is not None:
-            return replay, False
-        refunded = (
-            LedgerEntry.objects.filter(
-                wallet=locked, kind=Kind.REFUND, reference=request_id
-            ).aggregate(total=Sum("amount"))["total"]
-            or ZERO
-        )
-        refundable = -capture.amount - refunded
-        if amount is None:
-            if refundable <= ZERO:
-                raise Conflict(f"{request_id} was already refunded in full")
-            amount = refundable
-        _check_positive(amount, currency, locked)
-        if amount > refundable:
-            raise Conflict(
-                f"{request_id} was charged {exact_str(-capture.amount)} {locked.currency}; "
-                f"at most {exact_str(refundable)} {locked.currency} can still be refunded"
-            )
-        entry = _append(
-            locked,
-            kind=Kind.REFUND,
-            amount=amount,
-            description=reason,
-            reference=request_id,
-            idempotency_key=idempotency_key or None,
-            request_hash=request_hash,
-            actor=actor,
-        )
-        audit_record(
-            organization=organization,
-            actor=actor,
-            via=via,
-            action="wallet.refund",
-            obj=locked,
-            after={
-                "amount": str(amount),
-                "currency": locked.currency,
-                "request_id": request_id,
-                "reason": reason,
-                "balance": str(locked.balance),
-                "entry": entry.pk,
-            },
-        )
-        return entry, True
-
-    return _idempotent_write(organization, idempotency_key, request_hash, write)

@@ -1,4 +1,4 @@
-"""Money in and out of the management API.
+"""What every management API shares: strict input serializers and money in and out.
 
 In: an amount may be a JSON number (`20000.00`, as in the seed's curl) or a string
 (`"20000.00"`). The wallet views parse JSON numbers straight to Decimal (`DecimalJSONParser`),
@@ -16,16 +16,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import parsers, serializers
 from rest_framework.exceptions import ParseError
 
-from chargeback.money import (
-    AMOUNT_DIGITS,
-    AMOUNT_PLACES,
-    CURRENCIES,
-    ZERO,
-    exact_str,
-    parse_amount,
-)
-
-MAX_AMOUNT = Decimal(10) ** (AMOUNT_DIGITS - AMOUNT_PLACES)
+from chargeback.money import CURRENCIES, amount_problem, exact_str, parse_amount
 
 
 class DecimalJSONParser(parsers.JSONParser):
@@ -68,14 +59,10 @@ class MoneyField(serializers.Field):
     }
 )
 class AmountInputField(serializers.Field):
-    """A positive amount as a JSON number or string, parsed with chargeback.money.parse_amount."""
+    """A positive amount as a JSON number or string, parsed with chargeback.money.parse_amount
+    and checked by its one rule (chargeback.money.amount_problem)."""
 
-    default_error_messages = {
-        "invalid": 'amount must be a number, e.g. 20000.00 or "20000.00"',
-        "positive": "amount must be greater than zero",
-        "places": f"amount has more than {AMOUNT_PLACES} decimal places",
-        "too_large": f"amount must be below {MAX_AMOUNT}",
-    }
+    default_error_messages = {"invalid": 'must be a number, e.g. 20000.00 or "20000.00"'}
 
     def to_internal_value(self, data):
         if isinstance(data, list | dict):
@@ -84,12 +71,9 @@ class AmountInputField(serializers.Field):
             amount = parse_amount(data.strip() if isinstance(data, str) else data)
         except ValueError:
             self.fail("invalid")
-        if amount <= ZERO:
-            self.fail("positive")
-        if amount >= MAX_AMOUNT:
-            self.fail("too_large")
-        if amount != amount.quantize(Decimal(1).scaleb(-AMOUNT_PLACES)):
-            self.fail("places")
+        problem = amount_problem(amount)
+        if problem:
+            raise serializers.ValidationError(problem)
         return amount
 
     def to_representation(self, value):
@@ -97,13 +81,15 @@ class AmountInputField(serializers.Field):
 
 
 class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know (`{"balance": ...}` is a mistake, not a no-op)."""
+    """Refuses fields it does not know (`{"balance": ...}` or a typo like `threshold` is a
+    mistake, not a no-op) and bodies that are not objects."""
 
     def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["expected a JSON object"]})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
         return super().to_internal_value(data)
 
 
