@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
+from chargeback import services
 from chargeback.admin_audit import audited_by_service
 from chargeback.admin_base import (
     OrgScopedAdmin,
@@ -13,6 +14,7 @@ from chargeback.admin_base import (
     request_scope,
 )
 from chargeback.admin_columns import annotate_departments
+from chargeback.admin_services import ServiceAdmin
 from chargeback.models import (
     AdminToken,
     AuditLog,
@@ -27,10 +29,11 @@ from chargeback.rotation import consumer_group_rotate_key
 
 
 @admin.register(Organization)
-class OrganizationAdmin(OrgScopedAdmin):
+class OrganizationAdmin(ServiceAdmin):
     org_path = "pk"
     list_display = ["name", "slug", "time_zone", "currency", "wallet_enforcement"]
     search_fields = ["name", "slug"]
+    fields = [*services.ORGANIZATION_EDITABLE]
 
     def has_add_permission(self, request):
         return request.user.is_superuser  # tenants are created by the platform
@@ -38,9 +41,32 @@ class OrganizationAdmin(OrgScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
 
+    def service_save(self, request, form, change):
+        data, actor = form.cleaned_data, actor_of(request)
+        if not change:
+            return services.organization_create(
+                name=data["name"],
+                slug=data["slug"],
+                time_zone=data["time_zone"],
+                currency=data["currency"],
+                actor=actor,
+                via="admin",
+            )
+        organization = form.instance
+        services.organization_update(
+            organization=organization,
+            actor=actor,
+            via="admin",
+            **{f: data[f] for f in services.ORGANIZATION_EDITABLE if f in data},
+        )
+        return organization
+
+    def service_delete(self, request, obj):
+        services.organization_delete(organization=obj, actor=actor_of(request), via="admin")
+
 
 @admin.register(Department)
-class DepartmentAdmin(OrgScopedAdmin):
+class DepartmentAdmin(ServiceAdmin):
     """The finance view: this month's spend against budget and wallet, one row per department."""
 
     department_path = "pk"
@@ -55,6 +81,32 @@ class DepartmentAdmin(OrgScopedAdmin):
     ]
     search_fields = ["name", "team_id"]
     fields = ["organization", "team_id", "name", "owner_emails"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ["organization", "team_id"] if obj is not None else []
+        return [*super().get_readonly_fields(request, obj), *fixed]
+
+    def service_save(self, request, form, change):
+        data, actor = form.cleaned_data, actor_of(request)
+        if change:
+            return services.department_update(
+                department=form.instance,
+                actor=actor,
+                via="admin",
+                name=data["name"],
+                owner_emails=data["owner_emails"],
+            )
+        return services.department_create(
+            organization=data["organization"],
+            team_id=data["team_id"],
+            name=data["name"],
+            owner_emails=data["owner_emails"],
+            actor=actor,
+            via="admin",
+        )
+
+    def service_delete(self, request, obj):
+        services.department_delete(department=obj, actor=actor_of(request), via="admin")
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
@@ -162,12 +214,12 @@ class ProviderTargetAdmin(OrgScopedAdmin):
 
 
 @admin.register(AdminToken)
-class AdminTokenAdmin(OrgScopedAdmin):
+class AdminTokenAdmin(ServiceAdmin):
     list_display = ["name", "token_prefix_column", "is_active", "created_at", "last_used_at"]
     list_filter = ["is_active"]
     search_fields = ["name", "token_prefix"]
     fields = ["organization", "name", "token_prefix", "is_active", "created_at", "last_used_at"]
-    readonly_fields = ["token_prefix", "created_at", "last_used_at"]
+    readonly_fields = ["organization", "token_prefix", "created_at", "last_used_at"]
 
     def has_add_permission(self, request):
         return False  # tokens are issued by the CLI, which shows the raw token once
@@ -176,9 +228,22 @@ class AdminTokenAdmin(OrgScopedAdmin):
     def token_prefix_column(self, obj):
         return f"{obj.token_prefix}…"
 
+    def service_save(self, request, form, change):
+        data = form.cleaned_data
+        return services.admin_token_update(
+            token=form.instance,
+            actor=actor_of(request),
+            via="admin",
+            name=data["name"],
+            is_active=data["is_active"],
+        )
+
+    def service_delete(self, request, obj):
+        services.admin_token_delete(token=obj, actor=actor_of(request), via="admin")
+
 
 @admin.register(Membership)
-class MembershipAdmin(OrgScopedAdmin):
+class MembershipAdmin(ServiceAdmin):
     """Who is staff of the organization and in which role (role = Django group "kt:<role>")."""
 
     list_display = ["user", "role", "departments_column"]
@@ -198,7 +263,23 @@ class MembershipAdmin(OrgScopedAdmin):
         return request.user.is_superuser
 
     def get_readonly_fields(self, request, obj=None):
+        if obj is not None:
+            return ["organization", "user"]
         return [] if request.user.is_superuser else ["user"]
+
+    def service_save(self, request, form, change):
+        data = form.cleaned_data
+        return services.membership_save(
+            organization=data.get("organization") or form.instance.organization,
+            user=data.get("user") or form.instance.user,
+            role=data["role"],
+            departments=list(data.get("departments") or []),
+            actor=actor_of(request),
+            via="admin",
+        )
+
+    def service_delete(self, request, obj):
+        services.membership_delete(membership=obj, actor=actor_of(request), via="admin")
 
 
 @admin.register(AuditLog)

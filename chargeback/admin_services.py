@@ -9,12 +9,13 @@ page is shown again, nothing written); when it accepts, its result is what the a
 with, and the admin writes no audit row of its own. The service runs after the model's own
 field validation, so types and choices are checked before it is asked.
 
-Deletes go through the service too; a refused delete is a message, not a 500.
+Deletes go through the service too (Django's delete page has already refused rows that others
+still point at, as the service would).
 """
 
-from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import HttpResponseRedirect
+from django.forms.models import construct_instance
 
 from chargeback.admin_base import OrgScopedAdmin
 from chargeback.errors import ApplicationError
@@ -41,11 +42,19 @@ class ServiceAdmin(OrgScopedAdmin):
         admin = self
 
         class ServiceForm(form_class):
-            def clean(self):
-                data = super().clean()
-                # Uniqueness and constraints are the service's to check, in its own words.
-                self._validate_unique = False
-                return data
+            def _post_clean(self):
+                # The model's field checks (types, lengths, choices) as usual; uniqueness and
+                # constraints are the service's to check, in its own words.
+                exclude = self._get_validation_exclusions()
+                try:
+                    self.instance = construct_instance(
+                        self, self.instance, self._meta.fields, self._meta.exclude
+                    )
+                    self.instance.full_clean(
+                        exclude=exclude, validate_unique=False, validate_constraints=False
+                    )
+                except ValidationError as exc:
+                    self._update_errors(exc)
 
             def full_clean(self):
                 super().full_clean()
@@ -78,19 +87,5 @@ class ServiceAdmin(OrgScopedAdmin):
         self.service_delete(request, obj)
 
     def delete_queryset(self, request, queryset):
-        refused = []
         for obj in queryset:
-            try:
-                with transaction.atomic():
-                    self.service_delete(request, obj)
-            except ApplicationError as exc:
-                refused.append(f"{obj}: {exc.message}")
-        for message in refused:
-            self.message_user(request, message, messages.ERROR)
-
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except ApplicationError as exc:  # raised by service_delete; its transaction rolled back
-            self.message_user(request, exc.message, messages.ERROR)
-            return HttpResponseRedirect(request.path.removesuffix("delete/"))
+            self.service_delete(request, obj)

@@ -6,7 +6,7 @@ import secrets
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.db import transaction
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Sum
 from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
@@ -17,84 +17,28 @@ from import_export.admin import ImportExportModelAdmin
 from chargeback.admin_audit import audited_by_service
 from chargeback.admin_base import (
     InputFilter,
-    OrgScopedAdmin,
     ReadOnlyOrgScopedAdmin,
     actor_of,
-    audit_admin_change,
-    snapshot,
+    request_organization,
 )
 from chargeback.admin_scope import RequestScopedResource
+from chargeback.admin_services import ServiceAdmin
 from chargeback.errors import ApplicationError
 from chargeback.money import AMOUNT_DIGITS, AMOUNT_PLACES, ZERO, AmountField, exact_str, to_cents
+from gateway import prices
 from gateway.models import Price, UsageEvent
 from wallets.services import wallet_refund
 
-# What a price *is*; `effective_to` alone may be set in place (closing a row keeps history).
-PRICE_TERMS = [
-    "provider",
-    "model",
-    "kind",
-    "input_per_mtok",
-    "output_per_mtok",
-    "cached_input_per_mtok",
-    "cache_write_per_mtok",
-    "max_output_tokens",
-    "context_window",
-    "currency",
-    "premium",
-    "effective_from",
-]
 
-
-def price_is_used(price: Price) -> bool:
-    return UsageEvent.objects.filter(price_id=price.pk).exists()
-
-
-def price_save_keeping_history(*, price: Price, request, via_import: bool = False) -> Price:
-    """Save an edited price. A price an event was billed at is never rewritten: its row is
-    closed (effective_to = now) and a new row with the new terms opens now, so every past event
-    keeps pointing at the terms it was charged. Unused rows are edited in place. Writes the
-    audit row; the caller's transaction covers both."""
-    with transaction.atomic():
-        original = Price.objects.select_for_update().get(pk=price.pk)
-        changed = [f for f in PRICE_TERMS if getattr(original, f) != getattr(price, f)]
-        source = "import" if via_import else "admin"
-        if not changed or not price_is_used(original):
-            price.save()
-            price.refresh_from_db()
-            audit_admin_change(
-                request,
-                obj=price,
-                action=f"price.change.{source}",
-                before=snapshot(original),
-                after=snapshot(price),
-            )
-            return price
-        now = timezone.now()
-        keep_to = price.effective_to if price.effective_to and price.effective_to > now else None
-        original.effective_to = now
-        original.save(update_fields=["effective_to"])
-        price.pk = None
-        price._state.adding = True
-        price.effective_from = now
-        price.effective_to = keep_to
-        price.save()
-        price.refresh_from_db()  # the audit row shows stored values (6 places), not the typed ones
-        audit_admin_change(
-            request,
-            obj=price,
-            action=f"price.close_and_open.{source}",
-            before=snapshot(original),
-            after=snapshot(price),
-        )
-        return price
+def _terms(instance: Price) -> dict:
+    return {field: getattr(instance, field) for field in prices.TERMS}
 
 
 class PriceResource(RequestScopedResource, resources.ModelResource):
     """CSV/XLSX rows keyed by (provider, model) against the organization's open prices.
 
     A row for a model without an open price creates one (effective now); a row that differs
-    from an open price goes through `price_save_keeping_history` (close and open when used).
+    from an open price changes it through gateway/prices.py (closed and reopened when used).
     `effective_from` / `effective_to` are exported for the record and ignored on import.
     """
 
@@ -105,7 +49,7 @@ class PriceResource(RequestScopedResource, resources.ModelResource):
 
     class Meta:
         model = Price
-        fields = [*PRICE_TERMS[:-1], "effective_from", "effective_to"]
+        fields = [*prices.TERMS[:-1], "effective_from", "effective_to"]
         export_order = fields
         import_id_fields = ["provider", "model"]
         skip_unchanged = True
@@ -118,16 +62,20 @@ class PriceResource(RequestScopedResource, resources.ModelResource):
         return Price(organization_id=self.organization_id, effective_from=timezone.now())
 
     def do_instance_save(self, instance, is_create):
-        if is_create:
-            instance.save(force_insert=True)
-            audit_admin_change(
-                self.request, obj=instance, action="price.add.import", after=snapshot(instance)
-            )
-        else:
-            price_save_keeping_history(price=instance, request=self.request, via_import=True)
+        actor = actor_of(self.request)
+        try:
+            if is_create:
+                created = prices.price_create(
+                    organization=instance.organization, actor=actor, via="admin", **_terms(instance)
+                )
+                instance.pk = created.pk
+            else:
+                prices.price_update(price=instance, actor=actor, via="admin", **_terms(instance))
+        except ApplicationError as exc:  # import-export reports it on the row
+            raise ValidationError(exc.field_errors()) from None
 
 
-class PriceAdmin(OrgScopedAdmin, ImportExportModelAdmin):
+class PriceAdmin(ServiceAdmin, ImportExportModelAdmin):
     resource_classes = [PriceResource]
     shared_when_org_null = True  # the default catalog: everyone reads it, superusers edit it
     list_display = [
@@ -160,11 +108,22 @@ class PriceAdmin(OrgScopedAdmin, ImportExportModelAdmin):
     def has_export_permission(self, request):
         return self.has_view_permission(request)
 
-    def save_model(self, request, obj, form, change):
+    def service_save(self, request, form, change):
+        data = form.cleaned_data
+        terms = {f: data[f] for f in (*prices.TERMS, "effective_to") if f in data}
         if change:
-            price_save_keeping_history(price=obj, request=request)
-        else:
-            super().save_model(request, obj, form, change)
+            return prices.price_update(
+                price=form.instance, actor=actor_of(request), via="admin", **terms
+            )
+        organization = data.get("organization")
+        if organization is None and not request.user.is_superuser:
+            organization = request_organization(request)
+        return prices.price_create(
+            organization=organization, actor=actor_of(request), via="admin", **terms
+        )
+
+    def service_delete(self, request, obj):
+        prices.price_delete(price=obj, actor=actor_of(request), via="admin")
 
 
 admin.site.register(Price, PriceAdmin)

@@ -216,10 +216,9 @@ def _load_entry(price_model, rows: list, entry: dict, organization_id, report: L
         **values,
     )
     if in_force is not None:
-        # Closing the row is the one change allowed on a used price: it stays exact for its
-        # own period.
-        in_force.effective_to = start
-        in_force.save(update_fields=["effective_to"])
+        from gateway.prices import price_close  # models imported late: migrations use this
+
+        price_close(in_force, at=start)
         report.closed.append(label)
     new.save()
     rows.append(new)

@@ -19,15 +19,13 @@ from django.urls import path, reverse
 from import_export import fields, resources, widgets
 from import_export.admin import ImportExportModelAdmin
 
-from chargeback.admin_base import (
-    OrgScopedAdmin,
-    audit_admin_change,
-    request_organization,
-    snapshot,
-)
+from chargeback.admin_base import actor_of, request_organization
 from chargeback.admin_scope import RequestScopedResource
-from chargeback.money import CURRENCIES, ZERO, quantize
+from chargeback.admin_services import ServiceAdmin
+from chargeback.errors import ApplicationError
+from chargeback.money import ZERO, quantize
 from reports.admin_reconciliation import reconciliation_rows
+from reports.invoices import provider_invoice_delete, provider_invoice_save
 from reports.models import ProviderInvoice
 
 
@@ -89,35 +87,25 @@ class ProviderInvoiceResource(RequestScopedResource, resources.ModelResource):
         if missing:
             raise ValidationError(f"missing columns: {', '.join(sorted(missing))}")
 
-    def import_instance(self, instance, row, **kwargs):
-        super().import_instance(instance, row, **kwargs)
-        instance.provider = (instance.provider or "").strip().lower()
-        instance.currency = (instance.currency or "").strip().upper()
-        errors = {}
-        if not instance.provider:
-            errors["provider"] = "provider is required"
-        if instance.currency not in CURRENCIES:
-            errors["currency"] = f"unknown currency {instance.currency!r}"
-        if errors:
-            raise ValidationError(errors)
-
     def do_instance_save(self, instance, is_create):
-        before = None
-        if not is_create:
-            current = ProviderInvoice.objects.filter(pk=instance.pk).first()
-            before = snapshot(current) if current else None
-        instance.save(force_insert=is_create)
-        audit_admin_change(
-            self.request,
-            obj=instance,
-            action="providerinvoice.import",
-            before=before,
-            after=snapshot(instance),
-        )
+        try:
+            provider_invoice_save(
+                organization=instance.organization,
+                invoice=None if is_create else instance,
+                provider=instance.provider,
+                period=instance.period,
+                amount=instance.amount,
+                currency=instance.currency,
+                reference=instance.reference,
+                actor=actor_of(self.request),
+                via="admin",
+            )
+        except ApplicationError as exc:  # import-export reports it on the row
+            raise ValidationError(exc.field_errors()) from None
 
 
 @admin.register(ProviderInvoice)
-class ProviderInvoiceAdmin(OrgScopedAdmin, ImportExportModelAdmin):
+class ProviderInvoiceAdmin(ServiceAdmin, ImportExportModelAdmin):
     resource_classes = [ProviderInvoiceResource]
     # import-export's change list extends this one (which adds the reconciliation link)
     ie_base_change_list_template = "admin/reports/providerinvoice/change_list_base.html"
@@ -132,6 +120,23 @@ class ProviderInvoiceAdmin(OrgScopedAdmin, ImportExportModelAdmin):
 
     def get_resource_kwargs(self, request, *args, **kwargs):
         return {"request": request}
+
+    def service_save(self, request, form, change):
+        data = form.cleaned_data
+        return provider_invoice_save(
+            organization=data.get("organization") or form.instance.organization,
+            invoice=form.instance if change else None,
+            provider=data["provider"],
+            period=data["period"],
+            amount=data["amount"],
+            currency=data["currency"],
+            reference=data.get("reference", ""),
+            actor=actor_of(request),
+            via="admin",
+        )
+
+    def service_delete(self, request, obj):
+        provider_invoice_delete(invoice=obj, actor=actor_of(request), via="admin")
 
     def has_import_permission(self, request):
         return self.has_add_permission(request) and self.has_change_permission(request)

@@ -26,7 +26,7 @@ class DepartmentFactory(factory.django.DjangoModelFactory):
     organization = factory.SubFactory(OrganizationFactory)
     team_id = factory.Sequence(lambda n: f"team_{n}")
     name = factory.LazyAttribute(lambda o: o.team_id.replace("team_", "").title())
-    owner_emails = factory.LazyAttribute(lambda o: [f"lead@{o.team_id}.example"])
+    owner_emails = factory.LazyAttribute(lambda o: [f"lead@{o.team_id.replace('_', '-')}.example"])
 
 
 class ConsumerGroupFactory(factory.django.DjangoModelFactory):

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from chargeback.admin_audit import audited_by_service
-from chargeback.admin_base import OrgScopedAdmin, ReadOnlyOrgScopedAdmin, actor_of
+from chargeback.admin_base import ReadOnlyOrgScopedAdmin, actor_of
 from chargeback.admin_columns import annotate_wallets
 from chargeback.admin_services import ServiceAdmin
 from chargeback.errors import ApplicationError
@@ -84,7 +84,7 @@ FUNDING_ACTIONS = {
 
 
 @admin.register(Wallet)
-class WalletAdmin(OrgScopedAdmin):
+class WalletAdmin(ServiceAdmin):
     department_path = "department"
     list_display = [
         "name",
@@ -128,6 +128,16 @@ class WalletAdmin(OrgScopedAdmin):
             "held",
             "full_ledger",
         ]
+
+    def service_save(self, request, form, change):
+        data = form.cleaned_data
+        return services.wallet_update(
+            wallet=form.instance,
+            actor=actor_of(request),
+            via="admin",
+            name=data["name"],
+            low_threshold_percent=data["low_threshold_percent"],
+        )
 
     @admin.display(description="Ledger")
     def full_ledger(self, obj):
