@@ -1,5 +1,5 @@
 """Computed admin columns as SQL annotations, so a changelist page costs the same few queries
-however many rows it shows. Spend follows reports/selectors.py: the events of the
+however many rows it shows. Spend follows gateway/selectors.py: the events of the
 organization's month (periods.day_range in its time zone), summed at full precision in the
 database and rounded once with money.to_cents when displayed.
 
@@ -25,15 +25,13 @@ from chargeback.money import ZERO, AmountField
 from chargeback.periods import day_range, local_today, month_end, month_start
 from gateway.models import UsageEvent
 from wallets.models import Budget, LedgerEntry, Wallet
-from wallets.selectors import wallet_status_expression
+from wallets.selectors import FUNDING_KINDS, wallet_status_expression
 
-FUNDING_KINDS = [LedgerEntry.Kind.ALLOCATION, LedgerEntry.Kind.CREDIT]
-SPENDING_KINDS = [LedgerEntry.Kind.CAPTURE, LedgerEntry.Kind.REFUND]
 _PERCENT = DecimalField(max_digits=20, decimal_places=2)
 
 
 def month_to_date_bounds(organization: Organization):
-    """[start, end) of the organization's current month, as reports/selectors.py counts days."""
+    """[start, end) of the organization's current month, as gateway/selectors.py counts days."""
     today = local_today(organization)
     return day_range(organization, month_start(today), month_end(today))
 
@@ -116,36 +114,4 @@ def annotate_departments(qs, *, organizations):
             last_funding=F("wallet_last_funding"),
             threshold_percent=F("wallet_threshold"),
         ),
-    )
-
-
-def annotate_wallets(qs):
-    """available, total_allocated, total_spent, last_funding, status."""
-    entries = LedgerEntry.objects.filter(wallet=OuterRef("pk"))
-    qs = qs.annotate(
-        available_amount=F("balance") - F("held"),
-        total_allocated=Coalesce(
-            _sum_subquery(entries.filter(kind__in=FUNDING_KINDS), group_by="wallet"),
-            ZERO,
-            output_field=AmountField(),
-        ),
-        # Captures are negative entries and refunds give part of them back.
-        total_spent=-Coalesce(
-            _sum_subquery(entries.filter(kind__in=SPENDING_KINDS), group_by="wallet"),
-            ZERO,
-            output_field=AmountField(),
-        ),
-        last_funding=Subquery(
-            entries.filter(kind__in=FUNDING_KINDS)
-            .order_by("-created_at", "-id")
-            .values("amount")[:1],
-            output_field=AmountField(),
-        ),
-    )
-    return qs.annotate(
-        status=wallet_status_expression(
-            available=F("available_amount"),
-            last_funding=F("last_funding"),
-            threshold_percent=F("low_threshold_percent"),
-        )
     )

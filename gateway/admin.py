@@ -24,9 +24,10 @@ from chargeback.admin_base import (
 from chargeback.admin_scope import RequestScopedResource
 from chargeback.admin_services import ServiceAdmin
 from chargeback.errors import ApplicationError
-from chargeback.money import AMOUNT_DIGITS, AMOUNT_PLACES, ZERO, AmountField, exact_str, to_cents
+from chargeback.money import AMOUNT_DIGITS, AMOUNT_PLACES, exact_str, to_cents
 from gateway import prices
 from gateway.models import Price, UsageEvent
+from gateway.selectors import COST_SUM
 from wallets.services import wallet_refund
 
 
@@ -247,7 +248,7 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
         context = getattr(response, "context_data", None)
         if context and "cl" in context:
             totals = context["cl"].queryset.aggregate(
-                cost=Coalesce(Sum("cost"), ZERO, output_field=AmountField()),
+                cost=COST_SUM,
                 requests=Count("id"),
                 prompt_tokens=Coalesce(Sum("prompt_tokens"), 0),
                 completion_tokens=Coalesce(Sum("completion_tokens"), 0),

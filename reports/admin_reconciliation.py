@@ -1,6 +1,6 @@
 """Recorded spend vs provider invoices, per provider and month, for one organization.
 
-Recorded spend comes from reports/selectors.py (the same sums as every other screen and file):
+Recorded spend comes from gateway/selectors.py (the same sums as every other screen and file):
 the events of that provider in the organization's calendar month, summed at full precision and
 rounded once to cents. Variance = recorded - invoiced; percent = variance / invoiced.
 """
@@ -16,8 +16,8 @@ from django.urls import reverse
 from chargeback.models import Organization
 from chargeback.money import to_cents
 from chargeback.periods import day_range, local_today, month_end
+from gateway.selectors import spend_by
 from reports.models import ProviderInvoice
-from reports.selectors import spend_by
 
 
 @dataclass

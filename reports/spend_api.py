@@ -12,8 +12,8 @@ from rest_framework.views import APIView
 from chargeback.errors import ApplicationError
 from chargeback.money import to_cents
 from chargeback.periods import local_today, month_end
+from gateway.selectors import spend_by, spend_total
 from reports.dashboards.selectors import month_parse, share
-from reports.selectors import spend_by, spend_total
 
 GROUPS = {
     "team": "department__team_id",

@@ -13,11 +13,10 @@ from django.utils.html import format_html
 
 from chargeback.admin_audit import audited_by_service
 from chargeback.admin_base import ReadOnlyOrgScopedAdmin, actor_of
-from chargeback.admin_columns import annotate_wallets
 from chargeback.admin_services import ServiceAdmin
 from chargeback.errors import ApplicationError
 from chargeback.money import AMOUNT_DIGITS, AMOUNT_PLACES, ZERO, to_cents
-from wallets import services
+from wallets import selectors, services
 from wallets.budgets import services as budget_services
 from wallets.models import Budget, BudgetAlert, Hold, LedgerEntry, Wallet, WalletAlert
 
@@ -151,7 +150,7 @@ class WalletAdmin(ServiceAdmin):
         return False  # the ledger protects them
 
     def get_queryset(self, request):
-        return annotate_wallets(super().get_queryset(request))
+        return selectors.wallet_annotate_totals(queryset=super().get_queryset(request))
 
     @admin.display(description="Balance", ordering="balance")
     def balance_column(self, obj):

@@ -363,7 +363,7 @@ class WalletListApi(APIView):
             team_id=filters.validated_data.get("team_id"),
         )
         paginator = WalletPagination()
-        page = selectors.wallets_with_status(paginator.paginate_queryset(qs, request, view=self))
+        page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(WalletOutputSerializer(page, many=True).data)
 
 

@@ -14,6 +14,7 @@ from django.db.models import (
     Case,
     CharField,
     ExpressionWrapper,
+    F,
     OuterRef,
     Q,
     QuerySet,
@@ -84,8 +85,10 @@ def _sum(condition: Q) -> Coalesce:
 
 
 def wallet_annotate_totals(*, queryset: QuerySet[Wallet]) -> QuerySet[Wallet]:
-    """Add `total_allocated`, `total_spent` and `last_allocation` to each wallet, in the same
-    query (correlated subqueries, no N+1). Usable by the admin's get_queryset as well."""
+    """Add `available_amount`, `total_allocated`, `total_spent`, `last_allocation` and
+    `status` to each wallet, in the same query (correlated subqueries, no N+1), so a page of
+    wallets costs one query however many it shows and every column can be sorted. The API, the
+    admin and exports read the same annotations."""
     entries = LedgerEntry.objects.filter(wallet=OuterRef("pk")).order_by().values("wallet")
     allocated = entries.annotate(total=_sum(Q(kind__in=FUNDING_KINDS))).values("total")
     spent = entries.annotate(
@@ -96,26 +99,26 @@ def wallet_annotate_totals(*, queryset: QuerySet[Wallet]) -> QuerySet[Wallet]:
         .order_by("-created_at", "-id")
         .values("amount")[:1]
     )
-    return queryset.annotate(
+    queryset = queryset.annotate(
+        available_amount=F("balance") - F("held"),
         total_allocated=Coalesce(Subquery(allocated), ZERO, output_field=AmountField()),
         total_spent=Coalesce(Subquery(spent), ZERO, output_field=AmountField()),
         last_allocation=Subquery(last, output_field=AmountField()),
     )
-
-
-def wallets_with_status(wallets) -> list[Wallet]:
-    """Evaluate annotated wallets (see wallet_annotate_totals), setting `.status` on each."""
-    wallets = list(wallets)
-    for wallet in wallets:
-        wallet.status = wallet_status(wallet=wallet, last_allocation=wallet.last_allocation)
-    return wallets
+    return queryset.annotate(
+        status=wallet_status_expression(
+            available=F("available_amount"),
+            last_funding=F("last_allocation"),
+            threshold_percent=F("low_threshold_percent"),
+        )
+    )
 
 
 def wallets_for_org(
     *, organization: Organization, scope: str | None = None, team_id: str | None = None
 ) -> QuerySet[Wallet]:
-    """The organization's wallets (organization, team, user), annotated with their totals, in one
-    query whatever their number (page it, then `wallets_with_status` for the status)."""
+    """The organization's wallets (organization, team, user), annotated with their totals and
+    status (`wallet_annotate_totals`), in one query whatever their number."""
     qs = Wallet.objects.filter(organization=organization).select_related("department")
     if scope:
         qs = qs.filter(scope=scope)
@@ -125,15 +128,15 @@ def wallets_for_org(
 
 
 def wallet_detail(*, organization: Organization, team_id: str) -> Wallet:
-    """A department's wallet with its totals and `status`. NotFound (404) for a team that is not
+    """A department's wallet with its totals and status. NotFound (404) for a team that is not
     this organization's or has no wallet yet: an outsider learns nothing."""
     qs = Wallet.objects.filter(
         organization=organization, scope=Wallet.Scope.TEAM, department__team_id=team_id
     ).select_related("department")
-    wallets = wallets_with_status(wallet_annotate_totals(queryset=qs))
-    if not wallets:
+    wallet = wallet_annotate_totals(queryset=qs).first()
+    if wallet is None:
         raise NotFound(f"no wallet for team {team_id}")
-    return wallets[0]
+    return wallet
 
 
 def wallet_ledger(*, wallet: Wallet) -> QuerySet[LedgerEntry]:

@@ -1,4 +1,4 @@
-"""Reads behind the dashboard pages. Spend comes from `reports.selectors` (sum at full precision,
+"""Reads behind the dashboard pages. Spend comes from `gateway.selectors` (sum at full precision,
 round once with `to_cents`), so every figure equals what the admin and the exports show."""
 
 import re
@@ -7,18 +7,17 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Max, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Count, Max, QuerySet
+from django.db.models.functions import TruncDate
 
 from chargeback.errors import ApplicationError, NotFound
 from chargeback.models import Department, Membership, Organization
-from chargeback.money import ZERO, AmountField, to_cents
+from chargeback.money import ZERO, to_cents
 from chargeback.periods import local_today, month_end, month_start
 from gateway.models import UsageEvent
-from reports.selectors import events_in_range, spend_by, spend_total
+from gateway.selectors import COST_SUM, events_in_range, spend_by, spend_total
 from wallets.models import Budget
 
-_COST = Coalesce(Sum("cost"), ZERO, output_field=AmountField())
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
@@ -107,7 +106,9 @@ def premium_spend_by_department(
     qs = events_in_range(
         organization=organization, date_from=date_from, date_to=date_to, department=department
     ).filter(price__premium=True)
-    return {r["department_id"]: r["cost"] for r in qs.values("department_id").annotate(cost=_COST)}
+    return {
+        r["department_id"]: r["cost"] for r in qs.values("department_id").annotate(cost=COST_SUM)
+    }
 
 
 def premium_models(
@@ -117,7 +118,7 @@ def premium_models(
     qs = events_in_range(
         organization=organization, date_from=date_from, date_to=date_to, department=department
     ).filter(price__premium=True)
-    rows = qs.values("model_requested").annotate(cost=_COST).order_by("-cost", "model_requested")
+    rows = qs.values("model_requested").annotate(cost=COST_SUM).order_by("-cost", "model_requested")
     return [r["model_requested"] for r in rows]
 
 
@@ -177,7 +178,7 @@ def top_repeated_prompts(
     )
     groups = (
         qs.values("prompt_fingerprint")
-        .annotate(requests=Count("id"), cost=_COST)
+        .annotate(requests=Count("id"), cost=COST_SUM)
         .filter(requests__gt=1)
         .order_by("-requests", "-cost", "prompt_fingerprint")[:limit]
     )
@@ -210,7 +211,7 @@ def daily_spend(
     rows = (
         qs.annotate(day=TruncDate("created_at", tzinfo=organization.tz))
         .values("day")
-        .annotate(cost=_COST)
+        .annotate(cost=COST_SUM)
     )
     by_day = {r["day"]: r["cost"] for r in rows}
     days, day = [], date_from

@@ -1,4 +1,4 @@
-"""Dashboard pages: login, one organization only, figures equal to reports.selectors."""
+"""Dashboard pages: login, one organization only, figures equal to gateway.selectors."""
 
 from datetime import date
 from decimal import Decimal
@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 
 from chargeback.models import Membership
 from chargeback.money import to_cents
-from reports.selectors import spend_by, spend_total
+from gateway.selectors import spend_by, spend_total
 
 pytestmark = pytest.mark.django_db
 MAY = {"date_from": date(2026, 5, 1), "date_to": date(2026, 5, 31)}

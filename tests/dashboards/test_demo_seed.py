@@ -11,8 +11,8 @@ from django.db.models import Count, Sum
 from chargeback.models import Organization
 from gateway.models import Price, UsageEvent
 from gateway.pricing import Usage, cost_of
+from gateway.selectors import events_in_range, spend_by, spend_total
 from reports.demo import _balancing_usage, demo_seed
-from reports.selectors import events_in_range, spend_by, spend_total
 from wallets.models import Budget, LedgerEntry, Wallet
 
 MAY = {"date_from": date(2026, 5, 1), "date_to": date(2026, 5, 31)}

@@ -10,7 +10,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from chargeback.money import to_cents
-from reports.selectors import spend_by, spend_total
+from gateway.selectors import spend_by, spend_total
 from tests.dashboards.test_dashboard_pages import MAY
 
 KT = str(Path(sys.executable).with_name("kt"))

@@ -1,4 +1,4 @@
-"""Reads for budgets and wallet alerts. Spend always comes from reports.selectors, so the numbers
+"""Reads for budgets and wallet alerts. Spend always comes from gateway.selectors, so the numbers
 in an alert email are the numbers on the dashboard."""
 
 from dataclasses import dataclass
@@ -7,13 +7,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from chargeback.errors import NotFound
 from chargeback.models import Department, Organization
-from chargeback.money import ZERO, AmountField, to_cents
+from chargeback.money import ZERO, to_cents
 from chargeback.periods import (
     day_range,
     local_today,
@@ -22,7 +21,7 @@ from chargeback.periods import (
     quarter_end,
     quarter_start,
 )
-from reports.selectors import events_in_range, spend_by, spend_total
+from gateway.selectors import COST_SUM, events_in_range, spend_by, spend_total
 from wallets.models import Budget, LedgerEntry, Wallet
 from wallets.selectors import wallet_status
 
@@ -35,7 +34,7 @@ class BudgetStatus:
 
     period_start: date
     period_end: date
-    spend: Decimal  # unrounded, as summed by reports.selectors
+    spend: Decimal  # unrounded, as summed by gateway.selectors
     days_elapsed: Decimal  # fractional days since the period began (organization's time zone)
     days_in_period: Decimal
     days_left: int  # calendar days left including today
@@ -91,9 +90,6 @@ def budget_status(*, budget: Budget, now: datetime | None = None) -> BudgetStatu
     )
 
 
-_COST = Coalesce(Sum("cost"), ZERO, output_field=AmountField())
-
-
 def budget_spend_fast(*, budget: Budget, now: datetime | None = None) -> tuple[date, Decimal]:
     """(period start, spend so far) for the per-request check, without summing the whole period.
 
@@ -117,11 +113,11 @@ def budget_spend_fast(*, budget: Budget, now: datetime | None = None) -> tuple[d
         timedelta(0) <= now - datetime.fromisoformat(cached["at"]) <= refresh
     ):
         checkpoint = now - timedelta(seconds=settings.KT_BUDGET_SPEND_MARGIN_SECONDS)
-        base = events.filter(created_at__lt=checkpoint).aggregate(total=_COST)["total"]
+        base = events.filter(created_at__lt=checkpoint).aggregate(total=COST_SUM)["total"]
         cached = {"at": now.isoformat(), "checkpoint": checkpoint.isoformat(), "base": str(base)}
         cache.set(key, cached, timeout=40 * 86400)
     checkpoint = datetime.fromisoformat(cached["checkpoint"])
-    recent = events.filter(created_at__gte=checkpoint).aggregate(total=_COST)["total"]
+    recent = events.filter(created_at__gte=checkpoint).aggregate(total=COST_SUM)["total"]
     return start, Decimal(cached["base"]) + recent
 
 

@@ -1,6 +1,6 @@
 """`chargeback`: one row per department, month and currency: what finance re-bills.
 
-Spend comes from usage events through reports.selectors (sum at full precision, round each cell
+Spend comes from usage events through gateway.selectors (sum at full precision, round each cell
 once). Refunds are ledger entries (wallets.services.wallet_refund), never edits of events: they
 are shown in the month they were given, on the department whose wallet received them, and
 `net_spend = spend - refunds`. The events export shows gross cost per event; its total equals
@@ -18,9 +18,9 @@ from django.db.models import Sum
 from chargeback.models import Department
 from chargeback.money import ROUNDING, ZERO, to_cents
 from chargeback.periods import day_range, month_end
+from gateway.selectors import spend_grouped
 from reports.exports.cells import DATE, DECIMAL, INT, JSON, TEXT, Column
 from reports.exports.rows import ExportContext, Totals
-from reports.selectors import spend_grouped
 from wallets.models import Budget, LedgerEntry, Wallet
 
 NO_DEPARTMENT = "(no department)"

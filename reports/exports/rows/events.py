@@ -6,6 +6,7 @@ from django.db.models import QuerySet, TextField
 from django.db.models.functions import Cast
 
 from gateway.models import UsageEvent
+from gateway.selectors import events_in_range
 from reports.exports.cells import (
     BOOL,
     DATETIME,
@@ -18,7 +19,6 @@ from reports.exports.cells import (
     iso_utc,
 )
 from reports.exports.rows import CHUNK_SIZE, ExportContext, Totals, utc_text
-from reports.selectors import events_in_range
 
 # (column, kind, queryset field or None when computed, description)
 FIELDS = [

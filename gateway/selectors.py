@@ -1,10 +1,11 @@
-"""Spend read from usage events. Every screen and file that shows spend goes through here, so
-the admin, dashboards and exports agree to the cent: sum at full precision, round once."""
+"""Spend read from usage events. Every screen, file and alert that shows spend goes through
+here, so the admin, dashboards, exports and budget emails agree to the cent: sum at full
+precision (`COST_SUM`), round once for display (chargeback.money.to_cents)."""
 
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from chargeback.models import Department, Organization
@@ -12,7 +13,8 @@ from chargeback.money import ZERO, AmountField
 from chargeback.periods import day_range
 from gateway.models import UsageEvent
 
-_COST = Coalesce(Sum("cost"), ZERO, output_field=AmountField())
+# The one sum of event costs (full precision, 0 for no events).
+COST_SUM = Coalesce(Sum("cost"), ZERO, output_field=AmountField())
 
 
 def events_in_range(
@@ -42,7 +44,7 @@ def spend_total(
     qs = events_in_range(
         organization=organization, date_from=date_from, date_to=date_to, department=department
     )
-    return qs.aggregate(total=_COST)["total"]
+    return qs.aggregate(total=COST_SUM)["total"]
 
 
 def spend_by(
@@ -61,7 +63,7 @@ def spend_by(
     rows = (
         qs.values(field)
         .annotate(
-            cost=_COST,
+            cost=COST_SUM,
             requests=Count("id"),
             prompt_tokens=Sum("prompt_tokens"),
             completion_tokens=Sum("completion_tokens"),
@@ -90,15 +92,13 @@ def spend_grouped(
 ) -> list[dict]:
     """Unrounded cost, requests (and failed ones) and tokens grouped by several event fields,
     ordered by those fields: the chargeback export sums these at full precision and rounds once."""
-    from django.db.models import Q
-
     qs = events_in_range(
         organization=organization, date_from=date_from, date_to=date_to, department=department
     )
     return list(
         qs.values(*fields)
         .annotate(
-            cost=_COST,
+            cost=COST_SUM,
             requests=Count("id"),
             failed_requests=Count("id", filter=~Q(status=UsageEvent.Status.OK)),
             prompt_tokens=Sum("prompt_tokens"),
