@@ -1,10 +1,13 @@
 """Admin for tenancy: organizations, departments (with their month's money), consumer groups
-(key rotation), provider targets, admin tokens, staff memberships and the audit log."""
+(key rotation), provider targets and secrets (chargeback/admin_providers.py), admin tokens,
+staff memberships and the audit log."""
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
+from chargeback import admin_providers  # noqa: F401  (registers the target and secret admins)
 from chargeback.admin_audit import audited_by_service
 from chargeback.admin_base import (
     OrgScopedAdmin,
@@ -13,6 +16,7 @@ from chargeback.admin_base import (
     request_scope,
 )
 from chargeback.admin_columns import annotate_departments
+from chargeback.errors import InvalidField
 from chargeback.models import (
     AdminToken,
     AuditLog,
@@ -20,10 +24,10 @@ from chargeback.models import (
     Department,
     Membership,
     Organization,
-    ProviderTarget,
 )
 from chargeback.money import to_cents
 from chargeback.rotation import consumer_group_rotate_key
+from chargeback.services import consumer_group_department_check, consumer_group_upsert
 
 
 @admin.register(Organization)
@@ -37,6 +41,23 @@ class OrganizationAdmin(OrgScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        # The operator's allow-list of server variables: never the tenant's to change.
+        return readonly if request.user.is_superuser else [*readonly, "env_refs_allowed"]
+
+
+class ConsumerGroupForm(forms.ModelForm):
+    def clean(self):
+        data = super().clean()
+        try:
+            consumer_group_department_check(
+                organization=self.instance.organization, department=data.get("department")
+            )
+        except InvalidField as exc:
+            self.add_error("department", exc.message)
+        return data
 
 
 @admin.register(Department)
@@ -87,6 +108,7 @@ class DepartmentAdmin(OrgScopedAdmin):
 
 @admin.register(ConsumerGroup)
 class ConsumerGroupAdmin(OrgScopedAdmin):
+    form = ConsumerGroupForm
     department_path = "department"
     list_display = [
         "name",
@@ -117,6 +139,25 @@ class ConsumerGroupAdmin(OrgScopedAdmin):
 
     def has_add_permission(self, request):
         return False  # groups come from the config file (`kt config apply`), which issues keys
+
+    def get_readonly_fields(self, request, obj=None):
+        # The name is how the config file finds the group; the key never changes here.
+        return [*super().get_readonly_fields(request, obj), "organization", "name"]
+
+    def save_model(self, request, obj, form, change):
+        # Through the service the config file uses: its checks, its audit row (no obj.save()).
+        consumer_group_upsert(
+            organization=obj.organization,
+            name=obj.name,
+            raw_key=None,
+            department=obj.department,
+            allowed_models=obj.allowed_models,
+            rpm_limit=obj.rpm_limit,
+            tpm_limit=obj.tpm_limit,
+            is_active=obj.is_active,
+            actor=actor_of(request),
+            via="admin",
+        )
 
     @admin.display(description="Key", ordering="key_prefix")
     def key_prefix_column(self, obj):
@@ -152,13 +193,6 @@ class ConsumerGroupAdmin(OrgScopedAdmin):
         )
         response["Cache-Control"] = "no-store"
         return response
-
-
-@admin.register(ProviderTarget)
-class ProviderTargetAdmin(OrgScopedAdmin):
-    list_display = ["target_id", "provider", "base_url", "secret_env"]
-    list_filter = ["provider"]
-    search_fields = ["target_id", "base_url"]
 
 
 @admin.register(AdminToken)

@@ -44,6 +44,25 @@ class Conflict(ApplicationError):
     code = "conflict"
 
 
+class InvalidField(ApplicationError):
+    """Bad input for one argument of a service. `field` is that argument's name, so each
+    interface can show the message where the value was typed: the config file's key path and
+    line, the API's field, the admin form's field."""
+
+    code = "invalid"
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message, extra={"field": field})
+        self.field = field
+
+
+class NotConfigured(ApplicationError):
+    """The server lacks a setting the operation needs (the operator's to fix, not the caller's)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "not_configured"
+
+
 class ConfigError(ApplicationError):
     """A config file problem; `path` is the key path (`consumer_groups[1].api_key`), `line` 1-based."""
 

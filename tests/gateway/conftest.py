@@ -28,8 +28,15 @@ OUTSIDER_KEY = "kt_cg_outsider_prod"
 
 @pytest.fixture(scope="session")
 def fake_provider():
+    """The fake provider on 127.0.0.1, which the gateway refuses by default (a loopback
+    address): the tests allow exactly its host:port, as an operator would (gateway/egress.py)."""
+    from django.conf import settings
+
     server, base_url = start_in_thread()
+    saved = settings.KT_UPSTREAM_ALLOW_HOSTS
+    settings.KT_UPSTREAM_ALLOW_HOSTS = [*saved, base_url.split("://", 1)[1]]
     yield base_url
+    settings.KT_UPSTREAM_ALLOW_HOSTS = saved
     server.shutdown()
     server.server_close()
 
