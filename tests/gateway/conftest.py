@@ -64,6 +64,13 @@ class Setup:
         return self.wallet
 
 
+def allow_test_env_refs(org: Organization) -> None:
+    """The operator allows the organization the tests' own variables (`KT_TEST_*`) as provider
+    keys (chargeback/env_refs.py); without it the gateway refuses to read them."""
+    org.env_refs_allowed = ["KT_TEST_*"]
+    org.save(update_fields=["env_refs_allowed"])
+
+
 def fund(department: Department, amount: str) -> Wallet:
     services.wallet_allocate(department=department, amount=Decimal(amount), currency="USD")
     return services.wallet_for_team(department=department)

@@ -1,7 +1,11 @@
-"""`python manage.py org_env_refs --org SLUG [--allow NAME ...] [--deny NAME ...] [--clear]`:
-the platform operator's list of server environment variables one organization's config may
-name (`{env: NAME}`; exact names or `PREFIX_*`). Without options it shows the list and the
-variables the organization's targets and groups name, allowed or not. Tenants cannot change it."""
+"""The platform operator's list of server environment variables one organization's config may
+name (`{env: NAME}`; exact names or `PREFIX_*`). Tenants cannot change it.
+
+    python manage.py org_env_refs --org SLUG [--create-org NAME] [--allow NAME] [--deny NAME]
+    python manage.py org_env_refs --org SLUG --clear
+
+Without options it shows the list and the variables the organization's targets and groups
+name, allowed or not (what to allow after an upgrade)."""
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -16,12 +20,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--org", required=True, help="organization slug")
+        parser.add_argument("--create-org", metavar="NAME", help="create it (first time)")
         parser.add_argument("--allow", action="append", default=[], metavar="NAME_OR_PREFIX_*")
         parser.add_argument("--deny", action="append", default=[], metavar="NAME_OR_PREFIX_*")
         parser.add_argument("--clear", action="store_true", help="allow none")
 
     def handle(self, *args, **options):
-        organization = organization_for(options["org"])
+        organization = organization_for(options["org"], create_name=options["create_org"])
         patterns = [] if options["clear"] else list(organization.env_refs_allowed or [])
         patterns = [p for p in patterns + options["allow"] if p not in options["deny"]]
         if options["allow"] or options["deny"] or options["clear"]:
