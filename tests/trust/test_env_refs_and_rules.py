@@ -119,7 +119,8 @@ def test_a_tenant_owner_cannot_change_the_allow_list_in_the_admin(live_server, o
 )
 def test_base_urls_the_gateway_may_not_call_are_refused_with_the_reason(url, says):
     problem = egress.policy().url_problem(url)
-    assert problem is not None and says in problem, problem
+    assert problem is not None
+    assert says in problem, problem
     assert "KT_UPSTREAM_ALLOW_HOSTS" in problem or "user name" in problem or "http(s)" in problem
 
 

@@ -37,11 +37,14 @@ def test_a_secret_round_trips_through_the_api_and_is_never_shown(
     assert rotated.json()["hint"] == "QRST"
     assert rotated.json()["rotated_at"] is not None
     for response in (created, listed, one, rotated):
-        assert VALUE not in response.text and ROTATED not in response.text
-        assert "ciphertext" not in response.text and "value" not in response.text
+        assert VALUE not in response.text
+        assert ROTATED not in response.text
+        assert "ciphertext" not in response.text
+        assert "value" not in response.text
     # Encrypted at rest: no table holds the value; the key decrypts the rotated one.
     text = database_text()
-    assert VALUE not in text and ROTATED not in text
+    assert VALUE not in text
+    assert ROTATED not in text
     secret = ProviderSecret.objects.get(organization=org)
     assert secretbox.unseal(
         token=secret.ciphertext, organization_id=org.pk, name="openai-prod"
@@ -70,9 +73,12 @@ def test_bad_values_and_names_are_refused_on_their_field(live_server, org, admin
             "/v1/provider-secrets", json={"name": "x", "value": VALUE, "hint": "1234"}
         )
 
-    assert spaced.status_code == 400 and list(spaced.json()) == ["value"]
-    assert named.status_code == 400 and list(named.json()) == ["name"]
-    assert extra.status_code == 400 and list(extra.json()) == ["hint"]
+    assert spaced.status_code == 400
+    assert list(spaced.json()) == ["value"]
+    assert named.status_code == 400
+    assert list(named.json()) == ["name"]
+    assert extra.status_code == 400
+    assert list(extra.json()) == ["hint"]
     assert not ProviderSecret.objects.exists()
 
 
@@ -118,9 +124,11 @@ def test_kt_sets_rotates_lists_and_deletes_without_echoing_the_value(live_server
 
     assert stored.stdout == "stored provider secret openai-prod (…WXYZ)\n", stored.stderr
     assert rotated.stdout == "rotated provider secret openai-prod (…QRST)\n"
-    assert listed.stdout.startswith("openai-prod ") and "…QRST" in listed.stdout
+    assert listed.stdout.startswith("openai-prod ")
+    assert "…QRST" in listed.stdout
     assert deleted.stdout == "deleted provider secret openai-prod\n"
-    assert gone.returncode == 1 and "404" in gone.stderr
+    assert gone.returncode == 1
+    assert "404" in gone.stderr
     for result in (stored, rotated, listed, deleted):
         assert VALUE not in result.stdout + result.stderr
         assert ROTATED not in result.stdout + result.stderr
@@ -139,7 +147,8 @@ def test_the_admin_form_is_write_only(live_server, org):
     secret = ProviderSecret.objects.get(organization=org, name="openai-prod")
     change = f"/admin/chargeback/providersecret/{secret.pk}/change/"
     page = browser.client.get(change)
-    assert VALUE not in page.text and secret.ciphertext not in page.text
+    assert VALUE not in page.text
+    assert secret.ciphertext not in page.text
     assert "…WXYZ" in page.text
 
     kept = browser.post(change, {"value": ""})
@@ -149,7 +158,8 @@ def test_the_admin_form_is_write_only(live_server, org):
     rotated = browser.post(change, {"value": ROTATED})
     assert rotated.status_code == 302
     secret.refresh_from_db()
-    assert secret.hint == "QRST" and secret.rotated_at is not None
+    assert secret.hint == "QRST"
+    assert secret.rotated_at is not None
     assert [
         row.via for row in AuditLog.objects.filter(object_type="chargeback.ProviderSecret")
     ] == [
