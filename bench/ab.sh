@@ -22,7 +22,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 start_gateway() {  # $1 = name, $2 = port, $3 = "VAR=value ..." on top of the defaults
   # shellcheck disable=SC2086
   env DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cb_pricing_bench}" \
-    REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379/4}" BENCH_UPSTREAM_KEY=sk-bench DEBUG=false \
+    REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379/4}" BENCH_UPSTREAM_KEY=sk-bench KT_UPSTREAM_ALLOW_HOSTS=127.0.0.1 DEBUG=false \
     KT_HOST=127.0.0.1 PORT="$2" $3 setsid "$REPO/.venv/bin/gunicorn" -c "$REPO/chargeback/gunicorn_conf.py" \
     --chdir "$REPO" chargeback.wsgi:application >"$OUT/$1.log" 2>&1 </dev/null &
   echo $!

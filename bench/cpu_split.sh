@@ -23,7 +23,7 @@ setsid nginx -p "$OUT/mock/" -c "$HARNESS/nginx/mock.conf" >/dev/null 2>&1 </dev
 MOCK=$!
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 DATABASE_URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cb_pricing_bench} \
-REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/4} BENCH_UPSTREAM_KEY=sk-bench DEBUG=false \
+REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/4} BENCH_UPSTREAM_KEY=sk-bench KT_UPSTREAM_ALLOW_HOSTS=127.0.0.1 DEBUG=false \
 KT_HOST=127.0.0.1 PORT=$PORT setsid "$REPO/.venv/bin/gunicorn" -c "$REPO/chargeback/gunicorn_conf.py" \
     --chdir "$REPO" chargeback.wsgi:application >"$OUT/gateway.log" 2>&1 </dev/null &
 GW=$!

@@ -42,6 +42,9 @@ def setup(fast_url: str, slow_url: str) -> None:
     catalog_load()
     for slug, url in (("bench-fast", fast_url), ("bench-slow", slow_url)):
         org, _ = Organization.objects.get_or_create(slug=slug, defaults={"name": slug})
+        # The operator's allow-list (chargeback/env_refs.py); the gateway also needs its mocks'
+        # host allowed: KT_UPSTREAM_ALLOW_HOSTS=127.0.0.1 (the bench scripts set it).
+        Organization.objects.filter(pk=org.pk).update(env_refs_allowed=["BENCH_UPSTREAM_KEY"])
         department, _ = Department.objects.get_or_create(
             organization=org, team_id="team_bench", defaults={"name": "Bench"}
         )

@@ -10,7 +10,7 @@ run_ours() {  # NAME [VAR=value ...]
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   start_bg g "$name" env "$@" DATABASE_URL="$BENCH_DATABASE_URL" REDIS_URL="$BENCH_REDIS_URL" \
       KT_HOST=127.0.0.1 PORT="$port" WEB_WORKERS="$WEB_WORKERS" WEB_THREADS="$WEB_THREADS" \
-      BENCH_UPSTREAM_KEY=sk-bench DEBUG=false \
+      BENCH_UPSTREAM_KEY=sk-bench KT_UPSTREAM_ALLOW_HOSTS=127.0.0.1 DEBUG=false \
       "$REPO/.venv/bin/gunicorn" -c "$REPO/chargeback/gunicorn_conf.py" --chdir "$REPO" \
       chargeback.wsgi:application
   echo "$g" >"$BENCH_OUT/$name.pgid"

@@ -1,20 +1,24 @@
 """Admin for tenancy: organizations, departments (with their month's money), consumer groups
-(key rotation), provider targets, admin tokens, staff memberships and the audit log."""
+(key rotation), provider targets and secrets (chargeback/admin_providers.py), admin tokens,
+staff memberships and the audit log."""
 
 from django.conf import settings
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
-from chargeback import services
+from chargeback import (
+    admin_providers,  # noqa: F401  (registers the target and secret admins)
+    services,
+)
 from chargeback.admin_audit import audited_by_service
 from chargeback.admin_base import (
-    OrgScopedAdmin,
     ReadOnlyOrgScopedAdmin,
     actor_of,
     request_scope,
 )
 from chargeback.admin_columns import annotate_departments
 from chargeback.admin_services import ServiceAdmin
+from chargeback.env_refs import organization_env_refs_set
 from chargeback.models import (
     AdminToken,
     AuditLog,
@@ -22,10 +26,10 @@ from chargeback.models import (
     Department,
     Membership,
     Organization,
-    ProviderTarget,
 )
 from chargeback.money import to_cents
 from chargeback.rotation import consumer_group_rotate_key
+from chargeback.services import consumer_group_upsert
 
 
 @admin.register(Organization)
@@ -33,7 +37,7 @@ class OrganizationAdmin(ServiceAdmin):
     org_path = "pk"
     list_display = ["name", "slug", "time_zone", "currency", "wallet_enforcement"]
     search_fields = ["name", "slug"]
-    fields = [*services.ORGANIZATION_EDITABLE]
+    fields = [*services.ORGANIZATION_EDITABLE, "env_refs_allowed"]
 
     def has_add_permission(self, request):
         return request.user.is_superuser  # tenants are created by the platform
@@ -59,10 +63,22 @@ class OrganizationAdmin(ServiceAdmin):
             via="admin",
             **{f: data[f] for f in services.ORGANIZATION_EDITABLE if f in data},
         )
+        if request.user.is_superuser and "env_refs_allowed" in data:  # the operator's list
+            organization_env_refs_set(
+                organization=organization,
+                patterns=data["env_refs_allowed"] or [],
+                actor=actor,
+                via="admin",
+            )
         return organization
 
     def service_delete(self, request, obj):
         services.organization_delete(organization=obj, actor=actor_of(request), via="admin")
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        # The operator's allow-list of server variables: never the tenant's to change.
+        return readonly if request.user.is_superuser else [*readonly, "env_refs_allowed"]
 
 
 @admin.register(Department)
@@ -138,7 +154,7 @@ class DepartmentAdmin(ServiceAdmin):
 
 
 @admin.register(ConsumerGroup)
-class ConsumerGroupAdmin(OrgScopedAdmin):
+class ConsumerGroupAdmin(ServiceAdmin):
     department_path = "department"
     list_display = [
         "name",
@@ -169,6 +185,27 @@ class ConsumerGroupAdmin(OrgScopedAdmin):
 
     def has_add_permission(self, request):
         return False  # groups come from the config file (`kt config apply`), which issues keys
+
+    def get_readonly_fields(self, request, obj=None):
+        # The name is how the config file finds the group; the key never changes here.
+        return [*super().get_readonly_fields(request, obj), "organization", "name"]
+
+    def service_save(self, request, form, change):
+        # The config file's service, keeping the group's key (the admin never sees keys).
+        group, data = form.instance, form.cleaned_data
+        group, _, _ = consumer_group_upsert(
+            organization=group.organization,
+            name=group.name,
+            raw_key=None,
+            department=data["department"],
+            allowed_models=data["allowed_models"],
+            rpm_limit=data["rpm_limit"],
+            tpm_limit=data["tpm_limit"],
+            is_active=data["is_active"],
+            actor=actor_of(request),
+            via="admin",
+        )
+        return group
 
     @admin.display(description="Key", ordering="key_prefix")
     def key_prefix_column(self, obj):
@@ -204,13 +241,6 @@ class ConsumerGroupAdmin(OrgScopedAdmin):
         )
         response["Cache-Control"] = "no-store"
         return response
-
-
-@admin.register(ProviderTarget)
-class ProviderTargetAdmin(OrgScopedAdmin):
-    list_display = ["target_id", "provider", "base_url", "secret_env"]
-    list_filter = ["provider"]
-    search_fields = ["target_id", "base_url"]
 
 
 @admin.register(AdminToken)

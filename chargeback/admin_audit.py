@@ -9,7 +9,7 @@ from chargeback.admin_scope import actor_of, request_scope
 from chargeback.audit import audit_record
 from chargeback.models import Organization
 
-SECRET_FIELD_SUFFIXES = ("_hash",)
+SECRET_FIELD_SUFFIXES = ("_hash", "ciphertext")
 
 
 def audited_by_service(func):

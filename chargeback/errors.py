@@ -78,6 +78,13 @@ class Conflict(ApplicationError):
     code = "conflict"
 
 
+class NotConfigured(ApplicationError):
+    """The server lacks a setting the operation needs (the operator's to fix, not the caller's)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "not_configured"
+
+
 class ConfigError(ApplicationError):
     """A config file problem; `path` is the key path (`consumer_groups[1].api_key`), `line` 1-based."""
 

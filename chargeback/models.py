@@ -1,6 +1,7 @@
 """Tenancy: organizations, their departments, consumer groups, provider targets, admin tokens,
 staff memberships and the audit log. Every tenant-owned row carries its organization."""
 
+import re
 import zoneinfo
 
 from django.conf import settings
@@ -14,6 +15,25 @@ def validate_time_zone(value):
         raise ValidationError(f"unknown time zone {value!r}")
 
 
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A prefix pattern needs 3+ characters before the `*`: `*` or `K*` would allow nearly anything.
+ENV_PREFIX_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{2,}\*$")
+
+
+def validate_env_ref_patterns(value):
+    """`Organization.env_refs_allowed`: variable names or PREFIX_* patterns (chargeback/env_refs.py)."""
+    if not isinstance(value, list):
+        raise ValidationError("a list of variable names or PREFIX_* patterns")
+    for pattern in value:
+        if not isinstance(pattern, str) or not (
+            ENV_NAME_RE.match(pattern) or ENV_PREFIX_RE.match(pattern)
+        ):
+            raise ValidationError(
+                f"{pattern!r} is not a variable name or a PREFIX_* pattern (at least 3 "
+                "characters before the *)"
+            )
+
+
 class Organization(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
@@ -22,6 +42,12 @@ class Organization(models.Model):
     finance_emails = models.JSONField(default=list, blank=True)
     cost_tracking_enabled = models.BooleanField(default=True)
     wallet_enforcement = models.BooleanField(default=True)
+    # The server environment variables this organization's config may name (`{env: NAME}`):
+    # exact names or `PREFIX_*`. Set by the platform operator only (superusers,
+    # `manage.py org_env_refs`), never by the tenant; empty means none (chargeback/env_refs.py).
+    env_refs_allowed = models.JSONField(
+        default=list, blank=True, validators=[validate_env_ref_patterns]
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -92,8 +118,35 @@ class ConsumerGroup(models.Model):
         return self.name
 
 
+class ProviderSecret(models.Model):
+    """A provider API key that belongs to one organization, encrypted at rest with the operator's
+    KT_SECRETS_KEY (chargeback/secretbox.py). Entered once, never shown again: only `hint` (the
+    last characters) and when it was set. Targets reference it by name (`{secret: NAME}`)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="provider_secrets"
+    )
+    name = models.SlugField(max_length=100)
+    ciphertext = models.TextField()
+    hint = models.CharField(max_length=8, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"], name="provider_secret_name_unique"
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+
 class ProviderTarget(models.Model):
-    """An upstream the gateway may call. The secret is only ever an environment variable name."""
+    """An upstream the gateway may call. Its key is a stored secret of the organization
+    (`secret`) or the name of an environment variable the operator allows (`secret_env`)."""
 
     PROVIDERS = [
         ("openai", "OpenAI-compatible"),
@@ -106,6 +159,10 @@ class ProviderTarget(models.Model):
     provider = models.CharField(max_length=20, choices=PROVIDERS)
     base_url = models.URLField(max_length=500, blank=True)
     secret_env = models.CharField(max_length=100, blank=True)
+    # RESTRICT: a secret in use cannot be deleted, unless its organization is (cascade).
+    secret = models.ForeignKey(
+        ProviderSecret, null=True, blank=True, on_delete=models.RESTRICT, related_name="targets"
+    )
     served_models = models.JSONField(default=list, blank=True)
     options = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

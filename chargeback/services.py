@@ -2,7 +2,8 @@
 
 Each function makes one change and writes its audit row in the caller's transaction. Secrets
 never reach the database in clear: group keys and admin tokens are stored as a short prefix and
-a SHA-256 digest (chargeback/keys.py), provider secrets only as an environment variable name.
+a SHA-256 digest (chargeback/keys.py); provider secrets encrypted (chargeback/provider_secrets.py)
+or as the name of an environment variable the operator allows (chargeback/env_refs.py).
 """
 
 import re
@@ -12,18 +13,13 @@ from django.db import transaction
 from django.db.models import ProtectedError, Q, RestrictedError
 
 from chargeback.audit import audit_record
+from chargeback.env_refs import env_ref_check
 from chargeback.errors import ApplicationError, Conflict, collect_errors
 from chargeback.keys import generate_key, hash_key, key_prefix
-from chargeback.models import (
-    AdminToken,
-    ConsumerGroup,
-    Department,
-    Membership,
-    Organization,
-    ProviderTarget,
-)
+from chargeback.models import AdminToken, ConsumerGroup, Department, Membership, Organization
 from chargeback.money import CURRENCIES
 from chargeback.roles import GROUP_PREFIX
+from chargeback.targets import target_delete, target_upsert  # noqa: F401  (callers use services.*)
 from chargeback.validation import email_list_problems
 
 SLUG_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -115,89 +111,7 @@ def department_get_or_create(
     )
 
 
-# --- provider targets --------------------------------------------------------------------------
-
-
-# Django's URLValidator refuses host names without a dot (`http://ollama:11434/v1`, a compose
-# service), which are exactly the self-hosted servers a target points at; callers check the URL
-# (scheme and host) themselves.
-URL_CHECKED_BY_CALLER = ["base_url"]
-
-
-def _target_state(target: ProviderTarget) -> dict:
-    return {
-        "provider": target.provider,
-        "base_url": target.base_url,
-        "secret_env": target.secret_env,
-        "served_models": list(target.served_models),
-        "options": dict(target.options),
-    }
-
-
-def target_upsert(
-    *,
-    organization: Organization,
-    target_id: str,
-    provider: str,
-    base_url: str = "",
-    secret_env: str = "",
-    served_models: list[str] | None = None,
-    options: dict | None = None,
-    actor: str,
-    via: str,
-) -> tuple[ProviderTarget, bool, list[str]]:
-    """Create or update one target; return (target, created, changed field names)."""
-    wanted = {
-        "provider": provider,
-        "base_url": base_url or "",
-        "secret_env": secret_env or "",
-        "served_models": list(served_models or []),
-        "options": dict(options or {}),
-    }
-    target = ProviderTarget.objects.filter(organization=organization, target_id=target_id).first()
-    if target is None:
-        target = ProviderTarget(organization=organization, target_id=target_id, **wanted)
-        target.full_clean(exclude=URL_CHECKED_BY_CALLER)
-        target.save()
-        audit_record(
-            organization=organization,
-            actor=actor,
-            via=via,
-            action="target.create",
-            obj=target,
-            after={"target_id": target_id, **wanted},
-        )
-        return target, True, []
-    before = _target_state(target)
-    changed = [field for field, value in wanted.items() if before[field] != value]
-    if changed:
-        for field in changed:
-            setattr(target, field, wanted[field])
-        target.full_clean(exclude=URL_CHECKED_BY_CALLER)
-        target.save(update_fields=changed)
-        audit_record(
-            organization=organization,
-            actor=actor,
-            via=via,
-            action="target.update",
-            obj=target,
-            before={field: before[field] for field in changed},
-            after={field: wanted[field] for field in changed},
-        )
-    return target, False, changed
-
-
-def target_delete(*, target: ProviderTarget, actor: str, via: str) -> None:
-    """Usage events keep the target id as text, so deleting a target loses no history."""
-    audit_record(
-        organization=target.organization,
-        actor=actor,
-        via=via,
-        action="target.delete",
-        obj=target,
-        before={"target_id": target.target_id, **_target_state(target)},
-    )
-    target.delete()
+# --- provider targets: chargeback/targets.py (re-exported here) ------------------------------
 
 
 # --- consumer groups ---------------------------------------------------------------------------
@@ -229,11 +143,18 @@ def consumer_group_key_in_use(
     )
 
 
+def consumer_group_department_check(
+    *, organization: Organization, department: Department | None
+) -> None:
+    if department is not None and department.organization_id != organization.pk:
+        raise ApplicationError("not a department of this organization", field="department")
+
+
 def consumer_group_upsert(
     *,
     organization: Organization,
     name: str,
-    raw_key: str,
+    raw_key: str | None,
     department: Department | None,
     key_env_ref: str = "",
     allowed_models: list[str] | None = None,
@@ -244,17 +165,30 @@ def consumer_group_upsert(
     via: str,
 ) -> tuple[ConsumerGroup, bool, list[str]]:
     """Create or update the group `name` so it matches; return (group, created, changed fields).
-    The raw key is hashed here and not kept; a key another group answers to is a Conflict."""
+    The raw key is hashed here and not kept; `raw_key=None` keeps an existing group's key (the
+    admin, which never sees keys). A key another group answers to is a Conflict that names no
+    other organization; a department of another organization or an environment variable the
+    operator does not allow (`key_env_ref`) is an ApplicationError naming it."""
     group = ConsumerGroup.objects.filter(organization=organization, name=name).first()
-    other = consumer_group_key_in_use(raw_key=raw_key, exclude_pk=group.pk if group else None)
-    if other is not None:
-        owner = (
-            f"consumer group {other.name!r}"
-            if other.organization_id == organization.pk
-            else "another organization"
-        )
-        raise Conflict(f"this key is already used by {owner}; give each group its own key")
-    digest = hash_key(raw_key)
+    consumer_group_department_check(organization=organization, department=department)
+    if raw_key is None:
+        if group is None:
+            raise ApplicationError("a new consumer group needs a key", field="raw_key")
+        digest, key_env_ref = group.key_hash, group.key_env_ref
+    else:
+        if key_env_ref:
+            env_ref_check(organization=organization, name=key_env_ref, field="key_env_ref")
+        other = consumer_group_key_in_use(raw_key=raw_key, exclude_pk=group.pk if group else None)
+        if other is not None:
+            if other.organization_id == organization.pk:
+                raise Conflict(
+                    f"this key is already used by consumer group {other.name!r}; "
+                    "give each group its own key"
+                )
+            # Keys are global (a key alone finds its group), but nothing may tell one tenant
+            # about another: not that the key belongs to another organization.
+            raise Conflict("this key cannot be used; choose another")
+        digest = hash_key(raw_key)
     wanted = {
         "department": department,
         "key_env_ref": key_env_ref or "",
@@ -288,7 +222,7 @@ def consumer_group_upsert(
         for field, value in wanted.items()
         if (getattr(group, field) if field != "department" else group.department) != value
     ]
-    if group.key_hash != digest:
+    if raw_key is not None and group.key_hash != digest:
         changed.insert(0, "api_key")
         group.key_hash = digest
         group.key_prefix = key_prefix(raw_key)
@@ -347,7 +281,7 @@ def admin_token_create(
         raise ApplicationError("an admin token must be at least 16 characters")
     with transaction.atomic():
         if AdminToken.objects.filter(token_hash=hash_key(raw)).exists():
-            raise Conflict("this admin token already exists")
+            raise Conflict("this admin token cannot be used; choose another")
         token = AdminToken.objects.create(
             organization=organization,
             name=name,

@@ -7,7 +7,7 @@ urlpatterns = [
     path("v1/", include("wallets.urls")),
     path("v1/", include("reports.urls")),
     path("v1/", include("gateway.urls")),
-    path("v1/", include("chargeback.api_urls")),  # config validate/apply
+    path("v1/", include("chargeback.api_urls")),  # config, provider secrets
     path(
         "api/schema/",
         SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),

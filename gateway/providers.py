@@ -11,18 +11,24 @@ format of the reply (`gateway/wire.py` normalises usage per format). Adapters:
 
 Upstream HTTP goes through one pooled `httpx.HTTPTransport` per process per upstream origin;
 timeouts are given per request from settings (KT_UPSTREAM_CONNECT_TIMEOUT, KT_UPSTREAM_READ_TIMEOUT).
+Every connection a pool opens is checked against the operator's address rules
+(gateway/egress.py). A target's key is its organization's stored secret or an environment
+variable the operator allows that organization; never any other variable of the server.
 """
 
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urlencode
 
 import httpx
 from django.conf import settings
 
+from chargeback import secretbox
+from chargeback.errors import NotConfigured
+from gateway import egress
 from gateway.errors import GatewayError
 from gateway.routing import Target
 
@@ -127,7 +133,7 @@ ADAPTERS = {a.kind: a for a in (OpenAIAdapter(), AnthropicAdapter(), FakeAdapter
 class Upstream:
     adapter: Adapter
     base_url: str
-    secret: str
+    secret: str = field(repr=False)
     offline: bool = False  # sent to the fake provider because the secret is missing
 
 
@@ -149,7 +155,22 @@ def upstream_for(target: Target) -> Upstream:
             )
         return Upstream(ADAPTERS["fake"], base, "")
     adapter = ADAPTERS[target.provider]
-    secret = os.environ.get(target.secret_env, "") if target.secret_env else ""
+    if target.secret_name:
+        return Upstream(adapter, target.base_url or adapter.default_base_url, _stored(target))
+    secret = ""
+    if target.secret_env:
+        if not target.secret_env_allowed:
+            # Checked before the variable is read: a refused name reveals nothing about it.
+            raise GatewayError(
+                503,
+                f"Target {target.target_id} reads its key from the environment variable "
+                f"{target.secret_env}, which the platform operator does not allow for this "
+                "organization; store the key as a provider secret and reference it with "
+                "secret_key_ref: {secret: NAME}.",
+                type="server_error",
+                code="provider_not_configured",
+            )
+        secret = os.environ.get(target.secret_env, "")
     if target.secret_env and not secret:
         if fake_url:
             if target.pk not in _offline_logged:
@@ -170,6 +191,27 @@ def upstream_for(target: Target) -> Upstream:
             code="provider_not_configured",
         )
     return Upstream(adapter, target.base_url or adapter.default_base_url, secret)
+
+
+def _stored(target: Target) -> str:
+    """The target's stored secret, decrypted (once per process and secret version)."""
+    try:
+        return secretbox.unseal_cached(
+            token=target.secret_token,
+            organization_id=target.organization_id,
+            name=target.secret_name,
+        )
+    except NotConfigured:
+        problem = "the gateway has no KT_SECRETS_KEY to decrypt it"
+    except secretbox.SecretUnreadable:
+        problem = "it cannot be decrypted with the gateway's KT_SECRETS_KEY"
+    log.error("target %s: stored secret %s: %s", target.target_id, target.secret_name, problem)
+    raise GatewayError(
+        503,
+        f"Target {target.target_id} uses the stored secret {target.secret_name}, but {problem}.",
+        type="server_error",
+        code="provider_not_configured",
+    )
 
 
 # One transport (connection pool) per upstream origin, so that a slow origin cannot take the
@@ -197,6 +239,8 @@ def transport_for(url: httpx.URL) -> httpx.HTTPTransport:
                         keepalive_expiry=30,
                     )
                 )
+                # Each connection it opens is checked (gateway/egress.py), not each request.
+                egress.guard(transport, url.scheme)
                 _transports[origin] = transport
     return transport
 

@@ -17,7 +17,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 
 from chargeback.errors import InsufficientFunds
 from chargeback.money import ZERO
-from gateway import estimate, fastpath, translate
+from gateway import egress, estimate, fastpath, translate
 from gateway.attribution import end_user, tags_of
 from gateway.auth import GroupContext
 from gateway.errors import GatewayError
@@ -192,6 +192,16 @@ class Call:
 
     def _transport_error(self, exc: Exception):
         self.log_upstream_failure(exc)
+        refused = egress.refusal_of(exc)
+        if refused is not None:  # the operator's address rules (gateway/egress.py)
+            self.finish(status="provider_error", http_status=502, error_code="upstream_not_allowed")
+            return GatewayError(
+                502,
+                f"The provider ({self.target.target_id}) is at an address the gateway may not "
+                f"connect to: {refused.reason}.",
+                type="server_error",
+                code="upstream_not_allowed",
+            )
         if isinstance(exc, httpx.TimeoutException):
             self.finish(status="timeout", http_status=504, error_code="upstream_timeout")
             return GatewayError(

@@ -5,11 +5,12 @@ that has a price for its provider. Targets whose `served_models` names the model
 over catch-all targets; otherwise the first by `target_id`.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db.models import Q
 from django.utils import timezone
 
+from chargeback.env_refs import env_ref_allowed
 from chargeback.models import ProviderTarget
 from gateway.auth import GroupContext
 from gateway.cache import ttl_cache
@@ -40,6 +41,14 @@ class Target:
     secret_env: str
     served_models: tuple
     options: dict
+    organization_id: int = 0
+    # The operator allows this organization to read `secret_env` (chargeback/env_refs.py),
+    # decided when the targets are loaded, so the request path only reads a flag.
+    secret_env_allowed: bool = False
+    # A stored secret (chargeback/secretbox.py): its name and its ciphertext, decrypted once
+    # per process by gateway/providers.py. Never in a repr, so never in a log or error page.
+    secret_name: str = ""
+    secret_token: str = field(default="", repr=False)
 
 
 def targets_of(organization_id: int) -> list[Target]:
@@ -53,10 +62,14 @@ def targets_of(organization_id: int) -> list[Target]:
                 secret_env=t.secret_env,
                 served_models=tuple(t.served_models or ()),
                 options=dict(t.options or {}),
+                organization_id=t.organization_id,
+                secret_env_allowed=env_ref_allowed(t.organization.env_refs_allowed, t.secret_env),
+                secret_name=t.secret.name if t.secret_id else "",
+                secret_token=t.secret.ciphertext if t.secret_id else "",
             )
-            for t in ProviderTarget.objects.filter(organization_id=organization_id).order_by(
-                "target_id"
-            )
+            for t in ProviderTarget.objects.filter(organization_id=organization_id)
+            .select_related("organization", "secret")
+            .order_by("target_id")
         ]
 
     return _targets.get(organization_id, load)

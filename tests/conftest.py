@@ -29,9 +29,26 @@ def _celery_mode(request):
     conf.task_always_eager, conf.task_eager_propagates = saved
 
 
+# A Fernet key for the stored provider secrets of every test (chargeback/secretbox.py); tests of
+# a missing or rotated key set KT_SECRETS_KEY themselves.
+TEST_SECRETS_KEY = "t7pxtGzVeIKvm-YOBjVSBVkPHW6iURzJN7T8HooVm_4="
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _secrets_key():
+    from django.conf import settings
+
+    saved = settings.KT_SECRETS_KEY
+    settings.KT_SECRETS_KEY = TEST_SECRETS_KEY
+    yield
+    settings.KT_SECRETS_KEY = saved
+
+
 @pytest.fixture
 def org():
-    return OrganizationFactory(name="Acme", slug="acme")
+    # The seed's file names {env: OPENAI_API_KEY}: the operator allows that one for Acme, as the
+    # demo does; the outsider is allowed nothing (chargeback/env_refs.py).
+    return OrganizationFactory(name="Acme", slug="acme", env_refs_allowed=["OPENAI_API_KEY"])
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import sys
 from chargeback.cli.client import CliError, fail
 
 # Command groups, each `chargeback/cli/<module>.py` with a `register(subparsers)` function.
-GROUPS = ["config_cmd", "wallets_cmd", "export_jobs_cmd", "spend_cmd"]
+GROUPS = ["config_cmd", "secrets_cmd", "wallets_cmd", "export_jobs_cmd", "spend_cmd"]
 
 
 def build_parser() -> argparse.ArgumentParser:

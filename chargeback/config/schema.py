@@ -7,7 +7,6 @@ are caught. Section handlers build their parsers from these readers.
 """
 
 import copy
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -235,16 +234,15 @@ def mapping(fields: dict[str, Field], *, check: Callable[[Located], None] | None
     return read
 
 
-def env_ref(*, must_be_set: bool) -> Reader:
-    """`{env: NAME}`: the name of an environment variable, never its value."""
+def env_ref() -> Reader:
+    """`{env: NAME}`: the name of an environment variable, never its value. Whether the
+    organization may name it, and whether it is set, is checked when applying
+    (chargeback/env_refs.py), so that parsing tells nothing about the server's environment."""
     read_map = mapping(
         {"env": Field(string(pattern=ENV_NAME_RE, hint="an environment variable name"), True)}
     )
 
     def read(node: Node, path: str) -> str:
-        name = read_map(node, path)["env"]
-        if must_be_set and not os.environ.get(name):
-            fail(node, f"{path}.env", f"environment variable {name} is not set")
-        return name
+        return read_map(node, path)["env"]
 
     return read

@@ -8,6 +8,7 @@ from chargeback import services
 from chargeback.config.registry import register_section
 from chargeback.config.report import ApplyContext
 from chargeback.config.schema import (
+    ENV_NAME_RE,
     Field,
     Located,
     boolean,
@@ -23,7 +24,8 @@ from chargeback.config.schema import (
     string,
     url,
 )
-from chargeback.errors import ConfigError, Conflict
+from chargeback.env_refs import env_ref_read
+from chargeback.errors import ApplicationError, ConfigError
 from chargeback.models import ConsumerGroup, ProviderTarget
 
 PROVIDERS = [value for value, _ in ProviderTarget.PROVIDERS]
@@ -40,6 +42,7 @@ class TargetSpec:
     target_id: str
     provider: str
     secret_env: str
+    secret_name: str
     base_url: str
     models: list[str]
     timeouts: dict
@@ -53,11 +56,27 @@ timeouts_reader = mapping(
     }
 )
 
+
+def _one_source(ref: Located) -> None:
+    if (ref["env"] is None) == (ref["secret"] is None):
+        fail(ref.node, ref.path, "give either env: NAME or secret: NAME")
+
+
+# `{env: NAME}`: a server variable the operator allows; `{secret: NAME}`: a stored secret.
+secret_ref_reader = mapping(
+    {
+        "env": Field(string(pattern=ENV_NAME_RE, hint="an environment variable name")),
+        "secret": Field(slug),
+    },
+    check=_one_source,
+)
+
+
 target_reader = mapping(
     {
         "id": Field(slug, required=True),
         "provider": Field(choice(*PROVIDERS), required=True),
-        "secret_key_ref": Field(env_ref(must_be_set=False)),
+        "secret_key_ref": Field(secret_ref_reader),
         "base_url": Field(url),
         "models": Field(list_of(string(max_length=200), unique=True), default=[]),
         "timeouts": Field(timeouts_reader),
@@ -74,11 +93,13 @@ def parse_providers(node, path: str) -> list[TargetSpec]:
             raise ConfigError(f"target id {item['id']!r} is used twice", path=item_path, line=line)
         seen.add(item["id"])
         timeouts = item["timeouts"]
+        ref = item["secret_key_ref"]
         targets.append(
             TargetSpec(
                 target_id=item["id"],
                 provider=item["provider"],
-                secret_env=item["secret_key_ref"] or "",
+                secret_env=(ref["env"] or "") if ref else "",
+                secret_name=(ref["secret"] or "") if ref else "",
                 base_url=item["base_url"] or "",
                 models=item["models"],
                 timeouts={k: v for k, v in timeouts.values.items() if v is not None}
@@ -95,23 +116,30 @@ def apply_providers(ctx: ApplyContext, targets: list[TargetSpec]) -> None:
         t.target_id: t for t in ProviderTarget.objects.filter(organization=ctx.organization)
     }
     for spec in targets:
+        try:
+            _, created, changed = services.target_upsert(
+                organization=ctx.organization,
+                target_id=spec.target_id,
+                provider=spec.provider,
+                base_url=spec.base_url,
+                secret_env=spec.secret_env,
+                secret_name=spec.secret_name,
+                served_models=spec.models,
+                options={"timeouts": spec.timeouts} if spec.timeouts else {},
+                actor=ctx.actor,
+                via=ctx.via,
+            )
+        except ApplicationError as exc:
+            path, line = _target_field_where(spec, exc.field)
+            raise ConfigError(exc.message, path=path, line=line) from None
+        # Only after the organization was found to be allowed to name it: before, "is not set"
+        # would tell a tenant which variables the server has.
         if spec.secret_env and not os.environ.get(spec.secret_env):
             where, line = spec.where.where("secret_key_ref")
             ctx.report.warnings.append(
                 f"{where}.env (line {line}): {spec.secret_env} is not set in the server's "
                 f"environment; the gateway cannot call target {spec.target_id} until it is"
             )
-        _, created, changed = services.target_upsert(
-            organization=ctx.organization,
-            target_id=spec.target_id,
-            provider=spec.provider,
-            base_url=spec.base_url,
-            secret_env=spec.secret_env,
-            served_models=spec.models,
-            options={"timeouts": spec.timeouts} if spec.timeouts else {},
-            actor=ctx.actor,
-            via=ctx.via,
-        )
         if created:
             ctx.report.add("created", "target", spec.target_id)
         elif changed:
@@ -124,6 +152,13 @@ def apply_providers(ctx: ApplyContext, targets: list[TargetSpec]) -> None:
             # No usage event points at a target row (they keep its id as text): safe to delete.
             services.target_delete(target=target, actor=ctx.actor, via=ctx.via)
             ctx.report.add("deleted", "target", target_id)
+
+
+def _target_field_where(spec: TargetSpec, field: str) -> tuple[str, int]:
+    if field == "base_url":
+        return spec.where.where("base_url")
+    where, line = spec.where.where("secret_key_ref")
+    return f"{where}.{'env' if field == 'secret_env' else 'secret'}", line
 
 
 # --- consumer groups ---------------------------------------------------------------------------
@@ -170,7 +205,7 @@ group_reader = mapping(
     {
         "name": Field(slug, required=True),
         "api_key": Field(_api_key),
-        "api_key_ref": Field(env_ref(must_be_set=True)),
+        "api_key_ref": Field(env_ref()),
         "wallet_team_id": Field(slug, required=True),
         "allowed_models": Field(list_of(string(max_length=200), unique=True), default=[]),
         "rate_limits": Field(
@@ -198,34 +233,17 @@ def parse_consumer_groups(node, path: str) -> list[GroupSpec]:
                 line=line,
             )
         names[item["name"]] = item.where("name")[1]
-        if item["api_key"] is not None:
-            raw, env_name = item["api_key"], ""
-        else:
-            env_name = item["api_key_ref"]
-            raw = os.environ[env_name]
-            if len(raw) < MIN_KEY_LENGTH or not KEY_RE.match(raw):
-                where, line = item.where("api_key_ref")
-                raise ConfigError(
-                    f"the key in {env_name} must be at least {MIN_KEY_LENGTH} characters, no spaces",
-                    path=f"{where}.env",
-                    line=line,
-                )
-        key_field = "api_key" if not env_name else "api_key_ref"
-        if raw in keys:
-            where, line = item.where(key_field)
-            raise ConfigError(
-                f"the same key is already given to consumer group {keys[raw]!r}; "
-                "give each group its own key",
-                path=where,
-                line=line,
-            )
-        keys[raw] = item["name"]
+        raw = item["api_key"]
+        if raw is not None:
+            if raw in keys:
+                _same_key(item, "api_key", keys[raw])
+            keys[raw] = item["name"]
         limits = item["rate_limits"]
         groups.append(
             GroupSpec(
                 name=item["name"],
-                raw_key=raw,
-                key_env_ref=env_name,
+                raw_key=raw or "",  # an api_key_ref is read when applying (_resolve_keys)
+                key_env_ref=item["api_key_ref"] or "",
                 wallet_team_id=item["wallet_team_id"],
                 allowed_models=item["allowed_models"],
                 rpm_limit=limits["rpm"] if limits else None,
@@ -237,7 +255,50 @@ def parse_consumer_groups(node, path: str) -> list[GroupSpec]:
     return groups
 
 
+def _same_key(item: Located, key_field: str, other: str):
+    where, line = item.where(key_field)
+    raise ConfigError(
+        f"the same key is already given to consumer group {other!r}; give each group its own key",
+        path=where,
+        line=line,
+    )
+
+
+def _resolve_keys(ctx: ApplyContext, groups: list[GroupSpec]) -> None:
+    """Read each `api_key_ref` from the environment, for this organization only: a variable the
+    operator does not allow it is refused before it is read (chargeback/env_refs.py)."""
+    keys = {spec.raw_key: spec.name for spec in groups if not spec.key_env_ref}
+    for spec in groups:
+        if not spec.key_env_ref:
+            continue
+        where, line = spec.where.where("api_key_ref")
+        try:
+            raw = env_ref_read(
+                organization=ctx.organization, name=spec.key_env_ref, field="key_env_ref"
+            )
+        except ApplicationError as exc:
+            raise ConfigError(exc.message, path=f"{where}.env", line=line) from None
+        if not raw:
+            raise ConfigError(
+                f"environment variable {spec.key_env_ref} is not set",
+                path=f"{where}.env",
+                line=line,
+            )
+        if len(raw) < MIN_KEY_LENGTH or not KEY_RE.match(raw):
+            raise ConfigError(
+                f"the key in {spec.key_env_ref} must be at least {MIN_KEY_LENGTH} characters, "
+                "no spaces",
+                path=f"{where}.env",
+                line=line,
+            )
+        if raw in keys:
+            _same_key(spec.where, "api_key_ref", keys[raw])
+        keys[raw] = spec.name
+        spec.raw_key = raw
+
+
 def apply_consumer_groups(ctx: ApplyContext, groups: list[GroupSpec]) -> None:
+    _resolve_keys(ctx, groups)
     departments = {}
     for spec in groups:
         if spec.wallet_team_id not in departments:
@@ -264,7 +325,7 @@ def apply_consumer_groups(ctx: ApplyContext, groups: list[GroupSpec]) -> None:
                 actor=ctx.actor,
                 via=ctx.via,
             )
-        except Conflict as exc:
+        except ApplicationError as exc:
             where, line = spec.where.where("api_key" if not spec.key_env_ref else "api_key_ref")
             raise ConfigError(exc.message, path=where, line=line) from None
         if created:

@@ -1,9 +1,10 @@
 """The embedded demo behind `make run`: set-up (callable on its own, and tested) and serving.
 
 Set-up is idempotent: it migrates, creates the organization "Acme Corp" (slug `acme`), the
-DEMO ONLY admin token `kt_admin_prod_token` and admin login, applies `examples/keeptrusts.yaml`
-(the seed's file) and, when another part of the product ships a `demo_seed` command, runs it to
-simulate May 2026.
+DEMO ONLY admin token `kt_admin_prod_token` and admin login, allows the organization to name
+OPENAI_API_KEY (the operator's allow-list), applies `examples/keeptrusts.yaml` (the seed's
+file) and, when another part of the product ships a `demo_seed` command, runs it to simulate
+May 2026.
 """
 
 import os
@@ -21,6 +22,7 @@ from django.core.management import call_command, get_commands
 from django.db import transaction
 
 from chargeback.config import ConfigReport, config_apply
+from chargeback.env_refs import organization_env_refs_set
 from chargeback.keys import hash_key
 from chargeback.models import AdminToken, Membership, Organization
 from chargeback.services import admin_token_create, organization_get_or_create
@@ -31,6 +33,7 @@ DEMO_ADMIN_TOKEN = "kt_admin_prod_token"  # the seed's curl uses it verbatim: DE
 DEMO_ADMIN_USER = "admin"
 CONFIG_FILE = Path(settings.BASE_DIR) / "examples" / "keeptrusts.yaml"
 ACTOR = "system:demo_run"
+DEMO_ENV_REFS = ["OPENAI_API_KEY"]
 
 
 @dataclass
@@ -68,6 +71,11 @@ def demo_setup(
             )
         password = admin_password or os.environ.get("KT_DEMO_ADMIN_PASSWORD") or _new_password()
         _demo_admin(organization, password)
+        # The seed's file names {env: OPENAI_API_KEY}: the operator (here, the demo) allows that
+        # one variable for this organization, and nothing else (chargeback/env_refs.py).
+        organization_env_refs_set(
+            organization=organization, patterns=DEMO_ENV_REFS, actor=ACTOR, via="system"
+        )
     log(f"applying {CONFIG_FILE.relative_to(settings.BASE_DIR)}")
     report = config_apply(
         organization=organization,

@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from chargeback.models import AuditLog, Membership
+from chargeback.provider_secrets import provider_secret_set
 from gateway.models import UsageEvent
 from reports.models import ExportJob, ProviderInvoice
 from tests.factories import (
@@ -106,7 +107,16 @@ def build_tenant(marker: str) -> Tenant:
     )
     wallet = owned.wallets.get()
     services.hold_place(wallet=wallet, amount=Decimal("1.5"), request_id=f"{marker}-hold-1")
-    ProviderTargetFactory(organization=org, target_id=f"{marker}-target", provider="fake")
+    secret, _ = provider_secret_set(
+        organization=org,
+        name=f"{marker}-secret",
+        value=f"sk-{marker}-0123456789abcdefghij",
+        actor=f"{marker}_admin",
+        via="api",
+    )
+    ProviderTargetFactory(
+        organization=org, target_id=f"{marker}-target", provider="fake", secret=secret
+    )
     AdminTokenFactory(organization=org, name=f"{marker} token", raw=f"kt_admin_{marker}_tok")
     price = PriceFactory(organization=org, provider="fake", model=f"{marker}-model")
     for dept in (owned, other):

@@ -43,7 +43,7 @@ def test_deletes_single_and_bulk_are_audited(acme, login):
         reverse("admin:chargeback_providertarget_delete", args=[target.pk]), {"post": "yes"}
     )
     assert not ProviderTarget.objects.filter(pk=target.pk).exists()
-    row = AuditLog.objects.get(action="providertarget.delete")
+    row = AuditLog.objects.get(action="target.delete")
     assert row.before["target_id"] == "acme-target"
 
     client = login(acme.users["finance"])

@@ -66,11 +66,11 @@ CASES = [
         "already given to consumer group 'support'",
     ),
     (
-        "unset_env_in_api_key_ref",
+        "env_in_api_key_ref_not_allowed",
         ("api_key: kt_cg_legal_prod", "api_key_ref: {env: KT_SURELY_UNSET_VARIABLE}"),
         "consumer_groups[2].api_key_ref.env",
         16,
-        "KT_SURELY_UNSET_VARIABLE is not set",
+        "KT_SURELY_UNSET_VARIABLE may not be used by this organization",
     ),
     (
         "both_api_key_and_ref",

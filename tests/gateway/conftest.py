@@ -28,8 +28,15 @@ OUTSIDER_KEY = "kt_cg_outsider_prod"
 
 @pytest.fixture(scope="session")
 def fake_provider():
+    """The fake provider on 127.0.0.1, which the gateway refuses by default (a loopback
+    address): the tests allow exactly its host:port, as an operator would (gateway/egress.py)."""
+    from django.conf import settings
+
     server, base_url = start_in_thread()
+    saved = settings.KT_UPSTREAM_ALLOW_HOSTS
+    settings.KT_UPSTREAM_ALLOW_HOSTS = [*saved, base_url.split("://", 1)[1]]
     yield base_url
+    settings.KT_UPSTREAM_ALLOW_HOSTS = saved
     server.shutdown()
     server.server_close()
 
@@ -55,6 +62,13 @@ class Setup:
     def refresh(self) -> Wallet:
         self.wallet.refresh_from_db()
         return self.wallet
+
+
+def allow_test_env_refs(org: Organization) -> None:
+    """The operator allows the organization the tests' own variables (`KT_TEST_*`) as provider
+    keys (chargeback/env_refs.py); without it the gateway refuses to read them."""
+    org.env_refs_allowed = ["KT_TEST_*"]
+    org.save(update_fields=["env_refs_allowed"])
 
 
 def fund(department: Department, amount: str) -> Wallet:

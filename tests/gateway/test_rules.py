@@ -10,7 +10,7 @@ from tests.factories import PriceFactory, ProviderTargetFactory
 from wallets import services
 from wallets.models import Hold
 
-from .conftest import KEY, OUTSIDER_KEY
+from .conftest import KEY, OUTSIDER_KEY, allow_test_env_refs
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
@@ -144,6 +144,7 @@ def test_a_missing_provider_secret_is_a_clear_error_naming_the_variable(
     monkeypatch.delenv("KT_TEST_MISSING_KEY", raising=False)
     settings.KT_FAKE_PROVIDER_URL = ""
     gw_local.target.provider = "openai"
+    allow_test_env_refs(gw_local.org)
     gw_local.target.secret_env = "KT_TEST_MISSING_KEY"
     gw_local.target.save()
     PriceFactory(provider="openai", model="gpt-test")
@@ -160,6 +161,7 @@ def test_demo_offline_mode_sends_calls_to_the_fake_provider(
     settings.KT_FAKE_PROVIDER_URL = fake_provider
     gw_local.target.provider = "openai"
     gw_local.target.base_url = ""
+    allow_test_env_refs(gw_local.org)
     gw_local.target.secret_env = "KT_TEST_MISSING_KEY"
     gw_local.target.save()
     PriceFactory(provider="openai", model="gpt-test")
@@ -177,6 +179,7 @@ def test_an_openai_target_gets_its_secret_as_a_bearer_token(
     monkeypatch.setenv("KT_TEST_OPENAI_KEY", "sk-test")
     gw_local.target.provider = "openai"
     gw_local.target.base_url = f"{fake_provider}/v1"
+    allow_test_env_refs(gw_local.org)
     gw_local.target.secret_env = "KT_TEST_OPENAI_KEY"
     gw_local.target.save()
     PriceFactory(provider="openai", model="gpt-test")

@@ -13,7 +13,7 @@ from gateway.models import UsageEvent
 from gateway.pricing import Usage, cost_of
 from wallets.models import Hold, LedgerEntry
 
-from .conftest import OUTSIDER_KEY, live_db
+from .conftest import OUTSIDER_KEY, allow_test_env_refs, live_db
 
 pytestmark = live_db
 
@@ -295,6 +295,7 @@ def test_the_anthropic_sdk_works_in_front_of_an_openai_compatible_target(
     monkeypatch.setenv("KT_TEST_OPENAI_KEY", "sk-test")
     gw.target.provider = "openai"
     gw.target.base_url = f"{fake_provider}/v1"
+    allow_test_env_refs(gw.org)
     gw.target.secret_env = "KT_TEST_OPENAI_KEY"
     gw.target.save()
     price = PriceFactory(provider="openai", model="gpt-test")
