@@ -2,10 +2,10 @@
 
 import os
 import resource
-import tempfile
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
