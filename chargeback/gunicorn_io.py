@@ -47,14 +47,19 @@ class RequestTimeout(TimeoutError):
     """The client stopped sending its request (gunicorn closes a connection whose body failed)."""
 
 
-def head_ready(data: bytes, limit: int) -> bool:
-    """Whether a thread can parse `data` without waiting for more: the head is complete, or the
-    parser will reject it at once (too long, or lines ending in a bare LF, which gunicorn
-    refuses rather than waits on)."""
+def head_ready(data: bytes, limit: int, before: bytes = b"", size: int = 0) -> bool:
+    """Whether a thread can parse the buffered head without waiting for more: the head is
+    complete, or the parser will reject it at once (too long, or a line ending in a bare LF,
+    which gunicorn refuses rather than waits on).
+
+    `data` is what just arrived, `before` the last 3 bytes buffered before it and `size` all
+    that is buffered now: each byte is looked at once, however many pieces the head comes in
+    (a client sending a byte at a time must not make the main loop rescan its buffer)."""
+    window = before + data
     return (
-        b"\r\n\r\n" in data
-        or len(data) > limit
-        or (b"\n" in data and data.count(b"\n") != data.count(b"\r\n"))
+        b"\r\n\r\n" in window
+        or max(size, len(window)) > limit
+        or (b"\n" in data and data.count(b"\n") != (before[-1:] + data).count(b"\r\n"))
     )
 
 

@@ -170,9 +170,13 @@ class GatewayThreadWorker(ThreadWorker):
         if not data:
             return None
         buf = conn.parser.unreader.buf
-        buf.seek(0, os.SEEK_END)
+        size = buf.seek(0, os.SEEK_END)
+        before = b""
+        if size:
+            buf.seek(max(0, size - 3))
+            before = buf.read()
         buf.write(data)
-        return head_ready(buf.getvalue(), self.head_limit)
+        return head_ready(data, self.head_limit, before, size + len(data))
 
     def finish_request(self, conn, fs):
         if getattr(conn, "reads_heads", False) and not fs.cancelled():

@@ -165,3 +165,25 @@ def test_a_worker_out_of_file_descriptors_pauses_accepting_and_recovers(serve):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(request("/pid"))
         assert read_response(sock, bytearray())[1] == pid_before
+
+
+def test_a_head_sent_one_byte_at_a_time_is_answered_when_its_last_byte_arrives(serve):
+    port = serve(threads=1)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for byte in request("/bytewise", close=True):
+            sock.sendall(bytes([byte]))
+            time.sleep(0.002)  # each byte its own segment, each its own read by the server
+
+        assert read_response(sock, bytearray())[1] == b"/bytewise"
+
+
+def test_a_head_with_bare_line_feeds_is_refused_at_once_not_at_the_deadline(serve):
+    port = serve(threads=1, WEB_HEADER_TIMEOUT="30")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /x HTTP/1.1\nHost: t\n")  # and never the blank line
+        answer = read_all(sock)
+
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert time.monotonic() - started < 2
