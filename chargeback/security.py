@@ -1,6 +1,7 @@
 """The portal's HTTP hardening that settings alone do not give: the Content-Security-Policy
 header, and which address a request comes from when reverse proxies stand in front."""
 
+from axes.backends import AxesStandaloneBackend
 from django.conf import settings
 from django.contrib import admin
 from django.shortcuts import render
@@ -48,3 +49,14 @@ def lockout_response(request, original_response=None, credentials=None):
     response = render(request, "admin/locked_out.html", context, status=429)
     response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
     return response
+
+
+class LoginLockoutBackend(AxesStandaloneBackend):
+    """django-axes' check, for sign-ins that come with a request (the login form always does).
+    `authenticate()` called by code without one (a shell, a test client's login) is not an HTTP
+    sign-in: nothing to count, and axes itself would refuse it outright."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)

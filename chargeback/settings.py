@@ -303,7 +303,7 @@ KT_API_SCHEMA_PUBLIC = env.bool(
 # included. Attempts are rows in the database (shared by every process; an admin can delete
 # them to unlock early, or `manage.py axes_reset`).
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "chargeback.security.LoginLockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = env.int("KT_LOGIN_FAILURE_LIMIT", default=5)
