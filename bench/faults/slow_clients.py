@@ -199,7 +199,13 @@ def main() -> None:
         gunicorn = subprocess.Popen(
             [py, "-m", "gunicorn", "-c", "chargeback/gunicorn_conf.py", "chargeback.wsgi"],
             cwd=repo,
-            env={**env, "KT_HOST": "127.0.0.1", "PORT": str(port), "BENCH_UPSTREAM_KEY": "sk"},
+            env={
+                **env,
+                "KT_HOST": "127.0.0.1",
+                "PORT": str(port),
+                "BENCH_UPSTREAM_KEY": "sk",
+                "KT_UPSTREAM_ALLOW_HOSTS": "127.0.0.1",  # the fake provider (main after trust-secrets)
+            },
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
