@@ -19,10 +19,15 @@ bind = f"{os.environ.get('KT_HOST', '0.0.0.0')}:{os.environ.get('PORT', '41002')
 worker_class = "chargeback.gunicorn_worker.GatewayThreadWorker"
 workers = int(os.environ.get("WEB_WORKERS", "2"))
 threads = int(os.environ.get("WEB_THREADS", "512"))
-# Connections a worker keeps (open streams and idle keep-alive clients); above threads so that
-# keep-alive clients never keep a stream out.
-worker_connections = int(os.environ.get("WEB_CONNECTIONS", str(max(1000, 2 * threads))))
+# Connections a worker keeps: open streams, idle keep-alive clients and clients still sending
+# their request head. Only requests being served hold a thread (the worker reads heads in its
+# main loop), so this is well above threads: slow or idle clients never keep a stream out, and
+# the limit is file descriptors (the worker lifts its soft limit to fit) and a few KB each.
+worker_connections = int(os.environ.get("WEB_CONNECTIONS", str(max(4096, 4 * threads))))
 keepalive = 75
-timeout = 0  # a stream may last minutes; the gateway enforces its own upstream timeouts
+# No worker timeout: a stream may last minutes and the gateway enforces its own upstream
+# timeouts. What a client sends is bounded by the worker instead (WEB_HEADER_TIMEOUT,
+# WEB_BODY_TIMEOUT, WEB_BODY_MIN_RATE: chargeback/gunicorn_io.py); what it reads is not.
+timeout = 0
 graceful_timeout = 30
 accesslog = os.environ.get("ACCESS_LOG") or None

@@ -3,6 +3,7 @@ SQLite, Celery eager, local-memory cache, console email."""
 
 import ipaddress
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -33,6 +34,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "import_export",
+    "axes",  # login lockouts (the security section below)
     "chargeback",
     "wallets",
     "gateway",
@@ -49,6 +51,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "chargeback.security.ContentSecurityPolicyMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into its page
 ]
 
 ROOT_URLCONF = "chargeback.urls"
@@ -273,3 +277,66 @@ KT_GATEWAY_ASYNC_COMMIT = env.bool("KT_GATEWAY_ASYNC_COMMIT", default=False)
 # true: captures that arrive together commit in one transaction (gateway/groupcommit.py); each
 # request still returns only after its capture committed.
 KT_GATEWAY_GROUP_COMMIT = env.bool("KT_GATEWAY_GROUP_COMMIT", default=True)
+
+# --- security (docs/configuration.md, "Security") ---
+# HTTPS settings follow SITE_URL's scheme: a site served over https gets Secure cookies, HSTS
+# and the redirect to https by default; the demo (http://localhost) gets none of them.
+KT_HTTPS = SITE_URL.lower().startswith("https://")
+# Reverse proxies in front of the web process (the docker-compose nginx is one). With one or
+# more, the scheme comes from X-Forwarded-Proto and the client address from X-Forwarded-For
+# (that many entries from its right); the proxy must set both, overwriting what clients send.
+KT_TRUSTED_PROXIES = env.int("KT_TRUSTED_PROXIES", default=0)
+if KT_TRUSTED_PROXIES > 0:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=KT_HTTPS)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=KT_HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=KT_HTTPS)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if KT_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=KT_HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Preloading puts the domain on browsers' built-in HTTPS list, a decision for the domain's
+# owner (SECURE_HSTS_PRELOAD=true), not a default; `check --deploy` would otherwise ask for it.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# The portal's pages: scripts, styles and images from this site only, never framed
+# (chargeback/security.py; the gateway's responses are JSON and skip it). /api/docs/ renders
+# Redoc from its CDN and gets KT_CSP_API_DOCS instead.
+# The hashes allow exactly the one event handler and two style attributes of
+# django-import-export's export page (admin/import_export/export.html), nothing else inline.
+KT_CSP = env(
+    "KT_CSP",
+    default="default-src 'self'; "
+    "script-src 'self' 'unsafe-hashes' 'sha256-wid4zL8fR53ZYy1ljOepzR77Dn6vWUUxuNnnWWBP3I8='; "
+    "style-src 'self' 'unsafe-hashes' 'sha256-mHgUAqxc8GPXM/QhzkHrHujcrQTU9fd6ZjWz+icxKcA=' "
+    "'sha256-+YWRMZ88jMyO7jVlBA52tZADiPobPIUA8LAWee68Fvs='; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
+KT_CSP_API_DOCS = env(
+    "KT_CSP_API_DOCS",
+    default="default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://fonts.googleapis.com; "
+    "font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https://cdn.redoc.ly; "
+    "worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "frame-ancestors 'none'",
+)
+# /api/schema/ and /api/docs/: public, or only for a staff session or an admin token.
+KT_API_SCHEMA_PUBLIC = env.bool(
+    "KT_API_SCHEMA_PUBLIC", default=env.bool("KT_EMBEDDED", default=True)
+)
+
+# Login lockouts (django-axes) on the one login form (/admin/login/, which the dashboards use
+# too): after KT_LOGIN_FAILURE_LIMIT failed sign-ins for one username, or from one client
+# address, that username or address is refused for KT_LOGIN_LOCKOUT_MINUTES, the right password
+# included. Attempts are rows in the database (shared by every process; an admin can delete
+# them to unlock early, or `manage.py axes_reset`).
+AUTHENTICATION_BACKENDS = [
+    "chargeback.security.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("KT_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("KT_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "chargeback.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "chargeback.security.lockout_response"
+AXES_VERBOSE = False

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+
+from chargeback.api_docs import DocsView, SchemaView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -8,17 +9,7 @@ urlpatterns = [
     path("v1/", include("reports.urls")),
     path("v1/", include("gateway.urls")),
     path("v1/", include("chargeback.api_urls")),  # config, provider secrets
-    path(
-        "api/schema/",
-        SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
-        name="schema",
-    ),
-    path(
-        "api/docs/",
-        SpectacularRedocView.as_view(
-            url_name="schema", authentication_classes=[], permission_classes=[]
-        ),
-        name="api-docs",
-    ),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
+    path("api/docs/", DocsView.as_view(url_name="schema"), name="api-docs"),
     path("", include("reports.dashboard_urls")),
 ]

@@ -37,9 +37,15 @@ from tests.conftest import bearer_client
 from wallets import services as wallet_services
 from wallets.models import Budget, Wallet
 
-# Django's own user and group admins are the platform operator's (superusers only); nothing of
-# a tenant is written there.
-PLATFORM_ADMINS = {"auth.user", "auth.group"}
+# Django's own user and group admins and django-axes' login records (lockouts) are the platform
+# operator's (superusers only); nothing of a tenant is written there.
+PLATFORM_ADMINS = {
+    "auth.user",
+    "auth.group",
+    "axes.accessattempt",
+    "axes.accessfailurelog",
+    "axes.accesslog",
+}
 
 
 def form_data(form) -> dict:

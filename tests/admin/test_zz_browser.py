@@ -1,4 +1,6 @@
-"""One real-browser check: finance logs in and reads departments and events in Chromium.
+"""One real-browser check: finance logs in and reads departments, events, the reconciliation
+and the dashboards in Chromium, and the Content-Security-Policy (chargeback/security.py) refuses
+nothing on those pages: no violation event, no CSP message in the console.
 
 Named to run last in tests/admin: live_server needs a transactional database, which is flushed
 afterwards, and the package's shared tenants (tests/admin/conftest.py) must outlive the other
@@ -11,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from playwright.sync_api import sync_playwright
 
@@ -56,7 +59,16 @@ def test_finance_reads_departments_and_events_in_a_real_browser(tenants, live_se
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 800})
-            page.goto(f"{live_server.url}/admin/login/")
+            console = []
+            page.on("console", lambda message: console.append(message.text))
+            # Runs before the page's own scripts, and outside its policy (a DevTools script).
+            page.add_init_script(
+                "window.kt_csp = [];"
+                "document.addEventListener('securitypolicyviolation', e =>"
+                " window.kt_csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+            )
+            login = page.goto(f"{live_server.url}/admin/login/")
+            assert "script-src 'self'" in login.headers["content-security-policy"]
             page.fill("#id_username", "acme_finance")
             page.fill("#id_password", PASSWORD)
             page.click("input[type=submit]")
@@ -81,7 +93,28 @@ def test_finance_reads_departments_and_events_in_a_real_browser(tenants, live_se
             assert page.inner_text("#kt-total-requests") == "6"
             assert "outsider" not in page.content().lower()
             page.screenshot(path=str(img / "admin-events.png"), full_page=True)
+            assert page.evaluate("window.kt_csp") == []
+
+            page.goto(f"{live_server.url}/admin/reports/providerinvoice/reconciliation/")
+            assert page.locator("#reconciliation").is_visible()
+            assert page.evaluate("window.kt_csp") == []
+            page.goto(f"{live_server.url}/admin/reports/providerinvoice/export/")
+            assert page.locator("input.select-toggle").count() == 1
+            assert page.evaluate("window.kt_csp") == []
+
+            dashboard = page.goto(f"{live_server.url}/dashboard/")
+            assert dashboard.headers["content-security-policy"] == settings.KT_CSP
+            assert page.locator("svg.chart").count() >= 3  # the charts render under the policy
+            assert page.evaluate("window.kt_csp") == []
+            # The month picker submits through static/js/dashboard.js, not an inline handler.
+            with page.expect_navigation():
+                page.fill("input[type=month]", "2026-01")
+                page.dispatch_event("input[type=month]", "change")
+            assert "month=2026-01" in page.url
+            page.goto(f"{live_server.url}/dashboard/departments/{acme.owned.team_id}/")
+            assert page.evaluate("window.kt_csp") == []
         finally:
             browser.close()
+    assert [line for line in console if "Content Security Policy" in line] == []
     assert (img / "admin-departments.png").stat().st_size > 10_000
     assert (img / "admin-events.png").stat().st_size > 10_000

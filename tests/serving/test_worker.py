@@ -2,92 +2,10 @@
 with the project's gunicorn settings: a kept-alive client's next request is served by the
 thread that answered it, and nothing about keep-alive, pipelining or closing changes."""
 
-import os
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import pytest
-
-from tests.ports import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def serve():
-    """Start gunicorn with chargeback/gunicorn_conf.py on the echo app; yield its port."""
-    procs = []
-
-    def start(linger_ms: int, threads: int = 4) -> int:
-        port = free_port()
-        env = {
-            **os.environ,
-            "KT_HOST": "127.0.0.1",
-            "PORT": str(port),
-            "WEB_WORKERS": "1",
-            "WEB_THREADS": str(threads),
-            "WEB_KEEPALIVE_LINGER_MS": str(linger_ms),
-        }
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "chargeback/gunicorn_conf.py",
-                "tests.serving.echo_app:app",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        procs.append(proc)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return port
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read().decode()
-                time.sleep(0.05)
-        raise AssertionError("gunicorn did not start")
-
-    yield start
-    for proc in procs:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def request(path: str, close: bool = False) -> bytes:
-    connection = "close" if close else "keep-alive"
-    return f"GET {path} HTTP/1.1\r\nHost: t\r\nConnection: {connection}\r\n\r\n".encode()
-
-
-def read_response(sock: socket.socket, pending: bytearray) -> tuple[str, bytes]:
-    """One response off the socket: (the thread id that served it, the path it saw)."""
-    while b"\r\n\r\n" not in pending:
-        chunk = sock.recv(65536)
-        assert chunk, "the server closed the connection"
-        pending += chunk
-    head, _, rest = bytes(pending).partition(b"\r\n\r\n")
-    length = int(
-        next(
-            line.split(b":")[1]
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length")
-        )
-    )
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "the server closed the connection mid-body"
-        rest += chunk
-    pending[:] = rest[length:]
-    thread, path = rest[:length].split(b" ")
-    return thread.decode(), path
+from tests.serving.client import read_response, request
 
 
 def test_a_client_that_sends_at_once_keeps_the_thread_that_answered_it(serve):
