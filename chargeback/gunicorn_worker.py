@@ -8,6 +8,10 @@ the main loop's bookkeeping cost a fifth to a third of the gateway's CPU per req
 thread wake-ups of latency (docs/performance.md). Here the thread that answered waits a few
 milliseconds for the same client's next request and serves it itself; a connection that stays
 quiet longer goes back to the main loop exactly as before, so idle clients cost no thread.
+
+It also closes the connection when the application asks (CLOSE_CONNECTION): the gateway does
+when it answered before reading the request's body (gateway/middleware.py), whose bytes must
+not be parsed as the next request.
 """
 
 import os
@@ -21,6 +25,10 @@ LINGER = float(os.environ.get("WEB_KEEPALIVE_LINGER_MS", "5")) / 1000
 
 
 class GatewayThreadWorker(ThreadWorker):
+    def load_wsgi(self):
+        super().load_wsgi()
+        self.wsgi = closing_on_request(self.wsgi)
+
     def handle(self, conn):
         keepalive = super().handle(conn)
         while keepalive is True and self.alive and not conn.is_http2 and _next_request(conn):
@@ -40,3 +48,25 @@ def _next_request(conn) -> bool:
         return bool(poller.poll(LINGER * 1000))
     except (OSError, ValueError):  # closed under us: the main loop's path handles it
         return False
+
+
+# Set in the WSGI environ (Django's request.META) by an application that needs the connection
+# closed after its reply; see gateway/middleware.py.
+CLOSE_CONNECTION = "kt.close_connection"
+
+
+def closing_on_request(app):
+    """`app`, with CLOSE_CONNECTION in the environ turned into gunicorn closing the connection
+    (it drops an application's own `Connection: close` as a hop-by-hop header)."""
+
+    def wrapped(environ, start_response):
+        def start(status, headers, exc_info=None):
+            if environ.get(CLOSE_CONNECTION):
+                response = getattr(start_response, "__self__", None)  # gunicorn's Response
+                if hasattr(response, "force_close"):
+                    response.force_close()
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return wrapped

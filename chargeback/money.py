@@ -36,6 +36,14 @@ def to_cents(value) -> Decimal:
     return Decimal(value or 0).quantize(CENT, rounding=ROUNDING)
 
 
+def display_amount(value) -> str:
+    """An amount as shown to people where it must stay true: cents when that is exact, else
+    every stored digit (a sub-cent cost is not "0.00"). For one amount, not a total."""
+    value = Decimal(value or 0)
+    cents = to_cents(value)
+    return str(cents) if cents == value else f"{value.normalize():f}"
+
+
 def parse_amount(value) -> Decimal:
     """A user-supplied amount as a Decimal, never via float. Raises ValueError."""
     if isinstance(value, bool) or value is None:
