@@ -89,19 +89,35 @@ def _too_deep() -> GatewayError:
 def _walk(body, surrogates: bool) -> None:
     """Depth of every container; with `surrogates`, every string and key too. Iterative, so a
     body that is too deep cannot overflow the stack here."""
+    if surrogates:
+        _walk_text(body)
     stack = [(body, 1)]
+    pop, push = stack.pop, stack.append
     while stack:
-        value, depth = stack.pop()
+        value, depth = pop()
         if depth > MAX_DEPTH:
             raise _too_deep()
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, item in items:
-            if surrogates and isinstance(key, str) and _SURROGATE.search(key):
-                raise _surrogate()
-            if isinstance(item, dict | list):
-                stack.append((item, depth + 1))
-            elif surrogates and isinstance(item, str) and _SURROGATE.search(item):
-                raise _surrogate()
+        depth += 1
+        for item in value.values() if type(value) is dict else value:
+            kind = type(item)
+            if kind is dict or kind is list:
+                push((item, depth))
+
+
+def _walk_text(body) -> None:
+    """Every string and key, for lone surrogates (only when the text has a `\\ud` escape)."""
+    stack = [body]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key in value:
+                if _SURROGATE.search(key):
+                    raise _surrogate()
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and _SURROGATE.search(value):
+            raise _surrogate()
 
 
 def _surrogate() -> GatewayError:
