@@ -36,12 +36,14 @@ def to_cents(value) -> Decimal:
     return Decimal(value or 0).quantize(CENT, rounding=ROUNDING)
 
 
-def display_amount(value) -> str:
-    """An amount as shown to people where it must stay true: cents when that is exact, else
-    every stored digit (a sub-cent cost is not "0.00"). For one amount, not a total."""
-    value = Decimal(value or 0)
-    cents = to_cents(value)
-    return str(cents) if cents == value else f"{value.normalize():f}"
+def exact_str(value) -> str | None:
+    """An exact amount as people read it, nothing rounded away: at least 2 places, at most the
+    8 stored (20000 -> "20000.00", 0.000123 -> "0.000123")."""
+    if value is None:
+        return None
+    value = Decimal(value)
+    places = max(2, -value.normalize().as_tuple().exponent)
+    return f"{value:.{places}f}"
 
 
 def parse_amount(value) -> Decimal:

@@ -17,7 +17,7 @@ from chargeback.admin_base import (
     snapshot,
 )
 from chargeback.admin_scope import RequestScopedResource
-from chargeback.money import ZERO, AmountField, display_amount, to_cents
+from chargeback.money import ZERO, AmountField, to_cents
 from gateway.models import Price, UsageEvent
 
 # What a price *is*; `effective_to` alone may be set in place (closing a row keeps history).
@@ -206,7 +206,8 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
     @admin.display(description="Cost", ordering="cost")
     def cost_column(self, obj):
         # One call can cost a fraction of a cent: cents when exact, else every stored digit.
-        return display_amount(obj.cost)
+        cents = to_cents(obj.cost)
+        return cents if cents == obj.cost else f"{obj.cost.normalize():f}"
 
     @admin.display(description="Tokens (in + out)")
     def tokens(self, obj):

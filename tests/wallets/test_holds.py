@@ -3,7 +3,6 @@ from decimal import Decimal
 import pytest
 
 from chargeback.errors import InsufficientFunds
-from chargeback.money import display_amount
 from gateway.fastpath import hold_place_fast
 from wallets import services
 from wallets.models import Hold, LedgerEntry
@@ -62,13 +61,6 @@ def test_the_refusal_states_sub_cent_amounts_as_they_are(engineering, place):
     with pytest.raises(InsufficientFunds) as exc:
         hold(wallet=wallet, amount=Decimal("1.5"), request_id="req_2")
     assert "this request may cost up to 1.50 USD" in exc.value.message  # cents when exact
-
-
-def test_display_amounts_keep_every_digit_only_when_cents_would_lie():
-    assert display_amount(Decimal("12.30000000")) == "12.30"
-    assert display_amount(Decimal("0.00000001")) == "0.00000001"
-    assert display_amount(Decimal("-0.00500000")) == "-0.005"
-    assert display_amount(None) == "0.00"
 
 
 def test_expired_holds_are_swept_once(engineering):
