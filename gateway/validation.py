@@ -7,11 +7,12 @@ the provider answered (an answered call that could not be captured). The rules:
 
 - **Encoding**: strict UTF-8 JSON; no lone UTF-16 surrogates (`"\\ud800"` escapes, which no UTF-8
   text can hold); no `NaN`/`Infinity` literals and no number too large for a float (`1e400`).
-- **Depth**: arrays and objects nested at most `MAX_DEPTH` levels (the parser's own limit,
-  about 1,000, is reached by a 2 KB body and would crash the recursive code after it).
-- **Fields the gateway reads**: their types and ranges (`FIELD_RULES`, the table in
-  docs/gateway.md). Strings stored on the usage event (`model`, `user`, `metadata.user_id`) have
-  no control characters (PostgreSQL cannot store NUL).
+- **Depth**: arrays and objects nested at most `MAX_DEPTH` levels. The code that reads the body
+  after the parser recurses (the prompt fingerprint failed at 440 levels, a 1 KB body) and so
+  does the parser itself (about 1,000 levels, a 2 KB body); 64 is far beyond any real request.
+- **Fields the gateway reads** (`body_validate`): their types and ranges (`INTEGER_RULES`,
+  `NUMBER_RULES`; the table in docs/gateway.md). Strings stored on the usage event (`model`,
+  `user`, `metadata.user_id`) have no control characters (PostgreSQL cannot store NUL).
 
 Cost: the checks are a few dictionary lookups, plus two substring searches and a bracket count
 over the text; the whole body is walked only when it could break a rule those cannot decide

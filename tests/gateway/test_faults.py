@@ -285,6 +285,9 @@ def test_a_targets_connect_timeout_applies_instead_of_the_setting(gw, oai, setti
         listener.listen(0)
         queued.connect(listener.getsockname())
         port = listener.getsockname()[1]
+        # The operator's allow-list, where the gateway checks upstream addresses (a loopback
+        # port is refused otherwise).
+        settings.KT_UPSTREAM_ALLOW_HOSTS = [f"127.0.0.1:{port}"]
         ProviderTarget.objects.filter(pk=gw.target.pk).update(
             base_url=f"http://127.0.0.1:{port}", options={"timeouts": {"connect": 0.3}}
         )

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db(transaction=True, available_apps=GATEWAY_APPS
 
 
 @pytest.fixture(scope="module")
-def gunicorn(django_db_setup, django_db_blocker):
+def gunicorn(django_db_setup, django_db_blocker, fake_provider):
     """gunicorn -c chargeback/gunicorn_conf.py on the test database; yields its port."""
     db = connection.settings_dict
     port = free_port()
@@ -44,6 +44,9 @@ def gunicorn(django_db_setup, django_db_blocker):
         "KT_MAX_BODY_BYTES": str(LIMIT),
         "KT_KEY_CACHE_SECONDS": "0",  # each test has its own organizations (flushed after)
         "KT_PRICE_CACHE_SECONDS": "0",
+        # The fake provider is the operator's (allowed where upstream addresses are checked).
+        "KT_FAKE_PROVIDER_URL": fake_provider,
+        "KT_UPSTREAM_ALLOW_HOSTS": fake_provider.split("://", 1)[1],
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "chargeback/gunicorn_conf.py", WSGI_APP],
