@@ -27,7 +27,7 @@ from gateway.ratelimit import ratelimit_admit, ratelimit_spend
 from gateway.recording import event_record, usage_record
 from gateway.routing import route, wallet_of
 from gateway.streaming import Relay, elapsed_ms, release_connection
-from gateway.validation import storable
+from gateway.validation import lone_surrogate, storable
 from gateway.wire import StreamScanner, text_bytes_of_json, usage_from_json
 from wallets.services import hold_place
 
@@ -90,9 +90,9 @@ class Call:
         self.user = end_user(self.request, body)
         self.tags = tags_of(self.request)
         self.target, self.price = route(ctx, model=self.model, endpoint=self.endpoint)
-        ratelimit_admit(ctx)
-        self.fingerprint = estimate.prompt_fingerprint(body)
         self._bounds()
+        self.fingerprint = estimate.prompt_fingerprint(body)
+        ratelimit_admit(ctx)
         self.upstream = upstream_for(self.target)
         self.translate = self.upstream.adapter.translates(self.endpoint)
         self.upstream_endpoint = "chat" if self.translate else self.endpoint
@@ -127,13 +127,20 @@ class Call:
         `completion_cap` output tokens (the output cap, the model's at most, times `n`). The
         hold covers them; an estimate for usage the provider never reported stays within them."""
         price, body = self.price, self.body
+        try:
+            # Encodes every string of the prompt (or input) to count its bytes: a lone
+            # surrogate, which no UTF-8 text holds, shows here at no extra cost.
+            if self.endpoint == "embeddings":
+                self.prompt_bound = estimate.embedding_upper_bound(body)
+            else:
+                self.prompt_bound = estimate.prompt_upper_bound(
+                    body, context_window=price.context_window
+                )
+        except UnicodeEncodeError:
+            raise lone_surrogate() from None
         if self.endpoint == "embeddings":
-            self.prompt_bound = estimate.embedding_upper_bound(body)
             self.output_cap, self.choices = 0, 1
         else:
-            self.prompt_bound = estimate.prompt_upper_bound(
-                body, context_window=price.context_window
-            )
             cap = output_cap(self.endpoint, body)
             self.output_cap = price.max_output_tokens if cap is None else cap
             # Only chat completions have choices; every choice may use the whole output cap.

@@ -5,8 +5,11 @@ the route, the end user, the Anthropic translation, the usage event's fields) mu
 for any body that passes here, so a crafted body is a 400 before the hold, never a crash after
 the provider answered (an answered call that could not be captured). The rules:
 
-- **Encoding**: strict UTF-8 JSON; no lone UTF-16 surrogates (`"\\ud800"` escapes, which no UTF-8
-  text can hold); no `NaN`/`Infinity` literals and no number too large for a float (`1e400`).
+- **Encoding**: strict UTF-8 JSON; no `NaN`/`Infinity` literals and no number too large for a
+  float (`1e400`). No lone UTF-16 surrogates (`"\\ud800"` escapes, which no UTF-8 text can
+  hold) in what the gateway reads as text: the stored ids here, and the prompt and embedding
+  input, whose every string the hold's estimate encodes anyway (gateway/proxy.py turns its
+  UnicodeEncodeError into `lone_surrogate()`, the same 400). Elsewhere they are relayed as sent.
 - **Depth**: arrays and objects nested at most `MAX_DEPTH` levels. The code that reads the body
   after the parser recurses (the prompt fingerprint failed at 440 levels, a 1 KB body) and so
   does the parser itself (about 1,000 levels, a 2 KB body); 64 is far beyond any real request.
@@ -14,9 +17,8 @@ the provider answered (an answered call that could not be captured). The rules:
   `NUMBER_RULES`; the table in docs/gateway.md). Strings stored on the usage event (`model`,
   `user`, `metadata.user_id`) have no control characters (PostgreSQL cannot store NUL).
 
-Cost: the checks are a few dictionary lookups, plus two substring searches and a bracket count
-over the text; the whole body is walked only when it could break a rule those cannot decide
-(more than `MAX_DEPTH` brackets in the text, or a `\\ud` escape).
+Cost: one iterative walk that looks at each array item and object value once (strings are not
+read: the cost is per item, whatever the text's length) and a few dictionary lookups.
 """
 
 import json
@@ -30,7 +32,6 @@ MAX_N = 128  # OpenAI's limit on `n`
 MAX_TOKENS = 2**31 - 1  # any real output cap is far below; the hold clamps to the model's
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _UNSTORABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
@@ -75,11 +76,7 @@ def body_parse(raw: bytes) -> dict:
         raise _invalid_json("We could not parse the JSON body of your request.") from None
     if not isinstance(body, dict):
         raise _invalid_json("The request body must be a JSON object.")
-    # Cheap text-level screens; the walk runs only when they cannot rule a problem out.
-    deep = text.count("[") + text.count("{") > MAX_DEPTH
-    surrogates = "\\ud" in text or "\\uD" in text
-    if deep or surrogates:
-        _walk(body, surrogates)
+    _check_depth(body)
     return body
 
 
@@ -87,11 +84,9 @@ def _too_deep() -> GatewayError:
     return _invalid_json(f"The JSON body is nested too deeply (at most {MAX_DEPTH} levels).")
 
 
-def _walk(body, surrogates: bool) -> None:
-    """Depth of every container; with `surrogates`, every string and key too. Iterative, so a
-    body that is too deep cannot overflow the stack here."""
-    if surrogates:
-        _walk_text(body)
+def _check_depth(body: dict) -> None:
+    """Every array and object at most MAX_DEPTH levels deep. Iterative, so a body that is too
+    deep cannot overflow the stack here."""
     stack = [(body, 1)]
     pop, push = stack.pop, stack.append
     while stack:
@@ -105,23 +100,7 @@ def _walk(body, surrogates: bool) -> None:
                 push((item, depth))
 
 
-def _walk_text(body) -> None:
-    """Every string and key, for lone surrogates (only when the text has a `\\ud` escape)."""
-    stack = [body]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            for key in value:
-                if _SURROGATE.search(key):
-                    raise _surrogate()
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, str) and _SURROGATE.search(value):
-            raise _surrogate()
-
-
-def _surrogate() -> GatewayError:
+def lone_surrogate() -> GatewayError:
     return _invalid_json(
         "The JSON body contains a lone UTF-16 surrogate (e.g. \\ud800), which is not text."
     )
@@ -150,7 +129,8 @@ def _number(name: str, value, low: float, high: float) -> None:
 
 def _identifier(name: str, value, *, required: bool = False) -> None:
     """A string stored on the usage event: no control characters (PostgreSQL cannot store NUL;
-    the others only garble the admin and the exports). Longer than the column is cut there."""
+    the others only garble the admin and the exports) and no lone surrogates (not UTF-8).
+    Longer than the column is cut there."""
     if value is None and not required:
         return
     if not isinstance(value, str) or (required and not value):
@@ -160,9 +140,9 @@ def _identifier(name: str, value, *, required: bool = False) -> None:
             code="missing_model" if missing else "invalid_type",
             param=name,
         )
-    if _CONTROL.search(value):
+    if _UNSTORABLE.search(value):
         raise bad_request(
-            f"'{name}' must not contain control characters.", code="invalid_value", param=name
+            f"'{name}' must be text without control characters.", code="invalid_value", param=name
         )
 
 

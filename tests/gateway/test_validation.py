@@ -57,16 +57,18 @@ def test_a_body_just_within_the_limit_is_safe_for_everything_computed_from_it():
 
 
 @pytest.mark.parametrize(
-    "raw",
+    ("raw", "param"),
     [
-        b'{"model": "m", "messages": [{"role": "user", "content": "\\ud800"}]}',
-        b'{"model": "m", "messages": [{"role": "user", "content": [{"text": "a\\uDFFFb"}]}]}',
-        b'{"model": "m", "messages": [{"role": "user", "\\ud83d": "x"}]}',
-        b'{"model": "m", "user": "\\udc00", "messages": [{"role": "user", "content": "hi"}]}',
+        (b'{"model": "m", "user": "\\udc00", "messages": [{"role": "user"}]}', "user"),
+        (b'{"model": "m\\ud800", "messages": [{"role": "user"}]}', "model"),
+        (
+            b'{"model": "m", "metadata": {"user_id": "a\\uDFFF"}, "messages": [{}]}',
+            "metadata.user_id",
+        ),
     ],
 )
-def test_lone_surrogates_are_refused(raw):
-    assert "surrogate" in _refused(raw).message
+def test_lone_surrogates_in_the_ids_stored_on_the_event_are_refused(raw, param):
+    assert _refused(raw).param == param
 
 
 def test_a_surrogate_pair_is_text_and_passes():
@@ -197,6 +199,16 @@ def test_validating_a_typical_body_costs_microseconds():
         ("chat/completions", _chat(model="fake-chat", n=10**40)),
         ("chat/completions", _chat(model="fake-chat\u0000")),
         ("messages", b'{"model": "fake-chat", "max_tokens": 5, "messages": "\\ud800"}'),
+        # Lone surrogates in the prompt: found by the hold's estimate, which encodes its text.
+        ("chat/completions", b'{"model": "fake-chat", "messages": [{"content": "\\ud800"}]}'),
+        (
+            "messages",
+            (
+                b'{"model": "fake-chat", "max_tokens": 5, "system": [{"text": "a\\uDFFF"}], '
+                b'"messages": [{"role": "user", "content": "hi"}]}'
+            ),
+        ),
+        ("embeddings", b'{"model": "fake-embed", "input": ["ok", "\\udbff"]}'),
         ("messages", _chat(model="fake-chat", max_tokens=5, metadata={"user_id": "\x00"})),
         ("embeddings", b'{"model": "fake-embed", "input": [[[1]]]}'),
     ],
