@@ -9,7 +9,9 @@ harness's fast nginx mock) and `bench-slow` (target `openai` at the slow SSE ups
 one department, one consumer group with a known key and a wallet funded with $1,000,000,000.
 The model is the harness's `gpt-4o-mini`, priced from the shipped catalog (openai). Idempotent.
 `report` prints, per organization, what the ledger says after a run: events, their total cost,
-captures, pending holds, and whether balance = sum of the ledger and held = sum of open holds.
+captures, pending holds, whether balance = sum of the ledger and held = sum of open holds, and
+how many captures exceeded their hold (with the largest capture/hold ratio; events flagged
+`above_hold`).
 """
 
 import json
@@ -25,7 +27,7 @@ import django
 
 django.setup()
 
-from django.db.models import Count, Sum  # noqa: E402
+from django.db.models import Count, F, Max, Sum  # noqa: E402
 
 from chargeback.keys import hash_key, key_prefix  # noqa: E402
 from chargeback.models import ConsumerGroup, Department, Organization, ProviderTarget  # noqa: E402
@@ -102,8 +104,15 @@ def report() -> dict:
                     "spent": str(FUNDS - wallet.balance),
                 }
             )
+        over = Hold.objects.filter(
+            organization=org, status="captured", captured_amount__gt=F("amount"), amount__gt=0
+        )
+        ratio = over.aggregate(r=Max(F("captured_amount") / F("amount")))["r"]
         out[org.slug] = {
             "events": events.count(),
+            "captures_above_hold": over.count(),
+            "largest_capture_over_hold": f"{ratio:.3f}" if ratio else None,
+            "events_above_hold": events.filter(above_hold=True).count(),
             "events_by_status": by_status,
             "events_cost": str(events.aggregate(s=Sum("cost"))["s"] or 0),
             "wallets": wallets,

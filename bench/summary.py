@@ -150,11 +150,15 @@ def main(out: Path) -> None:
                 w["balance_is_ledger_sum"] and w["held_is_open_holds"] for w in wallets
             )
             pending = sum(w["pending_holds"] for w in wallets)
+            over = now.get("captures_above_hold", 0) - was.get("captures_above_hold", 0)
+            largest = now.get("largest_capture_over_hold")
             print(
                 f"- {slug}: {now['events'] - was['events']} new usage events "
                 f"({now['events_by_status']}), total event cost {now['events_cost']}, "
                 f"{sum(w['captures'] for w in wallets)} captures, {pending} holds still pending, "
-                f"balance = ledger sum and held = open holds: {consistent}"
+                f"balance = ledger sum and held = open holds: {consistent}, "
+                f"captures above their hold: {over}"
+                + (f" (largest capture/hold {largest})" if over and largest else "")
             )
 
 

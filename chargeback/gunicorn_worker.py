@@ -25,6 +25,10 @@ that stays quiet longer goes back to the main loop exactly as before, so idle cl
 thread. The next head is read without waiting, as the main loop does: a client that sends half
 of it goes back to the main loop too.
 
+It also closes the connection when the application asks (CLOSE_CONNECTION): the gateway does
+when it answered before reading the request's body (gateway/middleware.py), whose bytes must
+not be parsed as the next request.
+
 TLS, HTTP/2, uWSGI and the PROXY protocol (none of which the project configures) keep stock
 gthread's reading.
 """
@@ -82,6 +86,10 @@ class GatewayThreadWorker(ThreadWorker):
             and str(getattr(cfg, "proxy_protocol", "off")).lower() in ("off", "false")
         )
         self.head_limit = head_limit(cfg)
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        self.wsgi = closing_on_request(self.wsgi)
 
     def init_process(self):
         # A connection is a descriptor, an upstream call another; plus pools, logs, listeners.
@@ -284,3 +292,25 @@ class GatewayThreadWorker(ThreadWorker):
                     conn.sock.sendall(TIMEOUT_RESPONSE)
                 return False
         return super().handle_request(req, conn)
+
+
+# Set in the WSGI environ (Django's request.META) by an application that needs the connection
+# closed after its reply; see gateway/middleware.py.
+CLOSE_CONNECTION = "kt.close_connection"
+
+
+def closing_on_request(app):
+    """`app`, with CLOSE_CONNECTION in the environ turned into gunicorn closing the connection
+    (it drops an application's own `Connection: close` as a hop-by-hop header)."""
+
+    def wrapped(environ, start_response):
+        def start(status, headers, exc_info=None):
+            if environ.get(CLOSE_CONNECTION):
+                response = getattr(start_response, "__self__", None)  # gunicorn's Response
+                if hasattr(response, "force_close"):
+                    response.force_close()
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return wrapped

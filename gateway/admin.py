@@ -166,6 +166,7 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
         "status",
         "tokens",
         "cost_column",
+        "above_hold",  # the provider billed more than the hold reserved (docs/pricing.md)
     ]
     list_filter = [
         "department",
@@ -174,6 +175,7 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
         "model_requested",
         EndUserFilter,
         "status",
+        "above_hold",
     ]
     list_select_related = ["department", "consumer_group"]
     search_fields = ["=request_id", "=user"]

@@ -111,7 +111,9 @@ def prompt_fingerprint(body: dict) -> str:
                 parts.append((str(message.get("role", "")), _normalised(message.get("content"))))
     elif "input" in body:
         parts.append(("input", _normalised(body.get("input"))))
-    return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()
+    # surrogatepass: the prompt's text was checked, but not what an image part holds.
+    text = json.dumps(parts, ensure_ascii=False).encode(errors="surrogatepass")
+    return hashlib.sha256(text).hexdigest()
 
 
 def _normalised(value) -> str:

@@ -6,15 +6,18 @@ It speaks enough of two wire formats for the SDKs and the gateway:
 - Anthropic: `POST /v1/messages` (stream and not, usage in `message_start`/`message_delta`).
 
 The reply text is derived from the prompt (same prompt, same text) and the usage is realistic:
-prompt tokens ~ UTF-8 bytes / 4 plus a few per message, one completion token per word.
+prompt tokens ~ UTF-8 bytes / 4 plus a few per message and IMAGE_TOKENS per image or document
+part (providers price an image by its size, not its base64 text), one completion token per word.
 
 Options, as request headers `x-fake-<name>: <value>` or appended to the model name
-(`fake-chat+latency=200+fault=500`):
-- `latency` ms before the first byte; `chunk_delay` ms between stream chunks;
+(`fake-chat+latency=200+fault=500`). Names are hyphenated in headers (`x-fake-chunk-delay`):
+servers drop header names with underscores (gunicorn, nginx), so a `x-fake-chunk_delay` header
+never reaches the gateway. Hyphens and underscores are the same name here.
+- `latency` ms before the first byte; `chunk-delay` ms between stream chunks;
 - `chunks` number of content chunks in a stream; `tokens` words in the reply (else max_tokens,
-  capped at 48);
+  capped at 48; more than max_tokens plays a provider that bills beyond the request's cap);
 - `cached` prompt tokens reported as cached (OpenAI `prompt_tokens_details.cached_tokens`,
-  Anthropic `cache_read_input_tokens`); `cache_write` (Anthropic `cache_creation_input_tokens`);
+  Anthropic `cache_read_input_tokens`); `cache-write` (Anthropic `cache_creation_input_tokens`);
 - `fault`: `500`, `429`, `timeout` (no byte for `hang` ms, default 30 s), `reset` (drop the
   connection after half the chunks), `no_usage` (a stream without usage).
 """
@@ -71,15 +74,19 @@ WORDS = [
 ]
 MAX_DEFAULT_WORDS = 48
 EMBEDDING_DIMENSIONS = 8
+# What an image costs: OpenAI's gpt-4o for a 1024 x 1024 image at high detail (85 + 4 x 170).
+IMAGE_TOKENS = 765
+_IMAGE_TYPES = {"image_url", "image", "input_image", "document"}
 
 
 def _options(headers, model: str) -> tuple[str, dict]:
-    """Split `model+key=value+...` and merge `x-fake-*` headers (headers win)."""
+    """Split `model+key=value+...` and merge `x-fake-*` headers (headers win). Names are read
+    with hyphens as underscores: `chunk-delay` and `chunk_delay` are the same option."""
     base, *parts = model.split("+")
     options = {}
     for part in parts:
         key, _, value = part.partition("=")
-        options[key.strip().lower()] = value.strip()
+        options[key.strip().lower().replace("-", "_")] = value.strip()
     for key, value in headers.items():
         if key.lower().startswith("x-fake-"):
             options[key.lower()[len("x-fake-") :].replace("-", "_")] = value.strip()
@@ -94,19 +101,32 @@ def _int(options: dict, name: str, default: int) -> int:
 
 
 def _texts(value) -> list[str]:
-    """Every string inside a message content (strings, content-part lists, nested dicts)."""
+    """Every string inside a message content (strings, content-part lists, nested dicts), but
+    not inside image or document parts."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, list):
         return [t for item in value for t in _texts(item)]
-    if isinstance(value, dict):
+    if isinstance(value, dict) and value.get("type") not in _IMAGE_TYPES:
         return [t for key, item in value.items() if key != "type" for t in _texts(item)]
     return []
 
 
+def _images(value) -> int:
+    """The image and document parts inside a message content."""
+    if isinstance(value, list):
+        return sum(_images(item) for item in value)
+    if isinstance(value, dict):
+        if value.get("type") in _IMAGE_TYPES:
+            return 1
+        return sum(_images(item) for item in value.values())
+    return 0
+
+
 def prompt_tokens_of(messages: list, system=None) -> int:
     text = "".join(_texts(messages)) + "".join(_texts(system))
-    return max(1, len(text.encode()) // 4) + 4 * len(messages) + 3
+    images = _images(messages) + _images(system)
+    return max(1, len(text.encode()) // 4) + 4 * len(messages) + 3 + images * IMAGE_TOKENS
 
 
 def reply_words(seed_text: str, count: int) -> list[str]:
@@ -319,6 +339,8 @@ class FakeProviderHandler(BaseHTTPRequestHandler):
     def _embeddings(self, body: dict, model: str, options: dict):
         inputs = body.get("input")
         inputs = inputs if isinstance(inputs, list) else [inputs]
+        if inputs and all(isinstance(i, int) for i in inputs):
+            inputs = [inputs]  # one pre-tokenised input
         data, tokens = [], 0
         for index, item in enumerate(inputs):
             text = item if isinstance(item, str) else json.dumps(item)

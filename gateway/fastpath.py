@@ -210,6 +210,7 @@ def _capture_sql(async_commit: bool):
     # A hold resolved elsewhere: the event records cost 0 and says why, as usage_record does.
     unresolved = {
         "cost": "0",
+        "above_hold": "false",
         "error_code": f"COALESCE(NULLIF(CAST(%({error_code})s AS text), ''), "
         "'hold_already_resolved')",
     }

@@ -7,9 +7,18 @@ URL resolver cost about a sixth of a request's CPU (docs/performance.md). This m
 first and hands those paths straight to their views; every other path goes down the stack.
 What the gateway did get from the stack is kept here: the ALLOWED_HOSTS check and a JSON
 reply's Content-Length.
+
+A reply sent before the request's body was read (401 before the body, 413, 411) closes the
+connection: the unread body is still on it, and gunicorn, which drains at most 64 KB of it,
+would otherwise announce keep-alive, give up draining and drop the client's next request. WSGI
+forbids an application's own `Connection` header, so the request's environ asks
+chargeback/gunicorn_worker.py (CLOSE_CONNECTION), which sends `Connection: close` and closes.
+Django's runserver drains whatever is left itself.
 """
 
 from django.urls import resolve, reverse
+
+from chargeback.gunicorn_worker import CLOSE_CONNECTION
 
 HOT_ROUTES = ("gateway-chat", "gateway-embeddings", "gateway-messages", "gateway-models")
 
@@ -34,4 +43,14 @@ class GatewayShortcutMiddleware:
         if not response.streaming and not response.has_header("Content-Length"):
             # What CommonMiddleware would have added; without it the server sends chunked.
             response["Content-Length"] = str(len(response.content))
+        if not getattr(request, "kt_body_read", False) and body_expected(request.META):
+            request.META[CLOSE_CONNECTION] = True
         return response
+
+
+def body_expected(meta) -> bool:
+    """Whether the request announced a body (a Content-Length above 0, or chunked)."""
+    length = meta.get("CONTENT_LENGTH")
+    if length and length != "0":
+        return True
+    return "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()

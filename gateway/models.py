@@ -141,6 +141,9 @@ class UsageEvent(models.Model):
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     prompt_fingerprint = models.CharField(max_length=64, blank=True)
+    # The cost exceeded the request's hold: the provider reported more usage than the hold's
+    # worst case allowed (charged anyway, the provider billed it). Rare; see docs/pricing.md.
+    above_hold = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -97,12 +97,13 @@ def cost_of(price: Price, usage: Usage) -> Decimal:
 
 
 def worst_case_cost(
-    price: Price, *, prompt_upper_tokens: int, max_output_tokens: int | None
+    price: Price, *, prompt_upper_tokens: int, max_output_tokens: int | None, choices: int = 1
 ) -> Decimal:
     """The most a request can cost: every prompt token at the highest input-side rate (cache
     writes and, in an odd catalog, cache reads may cost more than plain input), plus the output
-    cap (the request's `max_tokens`, never above the model's) at the output rate. It is never
-    below `cost_of` for usage within those bounds, so a hold of this amount covers the capture.
+    cap (the request's `max_tokens`, never above the model's) times `choices` (`n`: every choice
+    may use the whole cap) at the output rate, rounded once. It is never below `cost_of` for
+    usage within those bounds, so a hold of this amount covers the capture.
     """
     input_rate = max(
         price.input_per_mtok,
@@ -116,7 +117,7 @@ def worst_case_cost(
     )
     return quantize(
         token_cost(max(0, prompt_upper_tokens), input_rate)
-        + token_cost(output, price.output_per_mtok)
+        + token_cost(output * max(1, choices), price.output_per_mtok)
     )
 
 

@@ -10,7 +10,8 @@ format of the reply (`gateway/wire.py` normalises usage per format). Adapters:
 - `fake`: the built-in fake provider (`gateway/fake_provider.py`), which speaks both.
 
 Upstream HTTP goes through one pooled `httpx.HTTPTransport` per process per upstream origin;
-timeouts are given per request from settings (KT_UPSTREAM_CONNECT_TIMEOUT, KT_UPSTREAM_READ_TIMEOUT).
+timeouts are given per request: the target's `timeouts` from the config file (`{connect,
+read}`), else the settings KT_UPSTREAM_CONNECT_TIMEOUT and KT_UPSTREAM_READ_TIMEOUT.
 Every connection a pool opens is checked against the operator's address rules
 (gateway/egress.py). A target's key is its organization's stored secret or an environment
 variable the operator allows that organization; never any other variable of the server.
@@ -250,23 +251,47 @@ def parsed_url(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 
-def upstream_send(url: str, headers: dict, payload: bytes) -> httpx.Response:
+def upstream_send(
+    url: str, headers: dict, payload: bytes, timeouts: dict | None = None
+) -> httpx.Response:
     """POST `payload` upstream; the response with its body not yet read (the caller reads or
-    streams it, then closes it). Raises httpx.HTTPError (TimeoutException on a timeout), or
+    streams it, then closes it). `timeouts` is the target's `{connect, read}` (seconds; each
+    missing one from settings). Raises httpx.HTTPError (TimeoutException on a timeout), or
     httpx.InvalidURL for a base URL httpx cannot parse (a gateway error, not the provider's)."""
     target = parsed_url(url)
+    connect = read = None
+    if isinstance(timeouts, dict):
+        connect, read = timeouts.get("connect"), timeouts.get("read")
     request = httpx.Request(
         "POST",
         target,
         headers={"User-Agent": USER_AGENT, **headers},
         content=payload,
-        extensions={"timeout": timeout().as_dict()},
+        extensions={"timeout": timeout(connect=connect, read=read)},
     )
     return transport_for(target).handle_request(request)
 
 
-def timeout() -> httpx.Timeout:
-    read = settings.KT_UPSTREAM_READ_TIMEOUT
-    return httpx.Timeout(
-        connect=settings.KT_UPSTREAM_CONNECT_TIMEOUT, read=read, write=read, pool=read
+def timeout(*, connect: float | None = None, read: float | None = None) -> dict:
+    """httpx's per-request timeout extension: `connect` to open the connection, `read` for every
+    wait on the provider (each read of the reply, a stream's next event, writing the request
+    body and waiting for a pooled connection). Unset values come from KT_UPSTREAM_CONNECT_TIMEOUT
+    and KT_UPSTREAM_READ_TIMEOUT, read per request so a settings change applies at once."""
+    return _timeout(
+        _seconds(connect, settings.KT_UPSTREAM_CONNECT_TIMEOUT),
+        _seconds(read, settings.KT_UPSTREAM_READ_TIMEOUT),
     )
+
+
+def _seconds(value, default: float) -> float:
+    """A positive number of seconds; anything else (unset, or not a number, e.g. an options
+    field edited by hand) falls back to the setting."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return float(default)
+
+
+@lru_cache(maxsize=256)
+def _timeout(connect: float, read: float) -> dict:
+    # Shared and never mutated: the transport only reads it.
+    return {"connect": connect, "read": read, "write": read, "pool": read}

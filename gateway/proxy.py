@@ -27,6 +27,7 @@ from gateway.ratelimit import ratelimit_admit, ratelimit_spend
 from gateway.recording import event_record, usage_record
 from gateway.routing import route, wallet_of
 from gateway.streaming import Relay, elapsed_ms, release_connection
+from gateway.validation import lone_surrogate, storable
 from gateway.wire import StreamScanner, text_bytes_of_json, usage_from_json
 from wallets.services import hold_place
 
@@ -82,15 +83,21 @@ class Call:
 
     def run(self) -> HttpResponse:
         ctx, body = self.ctx, self.body
+        # What the event records about the request is computed now, before the hold: nothing
+        # that depends on the body may fail once the provider has answered (gateway.validation
+        # made sure it can be computed).
         self.model = body.get("model")
+        self.user = end_user(self.request, body)
+        self.tags = tags_of(self.request)
         self.target, self.price = route(ctx, model=self.model, endpoint=self.endpoint)
+        self._bounds()
+        self.fingerprint = estimate.prompt_fingerprint(body)
         ratelimit_admit(ctx)
         self.upstream = upstream_for(self.target)
         self.translate = self.upstream.adapter.translates(self.endpoint)
         self.upstream_endpoint = "chat" if self.translate else self.endpoint
         self.fmt = self.upstream.adapter.wire_format(self.upstream_endpoint)
         self.stream = self.endpoint != "embeddings" and body.get("stream") is True
-        self.user = end_user(self.request, body)
         payload = self.raw
         self.strip_usage = False
         if self.translate:
@@ -115,18 +122,38 @@ class Call:
                 self.finish(status="error", http_status=500, error_code="gateway_error")
             raise
 
-    def _worst_case(self) -> Decimal:
-        price = self.price
+    def _bounds(self):
+        """The most tokens this request may be billed for: `prompt_bound` input tokens and
+        `completion_cap` output tokens (the output cap, the model's at most, times `n`). The
+        hold covers them; an estimate for usage the provider never reported stays within them."""
+        price, body = self.price, self.body
+        try:
+            # Encodes every string of the prompt (or input) to count its bytes: a lone
+            # surrogate, which no UTF-8 text holds, shows here at no extra cost.
+            if self.endpoint == "embeddings":
+                self.prompt_bound = estimate.embedding_upper_bound(body)
+            else:
+                self.prompt_bound = estimate.prompt_upper_bound(
+                    body, context_window=price.context_window
+                )
+        except UnicodeEncodeError:
+            raise lone_surrogate() from None
         if self.endpoint == "embeddings":
-            prompt = estimate.embedding_upper_bound(self.body)
+            self.output_cap, self.choices = 0, 1
         else:
-            prompt = estimate.prompt_upper_bound(self.body, context_window=price.context_window)
-        cap = output_cap(self.endpoint, self.body)
-        worst = worst_case_cost(price, prompt_upper_tokens=prompt, max_output_tokens=cap)
-        n = self.body.get("n")
-        if isinstance(n, int) and n > 1:  # every choice may use the whole output cap
-            worst += (n - 1) * worst_case_cost(price, prompt_upper_tokens=0, max_output_tokens=cap)
-        return worst
+            cap = output_cap(self.endpoint, body)
+            self.output_cap = price.max_output_tokens if cap is None else cap
+            # Only chat completions have choices; every choice may use the whole output cap.
+            self.choices = (body.get("n") or 1) if self.endpoint == "chat" else 1
+        self.completion_cap = min(self.output_cap, price.max_output_tokens) * self.choices
+
+    def _worst_case(self) -> Decimal:
+        return worst_case_cost(
+            self.price,
+            prompt_upper_tokens=self.prompt_bound,
+            max_output_tokens=self.output_cap,
+            choices=self.choices,
+        )
 
     def _hold(self):
         ctx = self.ctx
@@ -175,7 +202,7 @@ class Call:
         url = adapter.url(self.upstream.base_url, self.upstream_endpoint, options)
         headers = adapter.headers(self.upstream.secret, self.request, options)
         try:
-            return upstream_send(url, headers, payload)
+            return upstream_send(url, headers, payload, options.get("timeouts"))
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
 
@@ -288,13 +315,14 @@ class Call:
 
     def estimated_usage(self, completion_bytes: int, prompt_tokens: int = 0) -> Usage:
         """Usage the provider never reported: the prompt (the provider's count when it gave
-        one), and the completion from the text that was relayed. Never zero."""
+        one), and the completion from the text that was relayed. Never zero, and never more
+        than the request allowed (the hold's bounds: `prompt_bound`, `completion_cap`), so an
+        estimate never charges beyond the hold."""
+        prompt = prompt_tokens or min(estimate.prompt_estimate(self.body), self.prompt_bound)
         if self.endpoint == "embeddings":
-            return Usage(prompt_tokens=prompt_tokens or estimate.prompt_estimate(self.body))
-        return Usage(
-            prompt_tokens=prompt_tokens or estimate.prompt_estimate(self.body),
-            completion_tokens=estimate.estimate_tokens(completion_bytes),
-        )
+            return Usage(prompt_tokens=prompt)
+        completion = min(estimate.estimate_tokens(completion_bytes), self.completion_cap)
+        return Usage(prompt_tokens=prompt, completion_tokens=completion)
 
     def _event_fields(self, *, status, http_status, error_code="", usage, usage_source="none"):
         ctx = self.ctx
@@ -308,12 +336,12 @@ class Call:
             "wallet_id": self.wallet.pk if self.wallet is not None else None,
             "request_id": self.request_id,
             "user": getattr(self, "user", ""),
-            "tags": tags_of(self.request),
+            "tags": getattr(self, "tags", {}),
             "endpoint": EVENT_ENDPOINTS[self.endpoint],
             "provider": target.provider if target else "",
             "target_id": target.target_id if target else "",
             "model_requested": str(self.model or "")[:200],
-            "model_served": getattr(self, "model_served", "")[:200],
+            "model_served": storable(getattr(self, "model_served", ""), 200),
             "stream": getattr(self, "stream", False),
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
@@ -325,10 +353,12 @@ class Call:
             "usage_source": usage_source,
             "status": status,
             "http_status": http_status,
-            "error_code": error_code[:100],
+            "error_code": storable(error_code, 100),
             "latency_ms": elapsed_ms(self.started),
             "ttft_ms": self.ttft_ms,
-            "prompt_fingerprint": estimate.prompt_fingerprint(self.body),
+            "prompt_fingerprint": getattr(self, "fingerprint", ""),
+            # The provider billed more than the hold reserved (charged anyway; docs/pricing.md).
+            "above_hold": self.hold is not None and self.cost > self.hold.amount,
         }
 
     def finish(self, *, status, http_status, error_code="", usage=None, usage_source="none"):
@@ -352,7 +382,14 @@ class Call:
         else:
             event_record({**fields, "wallet_id": None})
         if usage is not None:
+            self._count_tokens(usage)
+
+    def _count_tokens(self, usage: Usage):
+        """After the capture: a rate-limit store that fails must not fail a charged call."""
+        try:
             ratelimit_spend(self.ctx, usage.prompt_tokens + usage.completion_tokens)
+        except Exception:
+            log.exception("request %s: rate-limit accounting failed", self.request_id)
 
     def _respond(self, response: HttpResponse) -> HttpResponse:
         response["x-kt-request-id"] = self.request_id

@@ -47,6 +47,7 @@ def usage_record(hold, amount: Decimal, event_fields: dict) -> Decimal | None:
                 resolved = hold_release(hold=hold)
             if not resolved:
                 fields["cost"] = ZERO
+                fields["above_hold"] = False
                 fields["error_code"] = fields.get("error_code") or "hold_already_resolved"
                 if UsageEvent.objects.filter(request_id=fields["request_id"]).exists():
                     return None

@@ -11,16 +11,23 @@ import json
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
 
+def _str(value) -> str:
+    # Fields the gateway validated only as far as it reads them: a text that is not a string is
+    # no text (the provider would refuse the request, unbilled, rather than the gateway crash).
+    return value if isinstance(value, str) else ""
+
+
 def _text(content) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(b.get("text", "") for b in content if isinstance(b, dict))
+        return "".join(_str(b.get("text")) for b in content if isinstance(b, dict))
     return ""
 
 
 def _image(block: dict) -> dict:
-    source = block.get("source") or {}
+    source = block.get("source")
+    source = source if isinstance(source, dict) else {}
     if source.get("type") == "base64":
         url = f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
     else:
@@ -36,7 +43,7 @@ def _message(message: dict) -> list[dict]:
     for block in content or ():
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
-            parts.append({"type": "text", "text": block.get("text", "")})
+            parts.append({"type": "text", "text": _str(block.get("text"))})
         elif kind == "image":
             parts.append(_image(block))
         elif kind == "tool_use":
@@ -119,18 +126,26 @@ def usage_to_anthropic(usage) -> dict:
     }
 
 
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def reply_to_anthropic(data: dict, usage, request_id: str) -> dict:
-    """An OpenAI chat completion as an Anthropic message."""
-    choice = (data.get("choices") or [{}])[0] or {}
-    message = choice.get("message") or {}
+    """An OpenAI chat completion as an Anthropic message. The call is already charged when this
+    runs, so an odd reply (a provider's, not validated) must not raise."""
+    choices = data.get("choices")
+    choice = _dict(choices[0] if isinstance(choices, list) and choices else None)
+    message = _dict(choice.get("message"))
     content = []
     if message.get("content"):
-        content.append({"type": "text", "text": message["content"]})
-    for call in message.get("tool_calls") or ():
-        function = call.get("function") or {}
+        content.append({"type": "text", "text": _str(message["content"])})
+    tool_calls = message.get("tool_calls")
+    for call in tool_calls if isinstance(tool_calls, list) else ():
+        call = _dict(call)
+        function = _dict(call.get("function"))
         try:
-            arguments = json.loads(function.get("arguments") or "{}")
-        except ValueError:
+            arguments = json.loads(_str(function.get("arguments")) or "{}")
+        except (ValueError, RecursionError):
             arguments = {}
         content.append(
             {
@@ -146,7 +161,7 @@ def reply_to_anthropic(data: dict, usage, request_id: str) -> dict:
         "role": "assistant",
         "model": data.get("model", ""),
         "content": content,
-        "stop_reason": STOP_REASONS.get(choice.get("finish_reason"), "end_turn"),
+        "stop_reason": STOP_REASONS.get(_str(choice.get("finish_reason")), "end_turn"),
         "stop_sequence": None,
         "usage": usage_to_anthropic(usage),
     }

@@ -7,7 +7,6 @@ gateway/ratelimit.py), and every error, DRF's and unexpected ones included, is a
 shape the caller's SDK expects (OpenAI's, Anthropic's on /v1/messages).
 """
 
-import json
 import logging
 import time
 
@@ -20,13 +19,12 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from gateway.auth import group_authenticate
-from gateway.errors import GatewayError, bad_request, error_response
+from gateway.errors import GatewayError, error_response
 from gateway.proxy import Call, new_request_id
 from gateway.routing import models_for
+from gateway.validation import body_parse, body_validate
 
 log = logging.getLogger(__name__)
-
-REQUIRED = {"chat": "messages", "messages": "messages", "embeddings": "input"}
 
 
 class GroupKeyAuthentication(BaseAuthentication):
@@ -92,7 +90,7 @@ class ProxyView(GatewayView):
 
     def post(self, request):
         raw, body = _read_body(request._request)
-        _validate(self.endpoint, body)
+        body_validate(self.endpoint, body)
         call = Call(
             request=request._request,
             ctx=request.auth,
@@ -132,46 +130,32 @@ def _too_large(limit: int) -> GatewayError:
 
 
 def _read_body(request) -> tuple[bytes, dict]:
+    """The body's bytes (at most KT_MAX_BODY_BYTES, else 413) and its JSON object (400 unless
+    gateway.validation accepts it). A chunked body (no Content-Length) is read from the server's
+    input stream, which ends at the last chunk. `request.kt_body_read` tells the middleware
+    that nothing of the body is left on the connection (else it closes it)."""
     limit = settings.KT_MAX_BODY_BYTES
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit:
-        raise _too_large(limit)
-    raw = request.read(limit + 1)
+    meta = request.META
+    length = meta.get("CONTENT_LENGTH")
+    if length:
+        try:
+            declared = int(length)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            raise _too_large(limit)
+        raw = request.read(limit + 1)
+    elif "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
+        if not meta.get("wsgi.input_terminated"):
+            # The server hands over the raw socket: reading it would wait for the client.
+            raise GatewayError(411, "This server needs a Content-Length.", code="length_required")
+        raw = meta["wsgi.input"].read(limit + 1)
+    else:
+        raw = b""
     if len(raw) > limit:
         raise _too_large(limit)
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise bad_request(
-            "We could not parse the JSON body of your request.", code="invalid_json"
-        ) from None
-    if not isinstance(body, dict):
-        raise bad_request("The request body must be a JSON object.", code="invalid_json")
-    return raw, body
-
-
-def _validate(endpoint: str, body: dict):
-    field = REQUIRED[endpoint]
-    value = body.get(field)
-    if endpoint == "embeddings":
-        ok = isinstance(value, str | list) and bool(value)
-    else:
-        ok = isinstance(value, list) and bool(value)
-    if not ok:
-        raise bad_request(
-            f"'{field}' is a required property.", code="missing_required_parameter", param=field
-        )
-    for name in ("max_tokens", "max_completion_tokens", "n"):
-        cap = body.get(name)
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-            raise bad_request(
-                f"'{name}' must be a positive integer.", code="invalid_value", param=name
-            )
-    if "stream" in body and not isinstance(body["stream"], bool):
-        raise bad_request("'stream' must be a boolean.", code="invalid_type", param="stream")
+    request.kt_body_read = True
+    return raw, body_parse(raw)
 
 
 class ModelsView(GatewayView):

@@ -9,11 +9,15 @@ import json
 
 from gateway.pricing import Usage
 
+# A usage count is stored as a 32-bit integer; a provider reporting more (or a float beyond
+# any integer) is capped here rather than failing the capture.
+MAX_TOKENS = 2**31 - 1
+
 
 def _int(value) -> int:
     try:
-        return max(0, int(value or 0))
-    except (TypeError, ValueError):
+        return min(max(0, int(value or 0)), MAX_TOKENS)
+    except (TypeError, ValueError, OverflowError):
         return 0
 
 

@@ -191,6 +191,21 @@ def test_event_totals_are_those_of_the_filtered_set(shop, client):
     assert dated.context["totals"]["requests"] == 5
 
 
+def test_events_charged_above_their_hold_are_a_column_and_a_filter(shop, client):
+    org, finance = shop
+    dept = add_department(org, 1, spend=())
+    make_event(org, dept, marker="shop", cost="0.50", above_hold=True)
+    make_event(org, dept, marker="shop", cost="0.25")
+    client.force_login(finance)
+
+    response = client.get(EVENTS)
+    assert "above_hold" in response.context["cl"].list_display
+    flagged = client.get(EVENTS, {"above_hold__exact": "1"}).context
+    assert flagged["totals"]["requests"] == 1
+    assert flagged["totals"]["cost"] == Decimal("0.50")
+    assert client.get(EVENTS, {"above_hold__exact": "0"}).context["totals"]["requests"] == 1
+
+
 def test_the_event_date_hierarchy_lists_periods_from_first_to_last_event(shop, client):
     org, finance = shop
     dept = add_department(org, 1, spend=())

@@ -108,8 +108,8 @@ def test_finance_reads_departments_and_events_in_a_real_browser(tenants, live_se
             assert page.evaluate("window.kt_csp") == []
             # The month picker submits through static/js/dashboard.js, not an inline handler.
             with page.expect_navigation():
-                page.fill("input[type=month]", "2026-01")
-                page.dispatch_event("input[type=month]", "change")
+                page.fill("input[type=month]", "2026-01")  # fires input and change
+            page.wait_for_load_state("networkidle")  # one submit, and no second one pending
             assert "month=2026-01" in page.url
             page.goto(f"{live_server.url}/dashboard/departments/{acme.owned.team_id}/")
             assert page.evaluate("window.kt_csp") == []

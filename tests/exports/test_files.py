@@ -11,6 +11,7 @@ from django.core.files.storage import default_storage
 from openpyxl import load_workbook
 
 from chargeback.models import AuditLog
+from gateway.models import UsageEvent
 from reports.exports.services import export_job_create, export_job_run
 from tests.exports.usage import fund, record_usage
 from tests.factories import DepartmentFactory
@@ -206,3 +207,11 @@ def test_a_team_filter_limits_every_type_to_that_department(org, usage, support,
     assert [r["team_id"] for r in rows] == ["team_support"]
     rows = _csv(_run(org, type="chargeback", filters={"team_id": "team_support"}))
     assert [r["team_id"] for r in rows] == ["team_support"]
+
+
+def test_events_say_which_were_charged_above_their_hold(org, usage):
+    UsageEvent.objects.filter(pk=usage[1].pk).update(above_hold=True)
+    rows = _csv(_run(org, type="events"))
+    assert [r["above_hold"] for r in rows] == ["false", "true", "false", "false", "false"]
+    lines = _bytes(_run(org, type="events", format="jsonl")).decode().splitlines()
+    assert [json.loads(line)["above_hold"] for line in lines] == [False, True, False, False, False]

@@ -81,7 +81,9 @@ def test_a_hold_the_wallet_cannot_cover_is_refused_with_402_naming_what_is_avail
     assert exc.value.status_code == 402
     assert exc.value.body["code"] == "insufficient_quota"
     assert exc.value.body["type"] == "insufficient_quota"
-    assert "0.01 USD available" in exc.value.body["message"]
+    # The amounts as they are, not rounded to cents (0.005 would read "0.01", a lie).
+    assert "has 0.005 USD available" in exc.value.body["message"]
+    assert "may cost up to 0.01009 USD" in exc.value.body["message"]
     with pytest.raises(anthropic.APIStatusError) as exc:
         claude.messages.create(model="fake-chat", max_tokens=1000, messages=HELLO)
     assert exc.value.status_code == 402

@@ -1,6 +1,14 @@
 """The hold's prompt upper bound and the estimates for missing usage (no database)."""
 
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from gateway import estimate
+from gateway.models import Price
+from gateway.pricing import Usage, cost_of
+from gateway.proxy import Call
 from gateway.wire import StreamScanner, anthropic_usage
 
 MESSAGES = [
@@ -91,3 +99,95 @@ def test_anthropic_usage_counts_cache_reads_and_writes_as_prompt_tokens():
     )
     assert (usage.prompt_tokens, usage.cached_tokens, usage.cache_write_tokens) == (130, 100, 20)
     assert usage.completion_tokens == 7
+
+
+# --- the hold's bounds and the estimates within them (gateway.proxy.Call, no database) -------
+
+
+def _call(endpoint: str, body: dict, **price) -> Call:
+    call = Call(
+        request=None, ctx=None, endpoint=endpoint, body=body, raw=b"", request_id="r", started=0
+    )
+    call.price = Price(
+        provider="fake",
+        model="m",
+        input_per_mtok=price.get("input", Decimal("2.5")),
+        output_per_mtok=price.get("output", Decimal("10")),
+        cached_input_per_mtok=price.get("cached"),
+        cache_write_per_mtok=price.get("cache_write"),
+        max_output_tokens=price.get("max_output", 1000),
+        context_window=price.get("context", 128_000),
+    )
+    call._bounds()
+    return call
+
+
+def test_an_estimated_completion_never_exceeds_max_tokens_times_n():
+    call = _call("chat", {"messages": MESSAGES, "max_tokens": 10, "n": 2})
+    assert call.completion_cap == 20
+    # A stream cut before its usage, after 10 KB of text: 2,500 tokens at 4 bytes each.
+    assert call.estimated_usage(10_000).completion_tokens == 20
+    assert call.estimated_usage(20).completion_tokens == 5  # below the cap: the estimate
+
+
+def test_without_max_tokens_the_estimate_is_capped_by_the_models_output_cap():
+    call = _call("chat", {"messages": MESSAGES}, max_output=300)
+    assert call.estimated_usage(10_000).completion_tokens == 300
+    capped = _call("chat", {"messages": MESSAGES, "max_tokens": 5_000}, max_output=300)
+    assert capped.estimated_usage(10_000).completion_tokens == 300
+
+
+def test_n_counts_only_on_chat_completions():
+    call = _call("messages", {"messages": MESSAGES, "max_tokens": 10, "n": 3})
+    assert call.completion_cap == 10
+
+
+def test_an_estimated_prompt_never_exceeds_the_prompt_bound():
+    body = {"messages": [{"role": "user", "content": "x" * 40_000}]}
+    call = _call("chat", body, context=1_000)
+    assert call.prompt_bound == 1_000
+    assert estimate.prompt_estimate(body) > 1_000
+    assert call.estimated_usage(0).prompt_tokens == 1_000
+    # The provider's own prompt count, when it sent one, is charged as it is.
+    assert call.estimated_usage(0, prompt_tokens=5_000).prompt_tokens == 5_000
+
+
+def test_an_embedding_estimate_stays_within_the_token_array_it_was_given():
+    body = {"input": [123456, 234567, 345678]}  # 3 tokens, 18 bytes of digits
+    call = _call("embeddings", body, output=Decimal("0"))
+    assert call.prompt_bound == 3
+    usage = call.estimated_usage(0)
+    assert (usage.prompt_tokens, usage.completion_tokens) == (3, 0)
+
+
+def test_the_worst_case_of_n_choices_is_rounded_once_and_covers_their_capture():
+    call = _call("chat", {"messages": MESSAGES, "max_tokens": 1, "n": 3}, output=Decimal("0.0035"))
+    call.price.input_per_mtok = Decimal("0")
+    # Each choice alone costs 0.0000000035: rounded per choice that is 0; three are 0.00000001.
+    assert call._worst_case() == Decimal("0.00000001")
+    assert cost_of(call.price, Usage(completion_tokens=3)) == call._worst_case()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(max_size=300),
+    messages=st.integers(min_value=1, max_value=5),
+    max_tokens=st.none() | st.integers(min_value=1, max_value=5_000),
+    n=st.integers(min_value=1, max_value=8),
+    relayed=st.integers(min_value=0, max_value=200_000),
+    rates=st.tuples(*[st.decimals(min_value=0, max_value=100, places=6)] * 4),
+    context=st.integers(min_value=1, max_value=200_000),
+)
+def test_an_estimate_is_never_charged_beyond_the_hold(
+    text, messages, max_tokens, n, relayed, rates, context
+):
+    body = {"messages": [{"role": "user", "content": text}] * messages, "n": n}
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    inp, out, cached, write = rates
+    call = _call(
+        "chat", body, input=inp, output=out, cached=cached, cache_write=write, context=context
+    )
+    usage = call.estimated_usage(relayed)
+    assert usage.completion_tokens <= (max_tokens or 1000) * n
+    assert cost_of(call.price, usage) <= call._worst_case()

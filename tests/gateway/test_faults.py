@@ -1,6 +1,9 @@
 """When things break: every hold is resolved once, nothing is charged twice, the event says
 what happened."""
 
+import socket
+import subprocess
+import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -11,12 +14,14 @@ import openai
 import pytest
 from django.utils import timezone
 
+from chargeback.models import ConsumerGroup, ProviderTarget
 from gateway.models import UsageEvent
 from gateway.tasks import holds_sweep, sweep_expired_holds
+from tests.ports import free_port
 from wallets import services
 from wallets.models import Hold
 
-from .conftest import KEY, live_db
+from .conftest import KEY, OUTSIDER_KEY, live_db
 
 pytestmark = live_db
 
@@ -144,9 +149,13 @@ def test_a_stream_without_a_usage_chunk_is_charged_an_estimate_never_zero(gw, oa
             text = "".join(s.text_stream)
     event = _resolved_event()
     assert (event.status, event.usage_source) == ("ok", "estimated")
-    assert event.completion_tokens == -(-len(text.encode()) // 4)
+    # About 4 bytes per token, but never more than the request allowed (max_tokens=16 for the
+    # Anthropic call: its 16 words are more than 16 tokens at 4 bytes each).
+    cap = 16 if api == "anthropic" else gw.chat.max_output_tokens
+    assert event.completion_tokens == min(-(-len(text.encode()) // 4), cap)
     assert event.prompt_tokens > 0
     assert event.cost > 0
+    assert not event.above_hold
 
 
 def test_a_client_that_disconnects_mid_stream_resolves_its_hold(gw, gateway_url):
@@ -227,3 +236,139 @@ def test_a_stream_that_outlives_its_hold_ttl_keeps_its_hold_and_is_charged(
     assert (event.status, event.usage_source) == ("ok", "provider")
     assert Hold.objects.get().status == "captured"
     assert gw.refresh().balance == Decimal("10.00") - event.cost
+
+
+# --- per-target timeouts (providers.targets[].timeouts in the config file) -------------------
+
+
+def _target_timeouts(gw, **timeouts):
+    ProviderTarget.objects.filter(pk=gw.target.pk).update(options={"timeouts": timeouts})
+
+
+def test_a_targets_read_timeout_applies_instead_of_the_setting(gw, oai, settings):
+    settings.KT_UPSTREAM_READ_TIMEOUT = 30
+    _target_timeouts(gw, read=0.4)
+    started = time.monotonic()
+    with pytest.raises(openai.InternalServerError) as exc:
+        oai.chat.completions.create(
+            model="fake-chat",
+            messages=HELLO,
+            extra_headers={"x-fake-fault": "timeout", "x-fake-hang": "3000"},
+        )
+    assert time.monotonic() - started < 2.5  # the provider answers at 3 s, the setting at 30
+    assert (exc.value.status_code, exc.value.body["code"]) == (504, "upstream_timeout")
+    assert _resolved_event().status == "timeout"
+
+
+def test_a_targets_read_timeout_also_bounds_the_wait_between_stream_events(
+    gw, gateway_url, settings
+):
+    settings.KT_UPSTREAM_READ_TIMEOUT = 30
+    _target_timeouts(gw, read=0.3)
+    body = {"model": "fake-chat", "messages": HELLO, "stream": True}
+    headers = {"Authorization": f"Bearer {KEY}", "x-fake-chunk-delay": "1500"}
+    started = time.monotonic()
+    with httpx.stream(
+        "POST", f"{gateway_url}/chat/completions", json=body, headers=headers, timeout=10
+    ) as r:
+        lines = list(r.iter_lines())
+    assert time.monotonic() - started < 1.4  # the first content event was due at 1.5 s
+    assert any('"upstream_timeout"' in line for line in lines)
+    assert _resolved_event().status == "timeout"
+
+
+def test_a_targets_connect_timeout_applies_instead_of_the_setting(gw, oai, settings):
+    settings.KT_UPSTREAM_CONNECT_TIMEOUT = 30
+    # A listener whose accept queue is full: the next connection attempt gets no answer.
+    with socket.socket() as listener, socket.socket() as queued:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        queued.connect(listener.getsockname())
+        port = listener.getsockname()[1]
+        # The operator's allow-list, where the gateway checks upstream addresses (a loopback
+        # port is refused otherwise).
+        settings.KT_UPSTREAM_ALLOW_HOSTS = [f"127.0.0.1:{port}"]
+        ProviderTarget.objects.filter(pk=gw.target.pk).update(
+            base_url=f"http://127.0.0.1:{port}", options={"timeouts": {"connect": 0.3}}
+        )
+        started = time.monotonic()
+        with pytest.raises(openai.InternalServerError) as exc:
+            oai.chat.completions.create(model="fake-chat", messages=HELLO)
+        assert time.monotonic() - started < 2.5
+    assert (exc.value.status_code, exc.value.body["code"]) == (504, "upstream_timeout")
+    assert _resolved_event().error_code == "upstream_timeout"
+
+
+def test_another_organizations_target_keeps_the_settings_timeouts(gw, gateway_url, settings):
+    settings.KT_UPSTREAM_READ_TIMEOUT = 5
+    _target_timeouts(gw, read=0.2)  # ours, not theirs
+    body = {"model": "outsider-only", "messages": HELLO}
+    headers = {"Authorization": f"Bearer {OUTSIDER_KEY}", "x-fake-latency": "600"}
+    r = httpx.post(f"{gateway_url}/chat/completions", json=body, headers=headers, timeout=10)
+    assert r.status_code == 200
+    assert UsageEvent.objects.get().organization == gw.outsider_org
+
+
+# --- after the reply, the capture comes first ---------------------------------------------------
+
+
+@pytest.fixture
+def private_redis():
+    """A Redis server of this test's own, to stop while a request is in flight."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+    yield port, proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_rate_limit_store_lost_during_the_reply_does_not_fail_the_charged_call(
+    gw, oai, settings, private_redis, caplog
+):
+    port, redis = private_redis
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+        }
+    }
+    ConsumerGroup.objects.filter(pk=gw.group.pk).update(tpm_limit=1_000_000)
+    outcome = {}
+
+    def call():
+        try:
+            outcome["reply"] = oai.chat.completions.create(
+                model="fake-chat", messages=HELLO, extra_headers={"x-fake-latency": "1500"}
+            )
+        except openai.APIError as exc:
+            outcome["error"] = exc
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    deadline = time.monotonic() + 10
+    while not Hold.objects.exists():  # admitted (the store counted it) and held
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    redis.kill()
+    redis.wait()
+    caller.join(timeout=20)
+
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["reply"].choices[0].message.content
+    event = _resolved_event()
+    assert (event.status, event.usage_source) == ("ok", "provider")
+    assert event.cost > 0
+    assert gw.refresh().balance == Decimal("10.00") - event.cost
+    assert f"request {event.request_id}: rate-limit accounting failed" in caplog.text

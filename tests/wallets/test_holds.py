@@ -3,6 +3,7 @@ from decimal import Decimal
 import pytest
 
 from chargeback.errors import InsufficientFunds
+from gateway.fastpath import hold_place_fast
 from wallets import services
 from wallets.models import Hold, LedgerEntry
 
@@ -44,6 +45,22 @@ def test_a_hold_larger_than_available_is_refused(engineering):
         services.hold_place(wallet=wallet, amount=Decimal("1.01"), request_id="req_1")
     assert exc.value.available == Decimal("1.00")
     assert not Hold.objects.exists()
+
+
+@pytest.mark.parametrize("place", ["orm", "fast"])
+def test_the_refusal_states_sub_cent_amounts_as_they_are(engineering, place):
+    wallet = _funded(engineering, "0.004")
+    hold = services.hold_place if place == "orm" else hold_place_fast
+    with pytest.raises(InsufficientFunds) as exc:
+        hold(wallet=wallet, amount=Decimal("0.00412345"), request_id="req_1")
+    # Rounded to cents both would read 0.00: "has 0.00 available, may cost up to 0.00".
+    assert exc.value.message == (
+        "wallet team_engineering has 0.004 USD available, "
+        "this request may cost up to 0.00412345 USD"
+    )
+    with pytest.raises(InsufficientFunds) as exc:
+        hold(wallet=wallet, amount=Decimal("1.5"), request_id="req_2")
+    assert "this request may cost up to 1.50 USD" in exc.value.message  # cents when exact
 
 
 def test_expired_holds_are_swept_once(engineering):

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from chargeback.errors import InsufficientFunds
 from chargeback.models import Department, Organization
-from chargeback.money import ZERO, quantize, to_cents
+from chargeback.money import ZERO, exact_str, quantize
 from wallets.models import Hold, LedgerEntry, Wallet
 
 Kind = LedgerEntry.Kind
@@ -59,8 +59,8 @@ def insufficient_funds(wallet: Wallet, amount: Decimal) -> InsufficientFunds:
     """The refusal of a hold of `amount` that `wallet` cannot cover, with what it has now."""
     current = Wallet.objects.get(pk=wallet.pk)
     return InsufficientFunds(
-        f"wallet {current.name} has {to_cents(current.available)} {current.currency} available, "
-        f"this request may cost up to {to_cents(amount)} {current.currency}",
+        f"wallet {current.name} has {exact_str(current.available)} {current.currency} "
+        f"available, this request may cost up to {exact_str(amount)} {current.currency}",
         available=current.available,
         required=amount,
         currency=current.currency,

@@ -52,6 +52,7 @@ FIELDS = [
     ("latency_ms", INT, "latency_ms", ""),
     ("ttft_ms", INT, "ttft_ms", "time to first token (streams)"),
     ("prompt_fingerprint", TEXT, "prompt_fingerprint", "hash of the prompt, never the text"),
+    ("above_hold", BOOL, "above_hold", "the provider billed more than the hold reserved"),
 ]
 
 QUERY_FIELDS = [f for _, _, f, _ in FIELDS if f]
