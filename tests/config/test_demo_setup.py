@@ -137,3 +137,20 @@ def test_it_knows_a_busy_port_from_a_free_one():
         port = server.getsockname()[1]
         assert port_is_free("127.0.0.1", port) is False
     assert port_is_free("127.0.0.1", port) is True
+
+
+def test_it_does_not_take_over_another_organizations_staff_user_named_admin(outsider_org):
+    # "admin" is the first name anyone gives a staff login; in another organization it is theirs.
+    theirs = get_user_model().objects.create_user(
+        "admin", password="their-own-password-1", is_staff=True
+    )
+    Membership.objects.create(user=theirs, organization=outsider_org, role="owner")
+    before = _rows_of(outsider_org)
+
+    demo_setup(migrate=False, admin_password="demo-pass-for-test", seed=False)
+
+    assert _rows_of(outsider_org) == before
+    theirs.refresh_from_db()
+    assert theirs.membership.organization == outsider_org
+    assert theirs.is_superuser is False
+    assert theirs.check_password("their-own-password-1")
