@@ -14,6 +14,13 @@ def seed_text():
     return SEED_FILE.read_text()
 
 
+def without_providers(text: str) -> str:
+    """The seed without its `providers` section: what an organization that the operator allows
+    no environment variable (the outsider) can apply."""
+    head, rest = text.split("providers:", 1)
+    return head + "consumer_groups:" + rest.split("consumer_groups:", 1)[1]
+
+
 def tenancy_snapshot() -> dict:
     """Every tenancy row, to prove a refused file changed nothing at all."""
     return {
