@@ -70,7 +70,7 @@ def demo_setup(
                 via="system",
             )
         password = admin_password or os.environ.get("KT_DEMO_ADMIN_PASSWORD") or _new_password()
-        _demo_admin(organization, password)
+        admin_username = _demo_admin(organization, password)
         # The seed's file names {env: OPENAI_API_KEY}: the operator (here, the demo) allows that
         # one variable for this organization, and nothing else (chargeback/env_refs.py).
         organization_env_refs_set(
@@ -92,7 +92,7 @@ def demo_setup(
         seeded = True
     return DemoInfo(
         organization=organization,
-        admin_username=DEMO_ADMIN_USER,
+        admin_username=admin_username,
         admin_password=password,
         admin_token=DEMO_ADMIN_TOKEN,
         config_report=report,
@@ -105,9 +105,21 @@ def _new_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def _demo_admin(organization: Organization, password: str) -> None:
+def _demo_admin(organization: Organization, password: str) -> str:
+    """The demo's superuser login (a new password on every start); its username. An account
+    that is not the demo's own (another organization's staff, a platform superuser) is never
+    taken over: the demo then uses `admin-2`, `admin-3`, ..."""
     User = get_user_model()
-    user, _ = User.objects.get_or_create(username=DEMO_ADMIN_USER)
+    for n in range(1, 100):
+        username = DEMO_ADMIN_USER if n == 1 else f"{DEMO_ADMIN_USER}-{n}"
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            user = User(username=username)
+            break
+        if Membership.objects.filter(user=user, organization=organization).exists():
+            break
+    else:
+        raise RuntimeError("no free username for the demo's admin login")
     user.is_staff = True
     user.is_superuser = True
     user.set_password(password)
@@ -115,6 +127,7 @@ def _demo_admin(organization: Organization, password: str) -> None:
     Membership.objects.update_or_create(
         user=user, defaults={"organization": organization, "role": Membership.Role.OWNER}
     )
+    return username
 
 
 # --- serving -------------------------------------------------------------------------------------

@@ -26,9 +26,18 @@ def shop(db):
     return org, make_staff(org, Membership.Role.FINANCE, "shop_finance")
 
 
+@pytest.fixture
+def rival(db):
+    """Another organization whose departments look like the shop's (add_department gives them
+    the same team_ids, names, group names, users and models): none of it may show to the shop."""
+    return OrganizationFactory(name="Rival", slug="rival")
+
+
 def add_department(org, n, *, budget="100", allocate="100", spend=("0.004",) * 3):
     dept = DepartmentFactory(organization=org, team_id=f"team_{n}", name=f"Dept {n:03d}")
-    ConsumerGroupFactory(organization=org, department=dept, name=f"g-{n}", key=f"kt_cg_shop_{n}")
+    ConsumerGroupFactory(
+        organization=org, department=dept, name=f"g-{n}", key=f"kt_cg_{org.slug}_{n}"
+    )
     if budget is not None:
         Budget.objects.create(organization=org, department=dept, amount=Decimal(budget))
     if allocate is not None:
@@ -38,8 +47,12 @@ def add_department(org, n, *, budget="100", allocate="100", spend=("0.004",) * 3
     return dept
 
 
-def test_department_columns_show_month_spend_budget_and_wallet(shop, client):
+def test_department_columns_show_month_spend_budget_and_wallet(shop, rival, client):
     org, finance = shop
+    # The rival's team_1 and team_2 spend more, budget and fund otherwise, at the same moment.
+    for n in (1, 2):
+        theirs = add_department(rival, n, budget="9", allocate="50", spend=("7",) * 3)
+    services.hold_place(wallet=theirs.wallets.get(), amount=Decimal("1"), request_id="r-rival")
     dept = add_department(org, 1, budget="0.04", spend=("0.004", "0.004", "0.004"))
     # Last month's spend is not this month's.
     make_event(org, dept, marker="shop", cost="5", created_at=timezone.now() - timedelta(days=40))
@@ -53,6 +66,8 @@ def test_department_columns_show_month_spend_budget_and_wallet(shop, client):
     client.force_login(finance)
     response = client.get(DEPARTMENTS)
     rows = {d.team_id: d for d in response.context["cl"].result_list}
+    assert {d.organization_id for d in rows.values()} == {org.pk}
+    assert sorted(rows) == ["team_1", "team_2", "team_3"]
     ma = response.context["cl"].model_admin
     one = rows["team_1"]
     assert ma.mtd_spend_column(one) == Decimal("0.01")
@@ -162,10 +177,13 @@ def test_event_changelist_query_count_does_not_grow_with_rows(shop, client):
     assert many <= 15
 
 
-def test_event_totals_are_those_of_the_filtered_set(shop, client):
+def test_event_totals_are_those_of_the_filtered_set(shop, rival, client):
     org, finance = shop
     eng = add_department(org, 1, spend=())
     ops = add_department(org, 2, spend=())
+    # The rival's look-alike calls: same team_ids, users, provider and model, same moment.
+    rival_eng = add_department(rival, 1, spend=("5", "5"))
+    make_event(rival, rival_eng, marker="shop", cost="9", provider="openai", user="alice")
     for _ in range(3):
         make_event(org, eng, marker="shop", cost="0.004", prompt_tokens=10, completion_tokens=5)
     make_event(org, ops, marker="shop", cost="1.234", prompt_tokens=7, completion_tokens=3)
@@ -184,8 +202,13 @@ def test_event_totals_are_those_of_the_filtered_set(shop, client):
     assert client.get(EVENTS, {"provider": "openai"}).context["totals"]["requests"] == 1
     assert client.get(EVENTS, {"user": "alice"}).context["totals"]["cost"] == Decimal("2.00")
     assert client.get(EVENTS, {"status": "ok"}).context["totals"]["requests"] == 5
-    found = client.get(EVENTS, {"q": UsageEvent.objects.filter(user="alice").get().request_id})
+    alice = UsageEvent.objects.filter(user="alice")
+    found = client.get(EVENTS, {"q": alice.get(organization=org).request_id})
     assert found.context["totals"]["requests"] == 1
+    theirs = client.get(EVENTS, {"q": alice.get(organization=rival).request_id})
+    assert theirs.context["totals"]["requests"] == 0
+    by_their_department = client.get(EVENTS, {"department__id__exact": rival_eng.pk})
+    assert by_their_department.context["totals"]["requests"] == 0
     month = timezone.now()
     dated = client.get(EVENTS, {"created_at__year": month.year, "created_at__month": month.month})
     assert dated.context["totals"]["requests"] == 5

@@ -74,6 +74,40 @@ def budget(support, support_wallet):
 
 
 @pytest.fixture
+def outsider_support(outsider_org):
+    """The outsider's own Support: same team_id, name and wallet, another owner. Nothing it
+    spends may count for `org`, and nothing `org` spends for it."""
+    department = DepartmentFactory(
+        organization=outsider_org,
+        team_id="team_support",
+        name="Support",
+        owner_emails=["lead@support.outsider.example"],
+    )
+    wallet_services.wallet_allocate(
+        department=department, amount=Decimal("5000.00"), currency="USD"
+    )
+    return department
+
+
+@pytest.fixture
+def outsider_budget(outsider_support):
+    """The outsider's $1,000 a month for its Support, thresholds 50/80/100."""
+    return budget_services.budget_create(
+        organization=outsider_support.organization,
+        team_id="team_support",
+        amount=Decimal("1000.00"),
+        owner_emails=["lead@outsider.example"],
+    )
+
+
+def mail_to(address: str) -> list:
+    """The messages in Django's test outbox addressed to `address`."""
+    from django.core import mail
+
+    return [m for m in mail.outbox if address in m.to]
+
+
+@pytest.fixture
 def spend(django_capture_on_commit_callbacks):
     """record_spend with the on-commit hook run (the test itself is inside a transaction)."""
 

@@ -100,9 +100,11 @@ def test_a_redelivery_while_the_first_send_is_still_talking_to_smtp_sends_nothin
 
 @pytest.mark.django_db
 def test_the_hourly_run_resends_failed_alerts_as_the_one_email_they_were(
-    budget, support, spend, smtp_settings, run_hourly
+    budget, support, outsider_budget, outsider_support, spend, smtp_settings, run_hourly
 ):
     spend(department=support, amount="850")  # 50 % and 80 % together; SMTP is down
+    # The outsider's Support (same team_id and name) fails at the same moment, for its own 55 %.
+    spend(department=outsider_support, amount="550", model="claude-opus")
     assert set(BudgetAlert.objects.values_list("status", flat=True)) == {"failed"}
 
     server = SMTPRecorder(smtp_settings.EMAIL_PORT).start()
@@ -111,6 +113,15 @@ def test_the_hourly_run_resends_failed_alerts_as_the_one_email_they_were(
         run_hourly()
     finally:
         server.stop()
-    assert len(server.messages) == 1
-    assert "50% and 80%" in server.messages[0][1]["Subject"]
+    # One email per budget, each to its own owner with its own numbers: never merged.
+    assert sorted(rcpt for rcpt, _ in server.messages) == [
+        ["lead@example.com"],
+        ["lead@outsider.example"],
+    ]
+    ours = next(m for rcpt, m in server.messages if rcpt == ["lead@example.com"])
+    assert "50% and 80%" in ours["Subject"]
+    assert "850.00 of 1,000.00 USD" in ours["Subject"]
+    assert "claude-opus" not in ours.get_body(preferencelist=("plain",)).get_content()
+    theirs = next(m for rcpt, m in server.messages if rcpt == ["lead@outsider.example"])
+    assert "550.00 of 1,000.00 USD" in theirs["Subject"]
     assert set(BudgetAlert.objects.values_list("status", "attempts")) == {("sent", 2)}

@@ -5,6 +5,7 @@ import pytest
 import time_machine
 from django.core import mail
 
+from tests.budgets.conftest import mail_to
 from wallets.budgets import services as budget_services
 from wallets.models import BudgetAlert
 
@@ -59,6 +60,52 @@ def test_spend_of_another_department_does_not_count(budget, support, engineering
     spend(department=engineering, amount="2000")
     assert mail.outbox == []
     assert not BudgetAlert.objects.exists()
+
+
+def test_another_organizations_spend_never_crosses_this_budget(
+    budget, support, outsider_budget, outsider_support, spend
+):
+    # The outsider's Support (same team_id, same name) spends past 100 % at the same moment.
+    spend(department=outsider_support, amount="1200", model="claude-opus")
+    assert not BudgetAlert.objects.filter(budget=budget).exists()
+    assert mail_to("lead@example.com") == []
+    assert sorted(
+        BudgetAlert.objects.filter(budget=outsider_budget).values_list("threshold", flat=True)
+    ) == [50, 80, 100]
+    assert len(mail_to("lead@outsider.example")) == 1
+
+    spend(department=support, amount="499.99")  # 1,699.99 if the two were one: still nothing
+    assert mail_to("lead@example.com") == []
+    spend(department=support, amount="0.01", model="o3")  # this budget's own 50 %
+    [ours] = mail_to("lead@example.com")
+    assert "500.00 of 1,000.00 USD" in ours.subject
+    assert "50% of the" in ours.subject
+    for part in (ours.body, ours.alternatives[0][0]):
+        assert "500.00 USD" in part
+        assert "claude-opus" not in part  # the outsider's model is not among this budget's
+        assert "1,700.00" not in part
+    assert BudgetAlert.objects.get(budget=budget).spend == Decimal("500.00")
+    # And this budget's spend never alerts the outsider again.
+    assert len(mail_to("lead@outsider.example")) == 1
+    assert BudgetAlert.objects.get(budget=outsider_budget, threshold=100).organization_id == (
+        outsider_budget.organization_id
+    )
+
+
+def test_the_hourly_run_forecasts_each_organizations_budget_from_its_own_spend(
+    budget, support, outsider_budget, outsider_support, spend, run_hourly
+):
+    with time_machine.travel(datetime(2026, 5, 10, 12, 0, tzinfo=UTC), tick=False):
+        spend(department=outsider_support, amount="400")  # heading for 1,305.26
+        spend(department=support, amount="100")  # heading for 326.32 alone, 1,631.58 with theirs
+        run_hourly()
+    assert not BudgetAlert.objects.filter(budget=budget).exists()
+    assert mail_to("lead@example.com") == []
+    alert = BudgetAlert.objects.get(kind="forecast")
+    assert alert.budget == outsider_budget
+    assert alert.forecast.quantize(Decimal("0.01")) == Decimal("1305.26")
+    [theirs] = mail_to("lead@outsider.example")
+    assert "Forecast 1,305.26 USD" in theirs.subject
 
 
 def test_a_budget_lowered_below_spend_alerts_once_for_every_threshold_it_now_exceeds(

@@ -4,6 +4,7 @@ import pytest
 from django.core import mail
 
 from chargeback.errors import InsufficientFunds
+from tests.budgets.conftest import mail_to
 from tests.budgets.helpers import record_spend
 from wallets import services as wallet_services
 from wallets.models import BudgetAlert, Hold, WalletAlert
@@ -33,6 +34,33 @@ def test_a_wallet_turning_low_then_depleted_emails_once_per_change(budget, suppo
     assert "Last allocation:  5,000.00 USD" in wallet_mail[0].body
     assert "is depleted" in wallet_mail[1].subject
     assert wallet_mail[1].alternatives[0][1] == "text/html"
+
+
+def test_wallet_alerts_stay_with_their_own_wallet_and_organization(
+    budget, support, support_wallet, outsider_budget, outsider_support, spend, run_hourly
+):
+    # The outsider's team_support wallet (same name, same 5,000.00) runs dry first.
+    spend(department=outsider_support, amount="4600")
+    spend(department=outsider_support, amount="400")
+    theirs = wallet_services.wallet_for_team(department=outsider_support)
+    assert list(
+        WalletAlert.objects.order_by("pk").values_list("wallet_id", "state", "organization_id")
+    ) == [
+        (theirs.pk, "low", outsider_support.organization_id),
+        (theirs.pk, "depleted", outsider_support.organization_id),
+    ]
+    spend(department=support, amount="100")  # this wallet: 4,900.00 of 5,000.00, healthy
+    run_hourly()
+    assert not WalletAlert.objects.filter(wallet=support_wallet).exists()
+    assert not [m for m in mail_to("lead@example.com") if "Wallet" in m.subject]
+    wallet_mail = [m for m in mail.outbox if "Wallet" in m.subject]
+    assert [m.to for m in wallet_mail] == [["lead@outsider.example"]] * 2
+
+    spend(department=support, amount="4500.01")  # now this one is low: its own alert, its owners
+    [ours] = [m for m in mail_to("lead@example.com") if "Wallet" in m.subject]
+    assert ours.subject == "[Support] Wallet team_support is low: 399.99 USD available"
+    assert WalletAlert.objects.get(wallet=support_wallet).state == "low"
+    assert WalletAlert.objects.filter(wallet=theirs).count() == 2
 
 
 def test_a_new_allocation_lets_the_wallet_alert_again(support, support_wallet, spend):

@@ -88,8 +88,11 @@ def worker(eager_celery):
 @pytest.mark.celery_worker
 @pytest.mark.django_db(transaction=True)
 def test_a_real_worker_retries_through_an_smtp_outage_and_delivers_one_email(
-    worker, budget, support
+    worker, budget, support, outsider_budget, outsider_support
 ):
+    # The outsider's Support (same team_id and name) spends 40 % of its own budget first: with
+    # it counted, this budget would cross 100 % below.
+    record_spend(department=outsider_support, amount="400", model="claude-opus")
     record_spend(department=support, amount="300", model="gpt-4o")
     record_spend(department=support, amount="520", model="o3")  # 82 %: 50 % and 80 %
 
@@ -116,6 +119,7 @@ def test_a_real_worker_retries_through_an_smtp_outage_and_delivers_one_email(
 
     assert len(server.messages) == 1
     assert all(a.attempts >= 2 and a.error == "" for a in alerts.all())
+    assert {a.budget_id for a in alerts.all()} == {budget.pk}  # none for the outsider's 40 %
     rcpt, message = server.messages[0]
     assert rcpt == ["lead@example.com"]
     assert message["To"] == "lead@example.com"
@@ -130,4 +134,5 @@ def test_a_real_worker_retries_through_an_smtp_outage_and_delivers_one_email(
         assert "82.0%" in part
         assert "o3" in part
         assert "gpt-4o" in part
+        assert "claude-opus" not in part
         assert "/dashboard/departments/team_support/" in part

@@ -4,7 +4,7 @@ import pytest
 
 from chargeback.config import config_apply
 from chargeback.errors import ConfigError
-from tests.config.conftest import tenancy_snapshot
+from tests.config.conftest import tenancy_snapshot, without_providers
 
 pytestmark = pytest.mark.django_db
 
@@ -137,15 +137,29 @@ CASES = [
 ]
 
 
+@pytest.fixture
+def outsider_applied(outsider_org, seed_text):
+    """The outsider applied the seed's groups with keys of its own: the same group names, the
+    same team_ids. A bad file of `org` must neither touch nor mention any of it."""
+    text = without_providers(seed_text).replace("kt_cg_", "kt_cg_outsider_")
+    config_apply(organization=outsider_org, text=text, actor="user:olga", via="config")
+    return outsider_org
+
+
+def assert_says_nothing_of_the_outsider(message: str) -> None:
+    for word in ("outsider", "olga", "Outsider"):
+        assert word not in message
+
+
 @pytest.mark.parametrize(
     ("change", "path", "line", "words"),
     [pytest.param(change, path, line, words, id=name) for name, change, path, line, words in CASES],
 )
 def test_a_bad_file_names_the_key_path_and_line_and_changes_nothing(
-    org, seed_text, change, path, line, words
+    org, seed_text, outsider_applied, change, path, line, words
 ):
     text = broken(seed_text, *change)
-    before = tenancy_snapshot()
+    before = tenancy_snapshot()  # the outsider's rows included
 
     with pytest.raises(ConfigError) as caught:
         config_apply(organization=org, text=text, actor="user:ana", via="config")
@@ -155,6 +169,27 @@ def test_a_bad_file_names_the_key_path_and_line_and_changes_nothing(
     assert words in error.message
     assert f"(line {line})" in error.message
     assert "\n" not in error.message
+    assert_says_nothing_of_the_outsider(error.message)
+    assert tenancy_snapshot() == before
+
+
+def test_a_key_another_organization_uses_is_refused_without_naming_whose_it_is(
+    org, seed_text, outsider_applied
+):
+    # The outsider's legal group answers to this key; org's file gives it to its engineering.
+    text = broken(
+        seed_text, "api_key: kt_cg_engineering_prod", "api_key: kt_cg_outsider_legal_prod"
+    )
+    before = tenancy_snapshot()
+
+    with pytest.raises(ConfigError) as caught:
+        config_apply(organization=org, text=text, actor="user:ana", via="config")
+
+    error = caught.value
+    assert (error.path, error.line) == ("consumer_groups[0].api_key", 10)
+    assert_says_nothing_of_the_outsider(error.message)
+    assert "legal" not in error.message  # not the group, not its team
+    assert "kt_cg_" not in error.message  # nor the key itself
     assert tenancy_snapshot() == before
 
 

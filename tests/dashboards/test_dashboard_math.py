@@ -11,9 +11,29 @@ from chargeback.money import to_cents
 from gateway.selectors import spend_total
 from reports.dashboards.csv import neutralise
 from reports.dashboards.selectors import forecast_month_end, repeats_by_department
+from tests.factories import DepartmentFactory
+from wallets.models import Budget
 
 pytestmark = pytest.mark.django_db
 MAY = {"date_from": date(2026, 5, 1), "date_to": date(2026, 5, 31)}
+
+
+@pytest.fixture
+def twin_month(outsider_org, events):
+    """The outsider's look-alike of `month`: its own team_engineering and team_support (same
+    names), the same users and prompt fingerprints on the same days, more spend, another budget
+    and a March of history. Not one figure of org's pages or files may move with it."""
+    eng = DepartmentFactory(
+        organization=outsider_org, team_id="team_engineering", name="Engineering"
+    )
+    support = DepartmentFactory(organization=outsider_org, team_id="team_support", name="Support")
+    Budget.objects.create(organization=outsider_org, department=eng, amount=Decimal("7"))
+    for day in (1, 2, 3, 4, 5):
+        events.add(eng, day=day, price="big", prompt=900_000, completion=20_000, user="bo")
+    for day, fingerprint in [(1, "A"), (2, "A"), (3, "A"), (4, "A"), (5, "C"), (6, "B")]:
+        events.add(support, day=day, prompt=700_000, completion=999, fingerprint=fingerprint)
+    events.add(eng, day=20, month=3, price="big", prompt=100_000)
+    return {"engineering": eng, "support": support}
 
 
 def _csv(response):
@@ -32,7 +52,9 @@ def test_the_forecast_is_the_linear_run_rate():
     assert forecast_month_end(spend_to_date=Decimal("5"), elapsed_days=0, days_in_month=31) == 0
 
 
-def test_the_department_page_projects_the_month_end_as_of_a_day(client, month, member, org):
+def test_the_department_page_projects_the_month_end_as_of_a_day(
+    client, month, member, org, twin_month
+):
     client.force_login(member)
     eng = month["engineering"]
     page = client.get("/dashboard/departments/team_engineering/?month=2026-05&as_of=2026-05-04")
@@ -53,7 +75,7 @@ def test_a_finished_month_forecasts_its_actual_spend(client, month, member, org)
     assert page.context["forecast"] == page.context["spend"]
 
 
-def test_repeated_prompt_rate_and_savings(client, month, member, org):
+def test_repeated_prompt_rate_and_savings(client, month, member, org, twin_month):
     support = month["support"]
     events = {
         e.created_at.day: e for e in support.usage_events.all()
@@ -79,10 +101,12 @@ def test_failed_calls_are_not_cacheable_repeats(month, org, events):
     assert (stats.requests, stats.repeated) == (6, 3)
 
 
-def test_the_overview_table_downloads_as_the_same_csv(client, month, member):
+def test_the_overview_table_downloads_as_the_same_csv(client, month, member, org, twin_month):
     client.force_login(member)
     page = client.get("/dashboard/?month=2026-05")
+    assert page.context["total"] == to_cents(spend_total(organization=org, **MAY))
     rows = _csv(client.get("/dashboard/?month=2026-05&format=csv&table=departments"))
+    assert sorted(r["Team id"] for r in rows) == ["team_engineering", "team_support"]
     assert [r["Team id"] for r in rows] == [r["team_id"] for r in page.context["rows"]]
     for shown, row in zip(page.context["rows"], rows, strict=True):
         assert Decimal(row["Spend"]) == shown["spend"]
@@ -92,7 +116,7 @@ def test_the_overview_table_downloads_as_the_same_csv(client, month, member):
     assert Decimal(months[1]["Total"]) == page.context["total"]
 
 
-def test_department_tables_download_as_csv(client, month, member, org):
+def test_department_tables_download_as_csv(client, month, member, org, twin_month):
     client.force_login(member)
     base = "/dashboard/departments/team_engineering/?month=2026-05&format=csv&table="
     models = _csv(client.get(base + "models"))

@@ -1,6 +1,6 @@
 """`demo_seed`: the seed page's May 2026, exact to the cent, with a consistent ledger."""
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -8,26 +8,100 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.models import Count, Sum
 
-from chargeback.models import Organization
+from chargeback.models import ConsumerGroup, Department, Organization
 from gateway.models import Price, UsageEvent
 from gateway.pricing import Usage, cost_of
 from gateway.selectors import events_in_range, spend_by, spend_total
 from reports.demo import _balancing_usage, demo_seed
+from tests.factories import (
+    ConsumerGroupFactory,
+    DepartmentFactory,
+    OrganizationFactory,
+    PriceFactory,
+)
 from wallets.models import Budget, LedgerEntry, Wallet
+from wallets.services import wallet_allocate, wallet_for_team
 
 MAY = {"date_from": date(2026, 5, 1), "date_to": date(2026, 5, 31)}
 
 
+def _outsider_look_alike() -> Organization:
+    """Another organization that already looks like the demo before it is seeded: the seed's
+    team_ids and names, its own price for a model the seed uses, a wallet funded with the very
+    idempotency key the seed uses, a budget, and May 2026 usage of its own."""
+    outsider = OrganizationFactory(name="Outsider", slug="outsider")
+    engineering = DepartmentFactory(
+        organization=outsider, team_id="team_engineering", name="Engineering"
+    )
+    DepartmentFactory(organization=outsider, team_id="team_support", name="Support")
+    ConsumerGroupFactory(
+        department=engineering, name="engineering", key="kt_cg_outsider_engineering"
+    )
+    price = PriceFactory(
+        organization=outsider,
+        provider="openai",
+        model="gpt-4o-mini",
+        input_per_mtok=Decimal("99"),
+        output_per_mtok=Decimal("99"),
+        effective_from=datetime(2024, 1, 1, tzinfo=UTC),
+    )
+    wallet_allocate(
+        department=engineering,
+        amount=Decimal("777"),
+        currency="USD",
+        idempotency_key="demo-seed-team_engineering-2026-spring",
+    )
+    Budget.objects.create(organization=outsider, department=engineering, amount=Decimal("55"))
+    for day in (3, 17, 31):
+        UsageEvent.objects.create(
+            organization=outsider,
+            department=engineering,
+            wallet=wallet_for_team(department=engineering),
+            request_id=f"req_outsider_{day}",
+            user="alice",
+            endpoint="/v1/chat/completions",
+            provider="openai",
+            model_requested="gpt-4o-mini",
+            prompt_tokens=1000,
+            completion_tokens=100,
+            cost=Decimal("0.1089"),
+            price=price,
+            created_at=datetime(2026, 5, day, 12, tzinfo=UTC),
+        )
+    return outsider
+
+
+def _tenant_rows(organization: Organization) -> dict:
+    """Every row of the organization that the seed could create, change or spend from."""
+    return {
+        model.__name__: list(
+            model.objects.filter(organization=organization).order_by("pk").values()
+        )
+        for model in (Department, ConsumerGroup, Wallet, LedgerEntry, Budget, UsageEvent, Price)
+    }
+
+
 @pytest.fixture(scope="module")
-def seeded(django_db_setup, django_db_blocker):
+def world(django_db_setup, django_db_blocker):
     """Seed once for the module (it takes seconds) inside a transaction rolled back at the end,
-    so nothing of it outlives this module."""
+    so nothing of it outlives this module; the outsider exists before the seed runs."""
     with django_db_blocker.unblock(), transaction.atomic():
+        outsider = _outsider_look_alike()
+        before = _tenant_rows(outsider)
         call_command("demo_seed")
         # Fire the deferred foreign-key checks once here, not again after every test.
         connection.check_constraints()
-        yield Organization.objects.get(slug="acme")
+        yield {
+            "acme": Organization.objects.get(slug="acme"),
+            "outsider": outsider,
+            "outsider_before": before,
+        }
         transaction.set_rollback(True)
+
+
+@pytest.fixture(scope="module")
+def seeded(world):
+    return world["acme"]
 
 
 pytestmark = pytest.mark.django_db
@@ -99,7 +173,9 @@ def test_the_month_looks_real(seeded):
     eng = may.filter(department__team_id="team_engineering")
     premium = eng.filter(price__premium=True).aggregate(s=Sum("cost"))["s"]
     assert premium / Decimal(28000) > Decimal("0.5")
-    assert Budget.objects.get(department__team_id="team_engineering").amount == Decimal(30000)
+    assert Budget.objects.get(
+        organization=seeded, department__team_id="team_engineering"
+    ).amount == Decimal(30000)
 
 
 def test_running_it_again_does_not_double_may(seeded):
@@ -108,6 +184,28 @@ def test_running_it_again_does_not_double_may(seeded):
     assert result["skipped"] is True
     assert UsageEvent.objects.filter(organization=seeded).count() == before
     assert spend_total(organization=seeded, **MAY) == Decimal("62000")
+
+
+def test_it_leaves_another_organization_that_looks_alike_as_it_was(world, seeded):
+    outsider = world["outsider"]
+    assert _tenant_rows(outsider) == world["outsider_before"]
+    # The demo's numbers are its own: not the outsider's price, wallet, key replay or budget.
+    assert not UsageEvent.objects.filter(organization=seeded, price__organization=outsider).exists()
+    assert not UsageEvent.objects.filter(
+        organization=seeded, wallet__organization=outsider
+    ).exists()
+    allocation = LedgerEntry.objects.get(
+        organization=seeded,
+        idempotency_key="demo-seed-team_engineering-2026-spring",
+    )
+    assert allocation.wallet.department.organization == seeded
+    assert allocation.amount != Decimal("777")
+    assert set(
+        Department.objects.filter(organization=seeded).values_list("team_id", flat=True)
+    ) >= {
+        "team_engineering",
+        "team_support",
+    }
 
 
 @pytest.mark.parametrize(

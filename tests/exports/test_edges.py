@@ -17,6 +17,7 @@ from reports.exports.progress import Progress
 from reports.exports.services import export_job_create, export_job_run
 from reports.models import ExportJob
 from tests.exports.usage import fund, record_usage
+from tests.factories import DepartmentFactory
 
 
 def _run(org, **kwargs):
@@ -50,18 +51,28 @@ def test_chargeback_gives_one_row_per_month_clipped_to_the_range(org, engineerin
 
 
 @pytest.mark.django_db
-def test_spend_without_a_department_is_its_own_chargeback_row(org, engineering, model):
-    fund(engineering)
-    event = record_usage(department=engineering, at=datetime(2026, 5, 5, tzinfo=UTC), model=model)
-    UsageEvent.objects.filter(pk=event.pk).update(department=None)
-    record_usage(department=engineering, at=datetime(2026, 5, 6, tzinfo=UTC), model=model)
+def test_spend_without_a_department_is_its_own_chargeback_row(
+    org, engineering, model, outsider_org
+):
+    # The outsider has the same two calls: one of them without a department too.
+    twin = DepartmentFactory(organization=outsider_org, team_id="team_engineering")
+    for department in (engineering, twin):
+        fund(department)
+        event = record_usage(
+            department=department, at=datetime(2026, 5, 5, tzinfo=UTC), model=model
+        )
+        UsageEvent.objects.filter(pk=event.pk).update(department=None)
+        record_usage(department=department, at=datetime(2026, 5, 6, tzinfo=UTC), model=model)
     job = _run(org, type="chargeback", date_from="2026-05-01", date_to="2026-05-31")
     rows = _csv(job)
-    assert [(r["team_id"], r["department"]) for r in rows] == [
-        ("team_engineering", "Engineering"),
-        ("", "(no department)"),
+    assert [(r["team_id"], r["department"], r["requests"]) for r in rows] == [
+        ("team_engineering", "Engineering", "1"),
+        ("", "(no department)", "1"),
     ]
     assert sum(Decimal(r["spend"]) for r in rows) == Decimal(job.manifest["totals"]["USD"]["spend"])
+    assert Decimal(job.manifest["totals"]["USD"]["spend_exact"]) == sum(
+        UsageEvent.objects.filter(organization=org).values_list("cost", flat=True)
+    )
 
 
 @pytest.mark.django_db

@@ -36,8 +36,38 @@ def _csv(job):
     return list(csv.DictReader(io.StringIO(_bytes(job).decode(), newline="")))
 
 
+USAGE = [
+    (3, "=1+2", {"app": "+kb", "env": "prod"}),
+    (4, "@SUM(A1)", {}),
+    (5, "-10", {"note": "\tx"}),
+    (6, "\rcr", {}),
+    (7, "alice", {"app": "kb"}),
+]
+
+
 @pytest.fixture
-def usage(org, engineering, model):
+def outsider_engineering(outsider_org):
+    return DepartmentFactory(
+        organization=outsider_org, team_id="team_engineering", name="Engineering"
+    )
+
+
+@pytest.fixture
+def usage(org, engineering, model, outsider_engineering):
+    """Five calls of `org`'s engineering, and the same five (same team_id, users, tags, times)
+    of the outsider's: every file of `org` below must hold its five alone."""
+    fund(outsider_engineering)
+    for d, user, tags in USAGE:
+        at = datetime(2026, 5, d, 12, tzinfo=UTC)
+        record_usage(department=outsider_engineering, at=at, model=model, user=user, tags=tags)
+    AuditLog.objects.create(
+        organization=outsider_engineering.organization,
+        actor="user:outsider",
+        via="admin",
+        action="outsider.action",
+        object_type="x",
+        created_at=datetime(2026, 5, 20, tzinfo=UTC),
+    )
     fund(engineering)
     return [
         record_usage(
@@ -47,13 +77,7 @@ def usage(org, engineering, model):
             user=user,
             tags=tags,
         )
-        for d, user, tags in [
-            (3, "=1+2", {"app": "+kb", "env": "prod"}),
-            (4, "@SUM(A1)", {}),
-            (5, "-10", {"note": "\tx"}),
-            (6, "\rcr", {}),
-            (7, "alice", {"app": "kb"}),
-        ]
+        for d, user, tags in USAGE
     ]
 
 
@@ -195,18 +219,32 @@ def test_the_audit_log_export_lists_the_range_oldest_first(org, usage, engineeri
     )
     rows = _csv(_run(org, type="audit-log"))
     assert rows[-1]["id"] == str(later.pk)
+    assert "user:outsider" not in {r["actor"] for r in rows}
+    assert "outsider.action" not in {r["action"] for r in rows}
+    assert {int(r["id"]) for r in rows} <= set(
+        AuditLog.objects.filter(organization=org).values_list("pk", flat=True)
+    )
     assert rows[-1]["action"] == "'=cmd"
     assert "too late" not in {r["action"] for r in rows}
     assert [r["created_at"] for r in rows] == sorted(r["created_at"] for r in rows)
 
 
-def test_a_team_filter_limits_every_type_to_that_department(org, usage, support, model):
-    fund(support)
-    record_usage(department=support, at=datetime(2026, 5, 9, tzinfo=UTC), model=model)
+def test_a_team_filter_limits_every_type_to_that_department(
+    org, usage, support, model, outsider_org
+):
+    fund(support, at=datetime(2026, 5, 2, 9, tzinfo=UTC))
+    mine = record_usage(department=support, at=datetime(2026, 5, 9, tzinfo=UTC), model=model)
+    # The outsider's team_support spends at the same moment: the filter names org's team only.
+    twin = DepartmentFactory(organization=outsider_org, team_id="team_support", name="Support")
+    fund(twin, "900.00", at=datetime(2026, 5, 2, 9, tzinfo=UTC))
+    record_usage(department=twin, at=datetime(2026, 5, 9, tzinfo=UTC), model=model)
     rows = _csv(_run(org, type="events", filters={"team_id": "team_support"}))
-    assert [r["team_id"] for r in rows] == ["team_support"]
+    assert [(r["team_id"], r["request_id"]) for r in rows] == [("team_support", mine.request_id)]
     rows = _csv(_run(org, type="chargeback", filters={"team_id": "team_support"}))
-    assert [r["team_id"] for r in rows] == ["team_support"]
+    assert [(r["team_id"], r["requests"]) for r in rows] == [("team_support", "1")]
+    assert Decimal(rows[0]["allocations"]) == Decimal("1000.00")
+    rows = _csv(_run(org, type="focus", filters={"team_id": "team_support"}))
+    assert [r["ResourceId"] for r in rows] == [mine.request_id]
 
 
 def test_events_say_which_were_charged_above_their_hold(org, usage):

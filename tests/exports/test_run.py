@@ -28,8 +28,22 @@ def _files(root):
 
 
 def test_a_failure_mid_file_marks_the_job_failed_and_removes_the_partial_file(
-    job, monkeypatch, media_root, tmp_path
+    job, monkeypatch, media_root, tmp_path, outsider_with_usage
 ):
+    # The outsider's export of the same month was built a moment earlier: it stays as it was.
+    theirs = export_job_run(
+        job_id=export_job_create(
+            organization=outsider_with_usage,
+            type="events",
+            format="csv",
+            date_from="2026-05-01",
+            date_to="2026-05-31",
+        ).id
+    )
+    assert theirs.status == ExportJob.Status.COMPLETED
+    their_files = _files(media_root)
+    assert len(their_files) == 1
+    their_bytes = their_files[0].read_bytes()
     real_rows = events.rows
 
     def broken(ctx, totals):
@@ -45,11 +59,16 @@ def test_a_failure_mid_file_marks_the_job_failed_and_removes_the_partial_file(
     assert not done.file
     assert done.manifest == {}
     assert done.finished_at is not None
-    assert _files(media_root) == []
+    assert _files(media_root) == their_files
+    assert their_files[0].read_bytes() == their_bytes
+    assert their_bytes.count(b"\r\n") == 2  # the header and its one event, none of ours
+    theirs.refresh_from_db()
+    assert (theirs.status, theirs.error, theirs.manifest["row_count"]) == ("completed", "", 1)
 
 
-def test_a_completed_job_is_not_built_again(job):
+def test_a_completed_job_is_not_built_again(job, outsider_with_usage):
     first = export_job_run(job_id=job.id)
+    assert first.manifest["row_count"] == 5  # its own five, not the outsider's May event
     again = export_job_run(job_id=job.id)
     assert again.status == ExportJob.Status.COMPLETED
     assert again.finished_at == first.finished_at

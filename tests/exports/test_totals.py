@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.core.files.storage import default_storage
 from django.db.models import Sum
 
@@ -13,6 +14,7 @@ from chargeback.money import to_cents
 from gateway.models import UsageEvent
 from reports.exports.services import export_job_create, export_job_run
 from tests.exports.usage import fund, record_usage
+from tests.factories import DepartmentFactory, PriceFactory
 from wallets import services as wallets
 from wallets.models import LedgerEntry
 
@@ -67,8 +69,6 @@ def may(org, engineering, support, model):
     record_usage(department=engineering, at=datetime(2026, 4, 30, 23, 59, tzinfo=UTC), model=model)
     record_usage(department=engineering, at=datetime(2026, 6, 1, 0, 0, tzinfo=UTC), model=model)
     refunded = events[6]
-    import time_machine
-
     with time_machine.travel(datetime(2026, 5, 25, 8, tzinfo=UTC), tick=False):
         wallets.wallet_refund(
             organization=org,
@@ -77,6 +77,44 @@ def may(org, engineering, support, model):
             reason="provider credit",
         )
     return {"events": events, "refunded": refunded}
+
+
+@pytest.fixture
+def outsider_may(outsider_org, model):
+    """The outsider's May looks like ours: the same team_ids and names, the same model (at its
+    own negotiated price), spend at the same moments, an allocation in the month and a refund.
+    None of it may reach `org`'s files or totals."""
+    PriceFactory(
+        organization=outsider_org,
+        model=model,
+        input_per_mtok=Decimal("7.000000"),
+        output_per_mtok=Decimal("21.000000"),
+        effective_from=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    teams = [
+        DepartmentFactory(organization=outsider_org, team_id=team_id, name=name)
+        for team_id, name in (("team_engineering", "Engineering"), ("team_support", "Support"))
+    ]
+    for team in teams:
+        fund(team, "900.00", at=datetime(2026, 5, 3, 9, tzinfo=UTC))
+    # Its team_legal has no wallet of its own: it spends from the outsider's organization wallet.
+    legal = DepartmentFactory(organization=outsider_org, team_id="team_legal", name="Legal")
+    with time_machine.travel(datetime(2026, 5, 3, 9, tzinfo=UTC), tick=False):
+        wallets.wallet_credit(organization=outsider_org, amount=Decimal("500.00"), currency="USD")
+    events = [
+        record_usage(department=team, at=datetime(2026, 5, day, 10, 17, 3, tzinfo=UTC), model=model)
+        for day in (1, 16, 31)
+        for team in [*teams, legal]
+    ]
+    with time_machine.travel(datetime(2026, 5, 25, 8, tzinfo=UTC), tick=False):
+        for refunded in (events[0], events[2]):  # team_engineering's and the organization's
+            wallets.wallet_refund(
+                organization=outsider_org,
+                request_id=refunded.request_id,
+                amount=refunded.cost,
+                reason="provider credit",
+            )
+    return events
 
 
 def _captured(org):
@@ -89,13 +127,14 @@ def _captured(org):
     return -total
 
 
-def test_events_and_chargeback_totals_equal_the_ledger_captures_to_the_cent(org, may):
+def test_events_and_chargeback_totals_equal_the_ledger_captures_to_the_cent(org, may, outsider_may):
     captured = _captured(org)
     events_job = _run(org, type="events", date_from="2026-05-01", date_to="2026-05-31")
     chargeback_job = _run(org, type="chargeback", date_from="2026-05-01", date_to="2026-05-31")
 
     rows = _csv_rows(events_job)
     assert len(rows) == len(may["events"]) == 22
+    assert {r["request_id"] for r in rows} == {e.request_id for e in may["events"]}
     assert sum(Decimal(r["cost"]) for r in rows) == captured  # exact, 8 places
     assert events_job.manifest["totals"]["USD"]["cost"] == str(to_cents(captured))
     assert chargeback_job.manifest["totals"]["USD"]["spend"] == str(to_cents(captured))
@@ -119,23 +158,26 @@ def test_events_and_chargeback_totals_equal_the_ledger_captures_to_the_cent(org,
     )
 
 
-def test_a_refund_shows_in_the_chargeback_month_and_nets_the_spend(org, may):
+def test_a_refund_shows_in_the_chargeback_month_and_nets_the_spend(org, may, outsider_may):
     refunded = may["refunded"]
     job = _run(org, type="chargeback", date_from="2026-05-01", date_to="2026-05-31")
     row = next(r for r in _csv_rows(job) if r["team_id"] == refunded.department.team_id)
-    assert Decimal(row["refunds"]) == to_cents(refunded.cost)
+    assert Decimal(row["refunds"]) == to_cents(refunded.cost)  # not the outsider's refund too
+    other = next(r for r in _csv_rows(job) if r["team_id"] != refunded.department.team_id)
+    assert Decimal(other["refunds"]) == 0
     assert Decimal(row["net_spend"]) == Decimal(row["spend"]) - Decimal(row["refunds"])
     totals = job.manifest["totals"]["USD"]
     assert Decimal(totals["refunds_exact"]) == refunded.cost
     assert Decimal(totals["net_spend"]) == Decimal(totals["spend"]) - Decimal(totals["refunds"])
 
 
-def test_the_price_change_mid_month_prices_each_event_at_its_own_time(org, may):
+def test_the_price_change_mid_month_prices_each_event_at_its_own_time(org, may, outsider_may):
     rows = _csv_rows(_run(org, type="events", date_from="2026-05-01", date_to="2026-05-31"))
     before = {r["price_id"] for r in rows if r["created_at"] < "2026-05-16" and r["status"] == "ok"}
     after = {r["price_id"] for r in rows if r["created_at"] >= "2026-05-16" and r["status"] == "ok"}
     assert len(before) == len(after) == 1
     assert before != after
+    assert not (before | after) & {str(e.price_id) for e in outsider_may}  # its own price
     cached = [r for r in rows if r["cached_tokens"] == "400"]
     assert cached
     failed = [r for r in rows if r["status"] == "provider_error"]

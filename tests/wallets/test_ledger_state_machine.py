@@ -55,6 +55,18 @@ class LedgerMachine(RuleBasedStateMachine):
         self.captured: dict[int, Decimal] = {}
         self.keys: dict[str, tuple[Decimal, int]] = {}
         self.overdrawn_by_capture = False
+        # Another organization with a team of the same team_id, funded with the same idempotency
+        # keys and holding a pending hold: no step here may move, replay or sweep any of it.
+        outsider = OrganizationFactory(slug=f"sm-outsider-{n}", wallet_enforcement=True)
+        twin = DepartmentFactory(organization=outsider, team_id=f"team_sm_{n}")
+        for key in ("key-a", "key-b", "key-c"):
+            services.wallet_allocate(
+                department=twin, amount=Decimal("7"), currency="USD", idempotency_key=key
+            )
+        self.outsider_wallet = services.wallet_for_team(department=twin)
+        services.hold_place(
+            wallet=self.outsider_wallet, amount=Decimal("5"), request_id=f"sm{n}-outsider"
+        )
 
     @property
     def available(self):
@@ -172,6 +184,12 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert hold.captured_amount == self.captured[hold.pk]
             else:
                 assert hold.captures == 0
+
+    def teardown(self):
+        wallet = Wallet.objects.get(pk=self.outsider_wallet.pk)
+        assert (wallet.balance, wallet.held) == (Decimal("21"), Decimal("5"))
+        assert wallet.entries.count() == 3
+        assert wallet.holds.get().status == Hold.Status.PENDING
 
 
 _NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.explain]
