@@ -17,6 +17,7 @@ from wallets.services.funding import (
 from wallets.services.holds import (
     effective_wallet,
     hold_capture,
+    hold_capture_late,
     hold_place,
     hold_release,
     holds_expire,
@@ -25,6 +26,7 @@ from wallets.services.holds import (
 __all__ = [
     "effective_wallet",
     "hold_capture",
+    "hold_capture_late",
     "hold_place",
     "hold_release",
     "holds_expire",
