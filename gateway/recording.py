@@ -168,7 +168,12 @@ def _event_put(fields: dict, *, replace_zero_cost: bool = False) -> bool:
     except IntegrityError:
         if not replace_zero_cost:
             return False
-    updates = {name: value for name, value in fields.items() if name != "request_id"}
+    # The whole row is replaced: what the call did not set takes the field's default.
+    updates = {
+        f.attname: fields.get(f.attname, fields.get(f.name, f.get_default()))
+        for f in UsageEvent._meta.concrete_fields
+        if not f.primary_key and f.attname != "request_id"
+    }
     return bool(
         UsageEvent.objects.filter(request_id=fields["request_id"], cost=ZERO).update(**updates)
     )
