@@ -146,6 +146,7 @@ def one_call(url: str, n: int, latency_ms: int, results: dict):
     if api == "anthropic":
         headers["anthropic-version"] = "2023-06-01"
     outcome, request_id = ("cut", 0), None
+    started = time.monotonic()
     try:
         with httpx.stream("POST", url + path, json=body, headers=headers, timeout=120) as r:
             request_id = r.headers.get("x-kt-request-id")
@@ -167,6 +168,7 @@ def one_call(url: str, n: int, latency_ms: int, results: dict):
         "client": outcome[0],
         "status": outcome[1],
         "request_id": request_id,
+        "added": time.monotonic() - started - latency_ms / 1000,  # the provider's own wait out
     }
 
 
@@ -211,7 +213,10 @@ def account(org, answered: set, results: dict) -> dict:
         holds = Hold.objects.filter(wallet=wallet, status="pending").aggregate(s=Sum("amount"))
         consistent &= wallet.balance == ledger and wallet.held == (holds["s"] or 0)
     answered_calls = [results[n] for n in answered if n in results]
+    added = sorted(r["added"] for r in answered_calls) or [0.0]
     return {
+        "added_seconds_median": round(added[len(added) // 2], 2),
+        "added_seconds_max": round(added[-1], 2),
         "answered": len(answered),
         "charged": len(charged),
         "unbilled_answered": len(unbilled),
@@ -292,7 +297,10 @@ def main():
         swept = holds_sweep()
         wait_settled(org, 10)
         figures = account(org, answered, results)
+        log = (workdir / "gunicorn.log").read_text(errors="replace")
         figures.update(
+            deferred_to_outbox=log.count("deferred to the capture outbox"),
+            replayed_from_outbox=log.count("capture replayed from the outbox"),
             calls=args.n + args.late,
             cut_seconds=args.cut,
             settled_after_s=round(settled, 1),
@@ -316,6 +324,14 @@ def main():
     print(f"cut streams (answered)    {figures['answered_cut_streams']}")
     print(f"not answered (client saw) {figures['not_answered']}")
     print(f"events by status          {figures['events_by_status']}")
+    print(
+        f"wait added to answered    median {figures['added_seconds_median']} s, "
+        f"max {figures['added_seconds_max']} s (reply time minus the provider's latency)"
+    )
+    print(
+        f"captures via the outbox   {figures['deferred_to_outbox']} deferred, "
+        f"{figures['replayed_from_outbox']} replayed"
+    )
     print(f"pending holds             {figures['pending_holds']}")
     print(f"balance = ledger, held = pending holds: {figures['ledger_consistent']}")
     print(f"settled {figures['settled_after_s']} s after the calls ended")

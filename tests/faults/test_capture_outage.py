@@ -131,6 +131,33 @@ def test_every_call_answered_while_the_database_is_cut_is_charged_exactly_once(
     assert_books_balance(tenants)
 
 
+def test_captures_queued_on_one_wallet_during_a_long_outage_are_not_held_one_pool_wait_each(
+    tenants, gateway, pg_proxy, outbox_dir
+):
+    # Group commit queues concurrent captures of a wallet behind each other; with the database
+    # away, a batch once ran its captures again one by one, each waiting for the pool in turn.
+    gw = gateway(DB_POOL_TIMEOUT="1", KT_CAPTURE_RETRY_SECONDS="0.5")
+    assert call(gw.url, "warm")["status"] == 200
+    timed = lambda n: (call(gw.url, n, latency=1000), time.monotonic())  # noqa: E731
+    calls = [in_thread(timed, i) for i in range(10)]
+    wait_for(pending(10), what="every call's hold")
+    pg_proxy.cut()
+    cut_at = time.monotonic()
+    replies = [result() for result in calls]  # all of them while the database is still away
+    restored_at = time.monotonic()
+    pg_proxy.restore()
+
+    assert [reply["status"] for reply, _ in replies] == [200] * 10
+    # Answered about 1 s after the cut; then at most two pool waits (1 s each), a 0.5 s retry
+    # and a file write. One by one, the last would have waited ten pool waits more.
+    assert max(at for _, at in replies) - cut_at < 5
+    assert restored_at - cut_at < 5
+    wait_for(lambda: not any(outbox_dir.glob("*.json")), what="the replays")
+    for reply, _ in replies:
+        assert_charged_once(reply["headers"]["x-kt-request-id"])
+    assert_books_balance(tenants)
+
+
 def test_a_capture_in_the_outbox_is_replayed_by_the_next_worker_after_a_kill_9(
     tenants, gateway, pg_proxy, outbox_dir
 ):
