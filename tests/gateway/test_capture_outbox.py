@@ -6,8 +6,10 @@ import json
 import threading
 import time
 from decimal import Decimal
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
@@ -22,7 +24,7 @@ from gateway.outbox import (
     outbox_write,
 )
 from gateway.recording import usage_record
-from gateway.tasks import holds_sweep
+from gateway.tasks import holds_sweep, replay_capture_outbox
 from tests.factories import DepartmentFactory
 from tests.pricing.money_writes import event_fields, funded_wallet
 from wallets import services
@@ -293,3 +295,25 @@ def test_a_call_whose_hold_expired_while_the_provider_was_answering_is_charged_l
     assert_balanced(gw.wallet)
     gw.outsider_wallet.refresh_from_db()
     assert gw.outsider_wallet.balance == Decimal("5.00")
+
+
+@pytest.mark.django_db
+def test_the_beat_task_and_the_command_replay_the_outbox(wallet, settings):
+    first = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_1")
+    second = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_2")
+    outbox_write(hold=first, amount=Decimal("0.4"), event_fields=event_fields(wallet, "req_1", 0))
+    listing = StringIO()
+    call_command("replay_captures", "--list", stdout=listing)
+    assert "req_1.json  cost 0.4" in listing.getvalue()
+    assert "1 waiting in" in listing.getvalue()
+
+    assert replay_capture_outbox.apply().get() == 1
+
+    outbox_write(hold=second, amount=Decimal("0.2"), event_fields=event_fields(wallet, "req_2", 0))
+    out = StringIO()
+    call_command("replay_captures", stdout=out)
+    assert out.getvalue().strip() == "replayed 1 (captured: 1), set aside 0, still waiting 0"
+    assert sorted(Hold.objects.values_list("status", flat=True)) == ["captured", "captured"]
+    assert "gateway.tasks.replay_capture_outbox" in [
+        entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    ]
