@@ -259,6 +259,8 @@ def main():
             "KT_HOLD_TTL_SECONDS": str(args.ttl),
             "KT_KEY_CACHE_SECONDS": "60",
             "KT_CAPTURE_OUTBOX_DIR": str(workdir / "outbox"),
+            # The fake provider on loopback, allowed (where upstream address rules exist).
+            "KT_UPSTREAM_ALLOW_HOSTS": fake_url.split("://", 1)[1],
         },
         repo=args.repo,
         workers=2,

@@ -81,7 +81,7 @@ def outbox_dir(tmp_path):
 
 
 @pytest.fixture
-def gateway(pg_proxy, outbox_dir, tmp_path):
+def gateway(pg_proxy, provider, outbox_dir, tmp_path):
     """Start the gateway under gunicorn (1 worker) with the database behind `pg_proxy`:
     `gateway(**env)`; stopped after the test."""
     started = []
@@ -96,6 +96,9 @@ def gateway(pg_proxy, outbox_dir, tmp_path):
                 "KT_CAPTURE_OUTBOX_DIR": str(outbox_dir),
                 "KT_KEY_CACHE_SECONDS": "60",  # a warm gateway: keys, targets, prices cached
                 "DB_POOL_TIMEOUT": "2",
+                # The fake provider on loopback, allowed as an operator would (gateway/egress.py
+                # where upstream address rules exist).
+                "KT_UPSTREAM_ALLOW_HOSTS": provider.url.split("://", 1)[1],
                 **{k: str(v) for k, v in env.items()},
             },
             workers=1,
