@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import gunicorn.config
 import httpx
 
 from tests.ports import free_port
@@ -43,18 +44,11 @@ class GatewayProcess:
     def start(self, log_path: Path, timeout: float = 60) -> "GatewayProcess":
         self.log_path = log_path
         log = open(log_path, "ab")  # noqa: SIM115 - the child keeps writing to it
+        options = ["-c", "chargeback/gunicorn_conf.py", "--chdir", str(self.repo)]
+        if hasattr(gunicorn.config, "ControlSocket"):
+            options.append("--no-control-socket")  # one default path for every instance
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "chargeback/gunicorn_conf.py",
-                "--no-control-socket",  # gunicorn 27's default path is shared by every instance
-                "--chdir",
-                str(self.repo),
-                "chargeback.wsgi:application",
-            ],
+            [sys.executable, "-m", "gunicorn", *options, "chargeback.wsgi:application"],
             cwd=self.repo,
             env=self.env,
             stdout=log,

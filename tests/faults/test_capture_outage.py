@@ -163,7 +163,7 @@ def test_a_capture_in_the_outbox_is_replayed_by_the_next_worker_after_a_kill_9(
 ):
     gw = gateway(KT_CAPTURE_RETRY_SECONDS="0.5")
     assert call(gw.url, "warm")["status"] == 200
-    reply = in_thread(call, gw.url, 1, latency=500)
+    reply = in_thread(call, gw.url, 1, latency=1500)
     wait_for(pending(1), what="the hold")
     pg_proxy.cut()
     reply = reply()  # the capture could not commit: the reply waited for the outbox write
@@ -191,7 +191,7 @@ def test_a_capture_whose_commit_outcome_was_lost_is_not_charged_twice(
 ):
     gw = gateway()
     assert call(gw.url, "warm")["status"] == 200
-    reply = in_thread(call, gw.url, 1, latency=800)
+    reply = in_thread(call, gw.url, 1, latency=1500)
     wait_for(pending(1), what="the hold")
     hold = Hold.objects.get(status="pending")
     # The capture reaches PostgreSQL and commits; its answer never comes back.
@@ -215,7 +215,7 @@ def test_a_capture_replayed_after_the_sweeper_expired_its_hold_charges_it_once(
 ):
     gw = gateway(KT_HOLD_TTL_SECONDS="3", KT_CAPTURE_RETRY_SECONDS="0.5")
     assert call(gw.url, "warm")["status"] == 200
-    reply = in_thread(call, gw.url, 1, api="anthropic", stream=True, latency=200)
+    reply = in_thread(call, gw.url, 1, api="anthropic", stream=True, latency=1500)
     wait_for(pending(1), what="the hold")
     pg_proxy.cut()
     reply = reply()
