@@ -21,8 +21,8 @@ RUN pip install -e .
 COPY . .
 RUN KT_EMBEDDED=true python manage.py collectstatic --noinput -v0 \
     && useradd --system --uid 1000 --home /app chargeback \
-    && mkdir -p /app/media \
-    && chown -R chargeback /app/media
+    && mkdir -p /app/media /app/var/capture-outbox \
+    && chown -R chargeback /app/media /app/var
 
 USER chargeback
 EXPOSE 41002

@@ -78,7 +78,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})
     # One pool per process; the gateway's short transactions borrow a connection and return it.
     DATABASES["default"]["OPTIONS"].setdefault(
-        "pool", {"min_size": 1, "max_size": env.int("DB_POOL_MAX", default=8), "timeout": 10}
+        "pool",
+        {
+            "min_size": 1,
+            "max_size": env.int("DB_POOL_MAX", default=8),
+            # How long a request waits for a pooled connection (e.g. while PostgreSQL restarts)
+            # before it fails: a 503 before the provider call, a retried capture after it.
+            "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+        },
     )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # Let psycopg prepare a statement it runs repeatedly on a connection. Only the gateway's
@@ -340,3 +347,17 @@ AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "chargeback.security.client_ip"
 AXES_LOCKOUT_CALLABLE = "chargeback.security.lockout_response"
 AXES_VERBOSE = False
+
+# --- capture outbox (gateway/capture.py, gateway/outbox.py) ---
+# A capture that cannot commit (the database is away) is retried this long, then kept in the
+# outbox directory on this host and replayed once the database is back (docs/reliability.md).
+KT_CAPTURE_RETRY_SECONDS = env.float("KT_CAPTURE_RETRY_SECONDS", default=2.0)
+# Must survive a restart of the gateway (a volume in containers); the gateway processes of the
+# host replay it, and so does the Celery worker if it mounts the same directory.
+KT_CAPTURE_OUTBOX_DIR = env(
+    "KT_CAPTURE_OUTBOX_DIR", default=str(BASE_DIR / "var" / "capture-outbox")
+)
+CELERY_BEAT_SCHEDULE["gateway-replay-capture-outbox"] = {
+    "task": "gateway.tasks.replay_capture_outbox",
+    "schedule": 60.0,
+}

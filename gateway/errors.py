@@ -73,3 +73,22 @@ def error_response(error: GatewayError, *, anthropic: bool = False) -> HttpRespo
     for key, value in error.headers.items():
         response[key] = value
     return response
+
+
+# Seconds a client is told to wait when the database is away before its call reached the
+# provider. The SDKs retry a 503 by themselves and honour `retry-after`: 2 s twice (their
+# default of two retries) spans a PostgreSQL restart, which takes about 1-3 s.
+DATABASE_RETRY_AFTER = 2
+
+
+def database_unavailable() -> GatewayError:
+    """The 503 for a request that needed the database before the provider call (key lookup,
+    routing, the hold) while it was unreachable: nothing was sent upstream, nothing charged."""
+    return GatewayError(
+        503,
+        "The gateway cannot reach its database right now; nothing was sent to the provider "
+        f"and nothing was charged. Retry in {DATABASE_RETRY_AFTER} seconds.",
+        type="server_error",
+        code="database_unavailable",
+        headers={"retry-after": str(DATABASE_RETRY_AFTER)},
+    )

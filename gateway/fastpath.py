@@ -36,6 +36,7 @@ from django.utils import timezone
 from chargeback.money import ZERO, quantize
 from gateway.groupcommit import GroupCommit
 from gateway.models import UsageEvent
+from gateway.recording import usage_settle
 from wallets import alerts
 from wallets.models import Hold, LedgerEntry, Wallet
 from wallets.services.holds import insufficient_funds
@@ -272,7 +273,7 @@ def _pooled() -> bool:
     return True
 
 
-def _execute_one(sql: str, params: dict):
+def _execute_one(sql: str, params: dict, pool_timeout: float | None = None):
     """Run one statement with server-side binding; the first row.
 
     Outside a transaction (the gateway's case) the statement borrows a connection from the pool
@@ -281,11 +282,16 @@ def _execute_one(sql: str, params: dict):
     Inside `transaction.atomic()` it runs on Django's connection and joins the transaction.
     Django's cursor binds client-side (quoting every value into the text); this cursor sends
     the parameters apart so that psycopg can prepare the statement. Errors come out as Django's
-    (IntegrityError, ...).
+    (IntegrityError, ...). `pool_timeout` bounds the wait for a pooled connection (a capture's
+    retry, gateway/capture.py); else the pool's own timeout applies.
     """
     db = connections[DEFAULT_DB_ALIAS]
     if _pooled():
-        with db.wrap_database_errors, db.pool.connection() as conn, psycopg.Cursor(conn) as cursor:
+        with (
+            db.wrap_database_errors,
+            db.pool.connection(timeout=pool_timeout) as conn,
+            psycopg.Cursor(conn) as cursor,
+        ):
             cursor.execute(sql, params)
             return cursor.fetchone()
     db.ensure_connection()
@@ -339,9 +345,15 @@ capture_group = GroupCommit(_execute_one)
 
 
 def capture_and_record(
-    hold: PlacedHold | None, amount: Decimal, event_fields: dict
+    hold: PlacedHold | None,
+    amount: Decimal,
+    event_fields: dict,
+    *,
+    pool_timeout: float | None = None,
 ) -> CaptureResult:
-    """`capture_and_record_fast` with the details of what it did (see CaptureResult)."""
+    """`capture_and_record_fast` with the details of what it did (see CaptureResult); the
+    statement alone (a hold the sweeper expired is not captured here). With `pool_timeout` (a
+    retry) the statement runs alone, never in a group-commit batch."""
     # usage_record captures only a positive amount; the ORM capture quantizes it first.
     amount = quantize(amount) if amount > ZERO else ZERO
     now = timezone.now()
@@ -363,7 +375,7 @@ def capture_and_record(
         hold_id=hold.pk if hold is not None else None,
         has_hold=hold is not None,
     )
-    if settings.KT_GATEWAY_GROUP_COMMIT and _pooled():
+    if pool_timeout is None and settings.KT_GATEWAY_GROUP_COMMIT and _pooled():
         row = capture_group.execute(
             sql,
             params,
@@ -371,14 +383,20 @@ def capture_and_record(
             wallet_id=hold.wallet_id if hold is not None else None,
         )
     else:
-        row = _execute_one(sql, params)
+        row = _execute_one(sql, params, pool_timeout)
     resolved, entry_id, event_id, available = row
     return CaptureResult(
         resolved=bool(resolved), entry_id=entry_id, event_id=event_id, available=available
     )
 
 
-def capture_and_record_fast(hold: PlacedHold | None, amount: Decimal, event_fields: dict):
+def capture_and_record_fast(
+    hold: PlacedHold | None,
+    amount: Decimal,
+    event_fields: dict,
+    *,
+    pool_timeout: float | None = None,
+):
     """gateway.recording.usage_record in one statement (PostgreSQL): charge `amount` against
     `hold` (capture, releasing the rest; zero releases it all) and write the request's one
     UsageEvent, atomically. Returns the wallet's available funds after it (None without a
@@ -389,12 +407,20 @@ def capture_and_record_fast(hold: PlacedHold | None, amount: Decimal, event_fiel
     lost an unflushed hold, its id may be reissued, and the request that still holds the old id
     must not capture the new owner's hold. When somebody else resolved it first, nothing is
     charged and the event records cost 0 with `error_code="hold_already_resolved"`, unless the
-    request already has its event (then nothing is written). The ledger entry's `balance_after` is the
+    request already has its event (then nothing is written). A hold the sweeper expired first is
+    captured late, once (gateway.recording.usage_settle, a second transaction: only on that
+    rare path). The ledger entry's `balance_after` is the
     balance right after this capture. A duplicate event for a hold this call resolves raises
     IntegrityError and nothing at all is written (one statement). Like usage_record, the budgets
     hook `wallets.alerts.spend_recorded` runs once the statement has committed.
     """
-    result = capture_and_record(hold, amount, event_fields)
+    result = capture_and_record(hold, amount, event_fields, pool_timeout=pool_timeout)
+    if hold is not None and not result.resolved:
+        # Not pending any more: captured or released before (nothing to do), or expired by the
+        # sweeper, which usage_settle captures late (its hook runs on its own commit).
+        settled = usage_settle(hold, amount, event_fields)
+        if settled.outcome == "late":
+            return settled.available
     if result.event_id is None:
         return None
     charged = result.resolved or hold is None

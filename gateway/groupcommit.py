@@ -17,7 +17,11 @@ release and expiry, a capture alone), so no two transactions can wait for each o
 
 A batch that fails (a duplicate usage event, an unexpected error) is rolled back whole, and its
 captures run again one by one, each in its own transaction: each caller gets the result or the
-error it would have had alone.
+error it would have had alone. Except when the database is away (no connection, or it broke):
+one by one, each capture would wait for the pool again in turn, so the last caller of a batch
+of n would wait n pool timeouts; every caller gets the error at once instead, and retries or
+defers its own capture (gateway/capture.py), which also finds a batch whose commit outcome was
+lost already done.
 """
 
 import threading
@@ -26,6 +30,7 @@ from collections.abc import Callable
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from gateway.recording import DATABASE_UNAVAILABLE
 from wallets.models import Hold
 
 MAX_BATCH = 64  # captures per transaction: bounds how long one transaction keeps its rows
@@ -109,6 +114,11 @@ class GroupCommit:
         if len(batch) > 1:
             try:
                 rows = _together(batch)
+            except DATABASE_UNAVAILABLE as exc:
+                for capture in batch:  # one error each: they are raised in separate threads
+                    capture.error = type(exc)(*exc.args)
+                    capture.error.__cause__ = exc
+                return
             except Exception:  # noqa: BLE001 - rolled back whole; one by one tells who failed
                 with self._lock:
                     self.fallbacks += 1

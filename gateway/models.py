@@ -53,7 +53,9 @@ class Price(models.Model):
 
 
 class UsageEvent(models.Model):
-    """One gateway request, priced and attributed. Written once; never edited."""
+    """One gateway request, priced and attributed. Written once; never edited, but for one
+    case: a late capture replaces its request's $0 placeholder (gateway/recording.py
+    usage_settle)."""
 
     class Status(models.TextChoices):
         OK = "ok"

@@ -20,11 +20,12 @@ from chargeback.money import ZERO
 from gateway import egress, estimate, fastpath, translate
 from gateway.attribution import end_user, tags_of
 from gateway.auth import GroupContext
+from gateway.capture import usage_capture
 from gateway.errors import GatewayError
 from gateway.pricing import Usage, cost_of, worst_case_cost
 from gateway.providers import upstream_for, upstream_send
 from gateway.ratelimit import ratelimit_admit, ratelimit_spend
-from gateway.recording import event_record, usage_record
+from gateway.recording import event_record
 from gateway.routing import route, wallet_of
 from gateway.streaming import Relay, elapsed_ms, release_connection
 from gateway.validation import lone_surrogate, storable
@@ -375,12 +376,12 @@ class Call:
             usage=usage,
             usage_source=usage_source if usage is not None else "none",
         )
+        # Fast path: capture + ledger entry + event in one statement on PostgreSQL; retried,
+        # then kept in the outbox, if the database is away (gateway/capture.py).
         if self.ctx.cost_tracking:
-            # Fast path: capture + ledger entry + event in one statement on PostgreSQL.
-            record = fastpath.capture_and_record_fast if fastpath.enabled() else usage_record
-            self.available = record(self.hold, self.cost, fields)
+            self.available = usage_capture(self.hold, self.cost, fields)
         else:
-            event_record({**fields, "wallet_id": None})
+            usage_capture(None, ZERO, {**fields, "wallet_id": None}, tracked=False)
         if usage is not None:
             self._count_tokens(usage)
 

@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db.models import Exists, OuterRef
 
 from gateway.models import UsageEvent
+from gateway.outbox import outbox_replay
 from gateway.recording import event_record
 from wallets.models import Hold
 from wallets.services import holds_expire
@@ -12,14 +13,21 @@ SWEEP_LIMIT = 1000
 
 
 def holds_sweep(*, limit: int = SWEEP_LIMIT) -> int:
-    """Release holds past their expiry (their request died between hold and capture) and write
-    an `expired` event for every expired hold whose request has none. Returns events written.
+    """Release holds past their expiry (their request died between hold and capture, or its
+    capture is still waiting in a gateway's outbox) and write an `expired` event for every
+    expired hold whose request has none. Returns events written.
 
     Idempotent and self-healing: holds are expired exactly once by `holds_expire`, and events
     are written for any expired hold still without one, including those expired by an earlier
     run that stopped before writing them. What the request was for is unknown by then (model and
     provider stay blank); the event records the wallet, department and the released amount's
     request id, at cost 0.
+
+    The sweep never makes an answered call free: the `expired` event is a placeholder. A capture
+    that arrives after the sweep (an outbox replay, or a capture that finds its hold expired)
+    charges the call's actual cost once and replaces the placeholder with the call's event
+    (gateway/recording.py usage_settle). No grace period is needed for that; the TTL (15
+    minutes) already outlasts the in-request retry by far.
     """
     holds_expire(limit=limit)
     orphans = (
@@ -54,3 +62,11 @@ def holds_sweep(*, limit: int = SWEEP_LIMIT) -> int:
 def sweep_expired_holds() -> int:
     """Beat task (every minute): see `holds_sweep`."""
     return holds_sweep()
+
+
+@shared_task(name="gateway.tasks.replay_capture_outbox")
+def replay_capture_outbox() -> int:
+    """Beat task (every minute): replay the capture outbox (gateway/outbox.py) where this worker
+    sees the gateway's outbox directory (the same host or volume); elsewhere it finds nothing.
+    Returns the captures replayed."""
+    return outbox_replay().replayed

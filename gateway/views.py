@@ -19,8 +19,9 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from gateway.auth import group_authenticate
-from gateway.errors import GatewayError, error_response
+from gateway.errors import GatewayError, database_unavailable, error_response
 from gateway.proxy import Call, new_request_id
+from gateway.recording import DATABASE_UNAVAILABLE
 from gateway.routing import models_for
 from gateway.validation import body_parse, body_validate
 
@@ -65,6 +66,11 @@ class GatewayView(APIView):
         anthropic = self.wants_anthropic(self.request)
         if isinstance(exc, GatewayError):
             error = exc
+        elif isinstance(exc, DATABASE_UNAVAILABLE):
+            # Only before the provider call: after it, the capture never raises this
+            # (gateway/capture.py).
+            log.warning("gateway request: database unavailable: %s", exc)
+            error = database_unavailable()
         elif isinstance(exc, exceptions.APIException):
             error = GatewayError(exc.status_code, str(exc.detail), code=exc.default_code)
         else:

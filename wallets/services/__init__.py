@@ -15,6 +15,7 @@ from wallets.services.funding import (
 from wallets.services.holds import (
     effective_wallet,
     hold_capture,
+    hold_capture_late,
     hold_place,
     hold_release,
     holds_expire,
@@ -30,6 +31,7 @@ from wallets.services.wallets import (
 __all__ = [
     "effective_wallet",
     "hold_capture",
+    "hold_capture_late",
     "hold_place",
     "hold_release",
     "holds_expire",

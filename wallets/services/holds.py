@@ -113,6 +113,46 @@ def hold_capture(
         )
 
 
+LATE_CAPTURE = "late capture: the hold had expired before the capture committed"
+
+
+def hold_capture_late(*, hold: Hold, amount: Decimal, reference: str = "") -> LedgerEntry | None:
+    """Charge the actual cost of an answered request whose hold expired before its capture
+    could commit (the database was away longer than the hold's TTL, or the capture was replayed
+    from the gateway's outbox after the sweeper ran; gateway/recording.py usage_settle).
+
+    Exactly once: only an expired hold is captured, by one conditional `UPDATE ... WHERE
+    status='expired'` (and the ledger allows one capture entry per hold); None when the hold is
+    not expired (a pending hold takes hold_capture; a captured or released one is done) or the
+    amount is zero. The expiry moved no money, only `held`, so nothing is reversed: the charge is
+    one new capture entry, and `held` is not touched again. It may take the balance below what
+    is available by then (the provider billed the call); balance stays the sum of the entries.
+    Lock order as everywhere: the hold row, then the wallet row.
+    """
+    amount = quantize(amount)
+    if amount <= ZERO:
+        return None
+    with transaction.atomic():
+        resolved = Hold.objects.filter(
+            pk=hold.pk, request_id=hold.request_id, status=Hold.Status.EXPIRED
+        ).update(status=Hold.Status.CAPTURED, captured_amount=amount, resolved_at=timezone.now())
+        if not resolved:
+            return None
+        Wallet.objects.filter(pk=hold.wallet_id).update(balance=F("balance") - amount)
+        wallet = Wallet.objects.only("balance", "currency").get(pk=hold.wallet_id)
+        return LedgerEntry.objects.create(
+            organization_id=hold.organization_id,
+            wallet_id=hold.wallet_id,
+            kind=Kind.CAPTURE,
+            amount=-amount,
+            balance_after=wallet.balance,
+            currency=wallet.currency,
+            hold_id=hold.pk,
+            reference=reference or hold.request_id,
+            description=LATE_CAPTURE,
+        )
+
+
 def hold_release(*, hold: Hold, status: str = Hold.Status.RELEASED) -> bool:
     """Give the whole hold back. Exactly once: False when it was already resolved."""
     with transaction.atomic():
@@ -123,8 +163,12 @@ def hold_release(*, hold: Hold, status: str = Hold.Status.RELEASED) -> bool:
 
 
 def holds_expire(*, now=None, limit: int = 1000) -> list[Hold]:
-    """Release pending holds past their expiry (a crashed or killed request). Returns those
-    this call expired; each is resolved exactly once even with several sweepers running."""
+    """Release pending holds past their expiry (a crashed or killed request, or one whose
+    capture is still waiting in a gateway's outbox). Returns those this call expired; each is
+    resolved exactly once even with several sweepers running.
+
+    Expiring gives the funds back; it is not the end of the request's money: a capture that
+    arrives later (hold_capture_late) still charges the answered call's actual cost, once."""
     now = now or timezone.now()
     expired = []
     for hold in Hold.objects.filter(status=Hold.Status.PENDING, expires_at__lt=now).order_by(
