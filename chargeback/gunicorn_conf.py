@@ -31,3 +31,7 @@ keepalive = 75
 timeout = 0
 graceful_timeout = 30
 accesslog = os.environ.get("ACCESS_LOG") or None
+# gunicorn 27's runtime control socket sits at one path per user ($HOME/.gunicorn/gunicorn.ctl),
+# shared by every instance on the host (the demo, tests, a second deployment); nothing here uses
+# it, so it is off.
+control_socket_disable = True
