@@ -223,7 +223,7 @@ LOGGING["loggers"]["httpx"] = {"level": "WARNING"}
 # Holds left pending by a killed process are released and recorded (status "expired").
 CELERY_BEAT_SCHEDULE["gateway-sweep-expired-holds"] = {
     "task": "gateway.tasks.sweep_expired_holds",
-    "schedule": 60.0,
+    "schedule": env.float("KT_HOLD_SWEEP_SECONDS", default=60.0),
 }
 
 # --- exports ---
@@ -246,3 +246,34 @@ KT_GATEWAY_ASYNC_COMMIT = env.bool("KT_GATEWAY_ASYNC_COMMIT", default=False)
 # true: captures that arrive together commit in one transaction (gateway/groupcommit.py); each
 # request still returns only after its capture committed.
 KT_GATEWAY_GROUP_COMMIT = env.bool("KT_GATEWAY_GROUP_COMMIT", default=True)
+
+# --- broker and rate-limit store outages (docs/operations.md, docs/reliability.md) ---
+# Celery retries the broker forever, at start-up too: its default gives up after 100 attempts
+# (about 47 minutes) and the worker exits, leaving no sweeper, alerts or exports behind.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # A message a worker took and never acknowledged (the worker was killed, or Redis restarted
+    # while the worker held it) is delivered again after this many seconds. Keep it above the
+    # longest a message is held: a retry countdown (up to 600 s) plus the hard time limit (600 s).
+    "visibility_timeout": env.int("KT_BROKER_VISIBILITY_TIMEOUT", default=3600),
+    # Bounded waits: a web process that enqueues a task while Redis is unreachable gives up
+    # within seconds (its caller logs it) instead of hanging on the kernel's TCP timeouts.
+    "socket_connect_timeout": 1,
+    "socket_timeout": 3,
+    "socket_keepalive": True,
+    # Idle connections are pinged, so a dead one is replaced before a command needs it.
+    "health_check_interval": 10,
+}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+# Tasks running when the broker connection drops finish: every task is idempotent by its rows,
+# so the redelivery finds the work done, where cancelling could repeat a half-done side effect.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# After the rate-limit store failed, a gateway process leaves it alone this long (seconds);
+# `retry-after` of a fail-closed 503 says the same (gateway/ratelimit.py).
+KT_RATELIMIT_STORE_RETRY_SECONDS = env.float("KT_RATELIMIT_STORE_RETRY_SECONDS", default=2.0)
