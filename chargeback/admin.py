@@ -29,7 +29,14 @@ from chargeback.rotation import consumer_group_rotate_key
 @admin.register(Organization)
 class OrganizationAdmin(OrgScopedAdmin):
     org_path = "pk"
-    list_display = ["name", "slug", "time_zone", "currency", "wallet_enforcement"]
+    list_display = [
+        "name",
+        "slug",
+        "time_zone",
+        "currency",
+        "wallet_enforcement",
+        "rate_limits_unavailable",
+    ]
     search_fields = ["name", "slug"]
 
     def has_add_permission(self, request):

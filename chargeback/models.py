@@ -15,6 +15,13 @@ def validate_time_zone(value):
 
 
 class Organization(models.Model):
+    class RateLimitsUnavailable(models.TextChoices):
+        """What the gateway does with a rate-limited group's request while it cannot count it
+        (the rate-limit store, Redis, is down or too slow): docs/gateway.md."""
+
+        OPEN = "open", "open: serve it without limits (logged and counted)"
+        CLOSED = "closed", "closed: refuse it with 503 and retry-after"
+
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
@@ -22,6 +29,12 @@ class Organization(models.Model):
     finance_emails = models.JSONField(default=list, blank=True)
     cost_tracking_enabled = models.BooleanField(default=True)
     wallet_enforcement = models.BooleanField(default=True)
+    rate_limits_unavailable = models.CharField(
+        max_length=10,
+        choices=RateLimitsUnavailable.choices,
+        default=RateLimitsUnavailable.OPEN,
+        help_text="Rate-limited consumer groups while the rate-limit store (Redis) is unavailable.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

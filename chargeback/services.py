@@ -61,6 +61,22 @@ def organization_cost_tracking_set(
 ) -> list[str]:
     """Set the two cost-tracking switches; return the names of the fields that changed."""
     wanted = {"cost_tracking_enabled": enabled, "wallet_enforcement": wallet_enforcement}
+    return _organization_update(organization, wanted, actor=actor, via=via)
+
+
+def organization_rate_limits_unavailable_set(
+    *, organization: Organization, value: str, actor: str, via: str
+) -> bool:
+    """Choose what the gateway does with rate-limited groups while their store is down
+    (`open` or `closed`); True when it changed. Gateway processes see it within
+    KT_KEY_CACHE_SECONDS."""
+    if value not in Organization.RateLimitsUnavailable.values:
+        raise ApplicationError(f"rate_limits_unavailable must be open or closed, not {value!r}")
+    wanted = {"rate_limits_unavailable": value}
+    return bool(_organization_update(organization, wanted, actor=actor, via=via))
+
+
+def _organization_update(organization: Organization, wanted: dict, *, actor, via) -> list[str]:
     before = {field: getattr(organization, field) for field in wanted}
     changed = [field for field, value in wanted.items() if before[field] != value]
     if not changed:
