@@ -93,7 +93,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # The gateway's rate limits read the cache on the request path: a Redis that is down
+            # or stalled must cost a request a fraction of a second, not the kernel's TCP
+            # timeouts (gateway/ratelimit.py, docs/operations.md).
+            "OPTIONS": {
+                "socket_connect_timeout": env.float("KT_CACHE_CONNECT_TIMEOUT", default=0.5),
+                "socket_timeout": env.float("KT_CACHE_TIMEOUT", default=0.5),
+            },
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
