@@ -275,8 +275,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Idle connections are pinged, so a dead one is replaced before a command needs it.
     "health_check_interval": 10,
 }
+# A publish retries once, at once: a web request that enqueues while Redis hangs waits at most
+# two socket timeouts; one that finds it refusing connections fails in milliseconds.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
+    "max_retries": 1,
     "interval_start": 0,
     "interval_step": 0.2,
     "interval_max": 0.5,
