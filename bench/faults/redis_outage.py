@@ -209,11 +209,12 @@ def _phases(results: dict):
 
 
 def worker_part(outage: int) -> dict:
+    from django.conf import settings
     from kombu import Connection
 
     from chargeback.celery import app
 
-    app.conf.task_always_eager = False  # this process has no REDIS_URL; it sends to the private one
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # no REDIS_URL here: it sends to the private one
     held, results = 12, {}
     with tempfile.TemporaryDirectory() as directory:
         directory = Path(directory)
