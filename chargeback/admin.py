@@ -35,7 +35,14 @@ from chargeback.services import consumer_group_upsert
 @admin.register(Organization)
 class OrganizationAdmin(ServiceAdmin):
     org_path = "pk"
-    list_display = ["name", "slug", "time_zone", "currency", "wallet_enforcement"]
+    list_display = [
+        "name",
+        "slug",
+        "time_zone",
+        "currency",
+        "wallet_enforcement",
+        "rate_limits_unavailable",
+    ]
     search_fields = ["name", "slug"]
     fields = [*services.ORGANIZATION_EDITABLE, "env_refs_allowed"]
 

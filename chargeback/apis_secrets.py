@@ -5,12 +5,12 @@ organization; another organization's secret is a 404 like one that does not exis
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chargeback.auth import actor_of, via_of
 from chargeback.errors import ApplicationError
+from chargeback.pagination import LimitOffsetPage
 from chargeback.provider_secrets import (
     provider_secret_delete,
     provider_secret_get,
@@ -21,11 +21,6 @@ from chargeback.provider_secrets import (
 ERROR = inline_serializer(
     "ProviderSecretError", {"detail": serializers.CharField(), "code": serializers.CharField()}
 )
-
-
-class SecretPagination(LimitOffsetPagination):
-    default_limit = 100
-    max_limit = 500
 
 
 class SecretOutputSerializer(serializers.Serializer):
@@ -57,13 +52,15 @@ class SecretInputSerializer(serializers.Serializer):
 
 
 class ProviderSecretListApi(APIView):
+    pagination_class = LimitOffsetPage
+
     @extend_schema(
         operation_id="provider_secrets_list",
         summary="The organization's provider secrets (never their values)",
         responses={200: SecretOutputSerializer(many=True)},
     )
     def get(self, request):
-        paginator = SecretPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(
             provider_secrets_of(organization=request.organization), request, view=self
         )

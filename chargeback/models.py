@@ -35,6 +35,13 @@ def validate_env_ref_patterns(value):
 
 
 class Organization(models.Model):
+    class RateLimitsUnavailable(models.TextChoices):
+        """What the gateway does with a rate-limited group's request while it cannot count it
+        (the rate-limit store, Redis, is down or too slow): docs/gateway.md."""
+
+        OPEN = "open", "open: serve it without limits (logged and counted)"
+        CLOSED = "closed", "closed: refuse it with 503 and retry-after"
+
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
@@ -47,6 +54,12 @@ class Organization(models.Model):
     # `manage.py org_env_refs`), never by the tenant; empty means none (chargeback/env_refs.py).
     env_refs_allowed = models.JSONField(
         default=list, blank=True, validators=[validate_env_ref_patterns]
+    )
+    rate_limits_unavailable = models.CharField(
+        max_length=10,
+        choices=RateLimitsUnavailable.choices,
+        default=RateLimitsUnavailable.OPEN,
+        help_text="Rate-limited consumer groups while the rate-limit store (Redis) is unavailable.",
     )
     created_at = models.DateTimeField(default=timezone.now)
 

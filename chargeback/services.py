@@ -81,6 +81,18 @@ def organization_cost_tracking_set(
     return changed
 
 
+def organization_rate_limits_unavailable_set(
+    *, organization: Organization, value: str, actor: str, via: str
+) -> bool:
+    """Choose what the gateway does with rate-limited groups while their store is down
+    (`open` or `closed`); True when it changed. Gateway processes see it within
+    KT_KEY_CACHE_SECONDS."""
+    changed = organization_update(
+        organization=organization, actor=actor, via=via, rate_limits_unavailable=value
+    )
+    return bool(changed)
+
+
 # --- departments -------------------------------------------------------------------------------
 
 
@@ -309,6 +321,7 @@ ORGANIZATION_EDITABLE = (
     "finance_emails",
     "cost_tracking_enabled",
     "wallet_enforcement",
+    "rate_limits_unavailable",
 )
 
 
@@ -326,6 +339,8 @@ def _organization_check(organization: Organization) -> None:
         errors.add("currency", f"unknown currency {organization.currency!r}")
     for problem in email_list_problems(organization.finance_emails):
         errors.add("finance_emails", problem)
+    if organization.rate_limits_unavailable not in Organization.RateLimitsUnavailable.values:
+        errors.add("rate_limits_unavailable", "open or closed")
     errors.raise_if_any()
 
 

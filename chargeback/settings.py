@@ -106,7 +106,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # The gateway's rate limits read the cache on the request path: a Redis that is down
+            # or stalled must cost a request a fraction of a second, not the kernel's TCP
+            # timeouts (gateway/ratelimit.py, docs/operations.md).
+            "OPTIONS": {
+                "socket_connect_timeout": env.float("KT_CACHE_CONNECT_TIMEOUT", default=0.5),
+                "socket_timeout": env.float("KT_CACHE_TIMEOUT", default=0.5),
+            },
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -154,10 +164,11 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "chargeback.pagination.LimitOffsetPage",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "chargeback.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # the shared error responses of every management operation (chargeback/openapi.py)
+    "DEFAULT_SCHEMA_CLASS": "chargeback.openapi.ManagementAutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": None,
 }
@@ -261,7 +272,7 @@ LOGGING["loggers"]["httpx"] = {"level": "WARNING"}
 # Holds left pending by a killed process are released and recorded (status "expired").
 CELERY_BEAT_SCHEDULE["gateway-sweep-expired-holds"] = {
     "task": "gateway.tasks.sweep_expired_holds",
-    "schedule": 60.0,
+    "schedule": env.float("KT_HOLD_SWEEP_SECONDS", default=60.0),
 }
 
 # --- exports ---
@@ -361,3 +372,36 @@ CELERY_BEAT_SCHEDULE["gateway-replay-capture-outbox"] = {
     "task": "gateway.tasks.replay_capture_outbox",
     "schedule": 60.0,
 }
+
+# --- broker and rate-limit store outages (docs/operations.md, docs/reliability.md) ---
+# Celery retries the broker forever, at start-up too: its default gives up after 100 attempts
+# (about 47 minutes) and the worker exits, leaving no sweeper, alerts or exports behind.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # A message a worker took and never acknowledged (the worker was killed, or Redis restarted
+    # while the worker held it) is delivered again after this many seconds. Keep it above the
+    # longest a message is held: a retry countdown (up to 600 s) plus the hard time limit (600 s).
+    "visibility_timeout": env.int("KT_BROKER_VISIBILITY_TIMEOUT", default=3600),
+    # Bounded waits: a web process that enqueues a task while Redis is unreachable gives up
+    # within seconds (its caller logs it) instead of hanging on the kernel's TCP timeouts.
+    "socket_connect_timeout": 1,
+    "socket_timeout": 3,
+    "socket_keepalive": True,
+    # Idle connections are pinged, so a dead one is replaced before a command needs it.
+    "health_check_interval": 10,
+}
+# A publish retries once, at once: a web request that enqueues while Redis hangs waits at most
+# two socket timeouts; one that finds it refusing connections fails in milliseconds.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+# Tasks running when the broker connection drops finish: every task is idempotent by its rows,
+# so the redelivery finds the work done, where cancelling could repeat a half-done side effect.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# After the rate-limit store failed, a gateway process leaves it alone this long (seconds);
+# `retry-after` of a fail-closed 503 says the same (gateway/ratelimit.py).
+KT_RATELIMIT_STORE_RETRY_SECONDS = env.float("KT_RATELIMIT_STORE_RETRY_SECONDS", default=2.0)

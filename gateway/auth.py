@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from chargeback.keys import hash_key
-from chargeback.models import ConsumerGroup
+from chargeback.models import ConsumerGroup, Organization
 from gateway.cache import ttl_cache
 from gateway.errors import GatewayError
 
@@ -38,6 +38,8 @@ class GroupContext:
     # Names the group's rate-limit windows; includes its creation time so that a group
     # recreated with a reused id (a restored or re-created database) starts with fresh windows.
     limit_key: str = ""
+    # The organization's choice while the rate-limit store is down: refuse (503), else serve.
+    rate_limits_fail_closed: bool = False
 
 
 def raw_key(request) -> str:
@@ -75,6 +77,9 @@ def _load(digest: str) -> GroupContext | None:
         currency=org.currency,
         grace_until=grace,
         limit_key=f"{group.pk}.{int(group.created_at.timestamp() * 1_000_000)}",
+        rate_limits_fail_closed=(
+            org.rate_limits_unavailable == Organization.RateLimitsUnavailable.CLOSED
+        ),
     )
 
 

@@ -383,14 +383,8 @@ class Call:
         else:
             usage_capture(None, ZERO, {**fields, "wallet_id": None}, tracked=False)
         if usage is not None:
-            self._count_tokens(usage)
-
-    def _count_tokens(self, usage: Usage):
-        """After the capture: a rate-limit store that fails must not fail a charged call."""
-        try:
+            # After the capture; it never raises (a store that fails cannot fail a charged call).
             ratelimit_spend(self.ctx, usage.prompt_tokens + usage.completion_tokens)
-        except Exception:
-            log.exception("request %s: rate-limit accounting failed", self.request_id)
 
     def _respond(self, response: HttpResponse) -> HttpResponse:
         response["x-kt-request-id"] = self.request_id

@@ -3,13 +3,14 @@
 from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chargeback.auth import actor_of, via_of
+from chargeback.openapi import conflict
+from chargeback.pagination import LimitOffsetPage
 from reports.exports.selectors import export_job_get, export_job_list
 from reports.exports.services import export_file_name, export_job_create, export_job_download
 from reports.exports.writers import CONTENT_TYPES
@@ -64,7 +65,13 @@ class ExportJobOutputSerializer(serializers.ModelSerializer):
         return reverse("export-job-download", args=[job.pk])
 
 
+STATUSES = ", ".join(ExportJob.Status.values)
+TYPES = ", ".join(ExportJob.Type.values)
+
+
 class ExportJobListCreateApi(APIView):
+    pagination_class = LimitOffsetPage
+
     class InputSerializer(serializers.Serializer):
         type = serializers.CharField()
         format = serializers.CharField(default="csv")
@@ -72,14 +79,21 @@ class ExportJobListCreateApi(APIView):
         date_to = serializers.DateField()
         filters = serializers.DictField(child=serializers.CharField(), required=False)
 
-    @extend_schema(operation_id="export_jobs_list", responses=ExportJobOutputSerializer(many=True))
+    @extend_schema(
+        operation_id="export_jobs_list",
+        parameters=[
+            OpenApiParameter("status", str, description=f"only jobs in this status: {STATUSES}"),
+            OpenApiParameter("type", str, description=f"only jobs of this type: {TYPES}"),
+        ],
+        responses=ExportJobOutputSerializer(many=True),
+    )
     def get(self, request):
         jobs = export_job_list(
             organization=request.organization,
             status=request.query_params.get("status", ""),
             type=request.query_params.get("type", ""),
         )
-        paginator = LimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(jobs, request, view=self)
         return paginator.get_paginated_response(ExportJobOutputSerializer(page, many=True).data)
 
@@ -119,7 +133,11 @@ class ExportJobDownloadApi(APIView):
     """Streams the file (FileResponse reads it in blocks); 409 until the job is completed."""
 
     @extend_schema(
-        operation_id="export_jobs_download", responses={(200, "*/*"): OpenApiTypes.BINARY}
+        operation_id="export_jobs_download",
+        responses={
+            (200, "*/*"): OpenApiTypes.BINARY,
+            409: conflict("the job is not completed (yet): download it once it is"),
+        },
     )
     def get(self, request, job_id):
         job = export_job_get(organization=request.organization, job_id=job_id)

@@ -5,7 +5,6 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
-from chargeback.celery import app as celery_app
 from tests.factories import AdminTokenFactory, DepartmentFactory, OrganizationFactory
 
 
@@ -18,15 +17,15 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
-def _celery_mode(request):
+def _celery_mode(request, settings):
     """Tasks run in-process unless the test starts a real worker (`@pytest.mark.celery_worker`):
-    with REDIS_URL set, nothing should be queued where no worker will ever read it."""
-    conf = celery_app.conf
-    saved = conf.task_always_eager, conf.task_eager_propagates
-    conf.task_always_eager = request.node.get_closest_marker("celery_worker") is None
-    conf.task_eager_propagates = True
-    yield
-    conf.task_always_eager, conf.task_eager_propagates = saved
+    with REDIS_URL set, nothing should be queued where no worker will ever read it.
+
+    Switched through Django's settings, which Celery reads on every lookup: with the pinned
+    Celery 5.6, `app.conf.task_always_eager = ...` would be shadowed by the setting's
+    `CELERY_`-prefixed name (Celery looks the prefixed key up first, in every map)."""
+    settings.CELERY_TASK_ALWAYS_EAGER = request.node.get_closest_marker("celery_worker") is None
+    settings.CELERY_TASK_EAGER_PROPAGATES = True
 
 
 # A Fernet key for the stored provider secrets of every test (chargeback/secretbox.py); tests of

@@ -12,12 +12,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chargeback.auth import actor_of, via_of
 from chargeback.models import Department
+from chargeback.openapi import ErrorSerializer, conflict, error
+from chargeback.pagination import LimitOffsetPage
 from chargeback.serializers import (
     AmountInputField,
     CurrencyField,
@@ -38,9 +39,8 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 
-class WalletPagination(LimitOffsetPagination):
+class WalletPagination(LimitOffsetPage):
     default_limit = 50
-    max_limit = 500
 
 
 def _idempotency_key(request) -> str | None:
@@ -67,11 +67,6 @@ class TeamIdField(serializers.CharField):
         super().__init__(**kwargs)
 
 
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField(required=False)
-
-
 BAD_REQUEST = OpenApiResponse(
     description="Validation error, `{field: [messages]}` (unknown field, bad amount, unknown "
     "currency or team, malformed JSON) or `{detail, code}`; nothing was changed."
@@ -83,7 +78,7 @@ ERRORS = {
 FUNDING_ERRORS = {
     400: BAD_REQUEST,
     401: ERRORS[401],
-    409: OpenApiResponse(ErrorSerializer, description="Idempotency-Key reused with another body"),
+    409: conflict("Idempotency-Key reused with another body"),
 }
 
 
@@ -262,8 +257,8 @@ class WalletReclaimApi(APIView):
         responses={
             201: EntryOutputSerializer,
             **FUNDING_ERRORS,
-            402: OpenApiResponse(ErrorSerializer, description="more than is available"),
-            404: OpenApiResponse(ErrorSerializer, description="the team has no wallet"),
+            402: error("more than is available"),
+            404: error("the team has no wallet"),
         },
         parameters=[IDEMPOTENCY_HEADER],
     )

@@ -5,7 +5,6 @@ from decimal import Decimal
 import pytest
 import time_machine
 
-from chargeback.celery import app as celery_app
 from tests.budgets.helpers import record_spend
 from tests.factories import DepartmentFactory
 from tests.ports import free_port
@@ -14,13 +13,12 @@ from wallets.budgets import services as budget_services
 
 
 @pytest.fixture(autouse=True)
-def eager_celery():
-    """Tasks run in-process here (the worker test runs a real worker and turns this off)."""
-    conf = celery_app.conf
-    saved = conf.task_always_eager, conf.task_eager_propagates
-    conf.task_always_eager, conf.task_eager_propagates = True, True
-    yield conf
-    conf.task_always_eager, conf.task_eager_propagates = saved
+def eager_celery(settings):
+    """Tasks run in-process here (the worker test runs a real worker and turns this off with
+    `eager_celery.CELERY_TASK_ALWAYS_EAGER = False`; see tests/conftest.py for why settings)."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.CELERY_TASK_EAGER_PROPAGATES = True
+    return settings
 
 
 # The second day of a month, at noon UTC: fewer than KT_BUDGET_FORECAST_MIN_DAYS have elapsed,

@@ -40,7 +40,7 @@ def _database_url() -> str:
 def worker(eager_celery):
     assert settings.REDIS_URL, "this test needs REDIS_URL (a Redis db of its own)"
     redis.Redis.from_url(settings.REDIS_URL).flushdb()  # no leftovers from an earlier run
-    eager_celery.task_always_eager = False
+    eager_celery.CELERY_TASK_ALWAYS_EAGER = False
     smtp_port = free_port()
     env = {
         **os.environ,

@@ -3,7 +3,6 @@ from decimal import Decimal
 
 import pytest
 
-from chargeback.celery import app as celery_app
 from tests.factories import AdminTokenFactory, DepartmentFactory, OrganizationFactory, PriceFactory
 
 
@@ -15,12 +14,10 @@ def media_root(settings, tmp_path):
 
 
 @pytest.fixture
-def eager():
-    """Run Celery tasks in-process (the demo's mode); the worker test uses a real worker."""
-    before = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = before
+def eager(settings):
+    """Run Celery tasks in-process (the demo's mode); the worker test uses a real worker.
+    Through Django's settings: see tests/conftest.py."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
 
 
 @pytest.fixture

@@ -371,4 +371,4 @@ def test_a_rate_limit_store_lost_during_the_reply_does_not_fail_the_charged_call
     assert (event.status, event.usage_source) == ("ok", "provider")
     assert event.cost > 0
     assert gw.refresh().balance == Decimal("10.00") - event.cost
-    assert f"request {event.request_id}: rate-limit accounting failed" in caplog.text
+    assert "rate-limit store unavailable" in caplog.text  # logged, and nothing else happened

@@ -1,31 +1,41 @@
 """Budgets management API: thin views over selectors and services (admin token, one
 organization; another organization's budget or department is a 404)."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chargeback.auth import actor_of, via_of
+from chargeback.openapi import conflict, error
+from chargeback.pagination import LimitOffsetPage
 from chargeback.serializers import DecimalJSONParser
 from wallets.budgets import selectors, services
 from wallets.budgets.serializers import BudgetCreateInput, BudgetOutput, BudgetUpdateInput
 
+DUPLICATE = conflict("the department already has a budget for that period")
+NO_DEPARTMENT = error("no department with that `team_id` in the token's organization")
+
 
 class BudgetListCreateApi(APIView):
     parser_classes = [DecimalJSONParser]  # amounts never pass through a float
+    pagination_class = LimitOffsetPage
 
-    @extend_schema(responses=BudgetOutput(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("team_id", str, description="only this department's")],
+        responses=BudgetOutput(many=True),
+    )
     def get(self, request):
         budgets = selectors.budget_list(
             organization=request.organization, team_id=request.query_params.get("team_id", "")
         )
-        paginator = LimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(budgets, request, view=self)
         return paginator.get_paginated_response(BudgetOutput(page, many=True).data)
 
-    @extend_schema(request=BudgetCreateInput, responses={201: BudgetOutput})
+    @extend_schema(
+        request=BudgetCreateInput, responses={201: BudgetOutput, 404: NO_DEPARTMENT, 409: DUPLICATE}
+    )
     def post(self, request):
         data = BudgetCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
