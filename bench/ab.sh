@@ -3,6 +3,12 @@
 #
 #   A="WEB_THREADS=512" B="WEB_THREADS=8" bash bench/ab.sh
 #   A="" B="KT_GATEWAY_ASYNC_COMMIT=true" MODE=stream CONC=64 ROUNDS=10 bash bench/ab.sh
+#   REPO_A=/tmp/kt-old DB_A=postgres://postgres@127.0.0.1:5432/cb_bench_old bash bench/ab.sh
+#
+# REPO_A / REPO_B run a side from another checkout (its own .venv; e.g. `git worktree add
+# /tmp/kt-old <commit>`) to compare two versions of the code; DB_A / DB_B give that side its own
+# bench database (migrated and set up by that checkout's bench/setup_bench.py), since two
+# versions may not share a schema.
 #
 # This machine's speed drifts by 20-40 % within an hour, so two configurations measured one
 # after the other compare the drift as much as the change. This starts both gateways at once
@@ -14,17 +20,20 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HARNESS=${HARNESS:-$(cd "$REPO/../shared/bench" 2>/dev/null && pwd || echo /work/shared/bench)}
 CONC=${CONC:-32} DURATION=${DURATION:-5} ROUNDS=${ROUNDS:-8} MODE=${MODE:-json}
 A=${A-} B=${B-}
+REPO_A=${REPO_A:-$REPO} REPO_B=${REPO_B:-$REPO}
+DEFAULT_DB=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cb_pricing_bench}
+DB_A=${DB_A:-$DEFAULT_DB} DB_B=${DB_B:-$DEFAULT_DB}
 OUT=$(mktemp -d /tmp/kt-ab.XXXX)
 export BENCH_AUTH="Bearer kt_cg_bench_fast_0123456789"
 [ "$MODE" = stream ] && export BENCH_STREAM=1
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-start_gateway() {  # $1 = name, $2 = port, $3 = "VAR=value ..." on top of the defaults
+start_gateway() {  # $1 = name, $2 = port, $3 = "VAR=value ..." on top of the defaults, $4 = checkout, $5 = database
   # shellcheck disable=SC2086
-  env DATABASE_URL="${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cb_pricing_bench}" \
+  env DATABASE_URL="$5" \
     REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379/4}" BENCH_UPSTREAM_KEY=sk-bench KT_UPSTREAM_ALLOW_HOSTS=127.0.0.1 DEBUG=false \
-    KT_HOST=127.0.0.1 PORT="$2" $3 setsid "$REPO/.venv/bin/gunicorn" -c "$REPO/chargeback/gunicorn_conf.py" \
-    --chdir "$REPO" chargeback.wsgi:application >"$OUT/$1.log" 2>&1 </dev/null &
+    KT_HOST=127.0.0.1 PORT="$2" $3 setsid "$4/.venv/bin/gunicorn" -c "$4/chargeback/gunicorn_conf.py" \
+    --chdir "$4" chargeback.wsgi:application >"$OUT/$1.log" 2>&1 </dev/null &
   echo $!
 }
 
@@ -32,8 +41,8 @@ mkdir -p "$OUT/mock/tmp" "$OUT/mock/logs"
 setsid nginx -p "$OUT/mock/" -c "$HARNESS/nginx/mock.conf" >/dev/null 2>&1 </dev/null &
 MOCK=$!
 PORT_A=$(free_port) PORT_B=$(free_port)
-GW_A=$(start_gateway a "$PORT_A" "$A")
-GW_B=$(start_gateway b "$PORT_B" "$B")
+GW_A=$(start_gateway a "$PORT_A" "$A" "$REPO_A" "$DB_A")
+GW_B=$(start_gateway b "$PORT_B" "$B" "$REPO_B" "$DB_B")
 trap 'kill -TERM -- -$GW_A -$GW_B -$MOCK 2>/dev/null || true' EXIT
 for port in "$PORT_A" "$PORT_B"; do
   for _ in $(seq 100); do curl -fso /dev/null "http://127.0.0.1:$port/v1/models" -H "Authorization: $BENCH_AUTH" && break; sleep 0.2; done
@@ -42,7 +51,7 @@ done
 sleep 1
 
 ticks() { local t=0 s; for p in "$@"; do s=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0); t=$((t + s)); done; echo $t; }
-echo "mode=$MODE c=$CONC ${DURATION}s rounds x $ROUNDS; A: ${A:-defaults}; B: ${B:-defaults}"
+echo "mode=$MODE c=$CONC ${DURATION}s rounds x $ROUNDS; A: ${A:-defaults} ($REPO_A); B: ${B:-defaults} ($REPO_B)"
 for round in $(seq "$ROUNDS"); do
   for side in a b; do
     if [ $side = a ]; then port=$PORT_A gw=$GW_A; else port=$PORT_B gw=$GW_B; fi
