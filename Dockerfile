@@ -11,6 +11,7 @@ WORKDIR /app
 
 # Dependencies first, so a code change does not reinstall them.
 COPY pyproject.toml README.md ./
+COPY portal/__init__.py portal/__init__.py
 COPY chargeback/__init__.py chargeback/__init__.py
 COPY wallets/__init__.py wallets/__init__.py
 COPY gateway/__init__.py gateway/__init__.py
@@ -27,4 +28,4 @@ RUN KT_EMBEDDED=true python manage.py collectstatic --noinput -v0 \
 USER chargeback
 EXPOSE 41002
 ENV PORT=41002 KT_HOST=0.0.0.0 KT_EMBEDDED=false
-CMD ["gunicorn", "-c", "chargeback/gunicorn_conf.py", "chargeback.wsgi"]
+CMD ["gunicorn", "-c", "portal/gunicorn_conf.py", "portal.wsgi"]

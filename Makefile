@@ -31,10 +31,10 @@ test: install lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
 
 worker: install
-	$(BIN)/celery -A chargeback worker -l info
+	$(BIN)/celery -A portal worker -l info
 
 beat: install
-	$(BIN)/celery -A chargeback beat -l info
+	$(BIN)/celery -A portal beat -l info
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media

@@ -12,7 +12,7 @@
 #
 # This machine's speed drifts by 20-40 % within an hour, so two configurations measured one
 # after the other compare the drift as much as the change. This starts both gateways at once
-# (each its own gunicorn with chargeback/gunicorn_conf.py, the environment A or B on top) and
+# (each its own gunicorn with portal/gunicorn_conf.py, the environment A or B on top) and
 # alternates short wrk rounds between them; each round prints requests/s and the gateway's
 # CPU ms per request, and at the end the medians. Run bench/gateway.sh once first (bench database).
 set -euo pipefail
@@ -32,8 +32,8 @@ start_gateway() {  # $1 = name, $2 = port, $3 = "VAR=value ..." on top of the de
   # shellcheck disable=SC2086
   env DATABASE_URL="$5" \
     REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379/4}" BENCH_UPSTREAM_KEY=sk-bench KT_UPSTREAM_ALLOW_HOSTS=127.0.0.1 DEBUG=false \
-    KT_HOST=127.0.0.1 PORT="$2" $3 setsid "$4/.venv/bin/gunicorn" -c "$4/chargeback/gunicorn_conf.py" \
-    --chdir "$4" chargeback.wsgi:application >"$OUT/$1.log" 2>&1 </dev/null &
+    KT_HOST=127.0.0.1 PORT="$2" $3 setsid "$4/.venv/bin/gunicorn" -c "$4/portal/gunicorn_conf.py" \
+    --chdir "$4" portal.wsgi:application >"$OUT/$1.log" 2>&1 </dev/null &
   echo $!
 }
 

@@ -6,7 +6,7 @@
 #   MODE=stream CONC=64 ROUNDS=5 bash bench/cpu_split.sh
 #
 # Run bench/gateway.sh once first: it creates the bench database and tenants. This starts the
-# harness's mock upstream (127.0.0.1:18080) and our gateway (chargeback/gunicorn_conf.py) on a
+# harness's mock upstream (127.0.0.1:18080) and our gateway (portal/gunicorn_conf.py) on a
 # free port, warms up, then per round runs wrk and reads CPU ticks from /proc for the gateway's
 # process group, every postgres process and the whole machine. 2 cores / (machine ms per
 # request) is the most requests per second this machine can serve in that configuration.
@@ -24,8 +24,8 @@ MOCK=$!
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 DATABASE_URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cb_pricing_bench} \
 REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/4} BENCH_UPSTREAM_KEY=sk-bench KT_UPSTREAM_ALLOW_HOSTS=127.0.0.1 DEBUG=false \
-KT_HOST=127.0.0.1 PORT=$PORT setsid "$REPO/.venv/bin/gunicorn" -c "$REPO/chargeback/gunicorn_conf.py" \
-    --chdir "$REPO" chargeback.wsgi:application >"$OUT/gateway.log" 2>&1 </dev/null &
+KT_HOST=127.0.0.1 PORT=$PORT setsid "$REPO/.venv/bin/gunicorn" -c "$REPO/portal/gunicorn_conf.py" \
+    --chdir "$REPO" portal.wsgi:application >"$OUT/gateway.log" 2>&1 </dev/null &
 GW=$!
 trap 'kill -TERM -- -$GW -$MOCK 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -fso /dev/null "http://127.0.0.1:$PORT/v1/models" -H "Authorization: $BENCH_AUTH" && break; sleep 0.2; done

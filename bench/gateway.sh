@@ -13,7 +13,7 @@
 # installs (nginx-light + echo module, wrk, /tmp/bench-venv, /tmp/litellm-venv).
 # Environment: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/cb_pricing_bench,
 # created and migrated here), BENCH_REDIS_URL, HARNESS (default ../shared/bench from the repo),
-# WEB_WORKERS / WEB_THREADS (gunicorn, as chargeback/gunicorn_conf.py), PEERS, STREAMS,
+# WEB_WORKERS / WEB_THREADS (gunicorn, as portal/gunicorn_conf.py), PEERS, STREAMS,
 # DURATION, BENCH_OUT (default /tmp/kt-bench/<stamp>). Everything it starts runs in its own
 # process group and is stopped at the end.
 set -euo pipefail

@@ -16,7 +16,7 @@ endpoint and usage source), how many events carry the `above_hold` flag, and whe
 wallet's balance is the sum of its ledger with no hold left pending.
 
 Not the benchmark (bench/gateway.sh): this measures the hold estimate, not speed. Start the
-gateway yourself (gunicorn -c chargeback/gunicorn_conf.py ...) with the same DATABASE_URL.
+gateway yourself (gunicorn -c portal/gunicorn_conf.py ...) with the same DATABASE_URL.
 """
 
 import argparse
@@ -42,7 +42,7 @@ WORDS = [
 
 def _django():
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chargeback.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     import django
 
     django.setup()

@@ -11,8 +11,8 @@ run_ours() {  # NAME [VAR=value ...]
   start_bg g "$name" env "$@" DATABASE_URL="$BENCH_DATABASE_URL" REDIS_URL="$BENCH_REDIS_URL" \
       KT_HOST=127.0.0.1 PORT="$port" WEB_WORKERS="$WEB_WORKERS" WEB_THREADS="$WEB_THREADS" \
       BENCH_UPSTREAM_KEY=sk-bench KT_UPSTREAM_ALLOW_HOSTS=127.0.0.1 DEBUG=false \
-      "$REPO/.venv/bin/gunicorn" -c "$REPO/chargeback/gunicorn_conf.py" --chdir "$REPO" \
-      chargeback.wsgi:application
+      "$REPO/.venv/bin/gunicorn" -c "$REPO/portal/gunicorn_conf.py" --chdir "$REPO" \
+      portal.wsgi:application
   echo "$g" >"$BENCH_OUT/$name.pgid"
   if wait_http "http://127.0.0.1:$port/v1/models" 60; then
     log "$name up on $port: gunicorn $WEB_WORKERS workers x $WEB_THREADS threads"

@@ -29,6 +29,3 @@ class ChargebackConfig(AppConfig):
         post_save.connect(
             _sync_membership, sender="chargeback.Membership", dispatch_uid="kt_sync_membership"
         )
-        # Bind @shared_task to our Celery app when Django starts, not on `import chargeback`:
-        # the `kt` CLI imports this package and must not pay for importing Celery.
-        from chargeback.celery import app  # noqa: F401

@@ -12,15 +12,16 @@ A reply sent before the request's body was read (401 before the body, 413, 411) 
 connection: the unread body is still on it, and gunicorn, which drains at most 64 KB of it,
 would otherwise announce keep-alive, give up draining and drop the client's next request. WSGI
 forbids an application's own `Connection` header, so the request's environ asks
-chargeback/gunicorn_worker.py (CLOSE_CONNECTION), which sends `Connection: close` and closes.
+portal/gunicorn_worker.py (CLOSE_CONNECTION), which sends `Connection: close` and closes.
 Django's runserver drains whatever is left itself.
 """
 
 from django.urls import resolve, reverse
 
-from chargeback.gunicorn_worker import CLOSE_CONNECTION
-
 HOT_ROUTES = ("gateway-chat", "gateway-embeddings", "gateway-messages", "gateway-models")
+# The WSGI environ key that asks the server to close the connection after the reply
+# (portal/gunicorn_worker.py honours it).
+CLOSE_CONNECTION = "kt.close_connection"
 
 
 class GatewayShortcutMiddleware:

@@ -44,7 +44,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chargeback.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/cb_h3_faults"
 KEY = f"kt_cg_faults_capture_{int(time.time() * 1000)}"  # one group per run

@@ -8,7 +8,7 @@ Everything runs on private redis-servers on free loopback ports, never on the sh
 DATABASE_URL (default postgres://postgres@127.0.0.1:5432/cb_faults_redis) is created, migrated
 and reset here.
 
-gateway: gunicorn with chargeback/gunicorn_conf.py (1 worker x 128 threads), the built-in fake
+gateway: gunicorn with portal/gunicorn_conf.py (1 worker x 128 threads), the built-in fake
 provider, two organizations whose consumer groups have rate limits: `open` keeps the default,
 `closed` fails closed (where the build has the choice). Three phases: Redis stopped, N requests
 per organization (half of them streamed); N requests per organization sent with the provider
@@ -40,7 +40,7 @@ os.environ["DATABASE_URL"] = os.environ.get(
     "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/cb_faults_redis"
 )
 os.environ.pop("REDIS_URL", None)  # this process only writes rows; its children get a Redis
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chargeback.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
@@ -99,7 +99,7 @@ def start_gunicorn(env: dict) -> tuple[subprocess.Popen, str]:
     env = {**env, "KT_HOST": "127.0.0.1", "PORT": str(port), "WEB_WORKERS": "1"}
     env["WEB_THREADS"] = "128"
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "chargeback/gunicorn_conf.py", "chargeback.wsgi"],
+        [sys.executable, "-m", "gunicorn", "-c", "portal/gunicorn_conf.py", "portal.wsgi"],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -212,7 +212,7 @@ def worker_part(outage: int) -> dict:
     from django.conf import settings
     from kombu import Connection
 
-    from chargeback.celery import app
+    from portal.celery import app
 
     settings.CELERY_TASK_ALWAYS_EAGER = False  # no REDIS_URL here: it sends to the private one
     held, results = 12, {}
@@ -229,7 +229,7 @@ def worker_part(outage: int) -> dict:
             [
                 CELERY,
                 "-A",
-                "chargeback",
+                "portal",
                 "worker",
                 "-l",
                 "info",
@@ -243,7 +243,7 @@ def worker_part(outage: int) -> dict:
             stderr=subprocess.STDOUT,
         )
         beat = subprocess.Popen(
-            [CELERY, "-A", "chargeback", "beat", "-l", "info", "-s", str(directory / "schedule")],
+            [CELERY, "-A", "portal", "beat", "-l", "info", "-s", str(directory / "schedule")],
             cwd=REPO,
             env=env,
             stdout=logs["beat"],

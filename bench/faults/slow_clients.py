@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How long a valid gateway request takes while N clients hold connections with half a request.
 
-Starts the gateway as it is deployed without a proxy (gunicorn with chargeback/gunicorn_conf.py,
+Starts the gateway as it is deployed without a proxy (gunicorn with portal/gunicorn_conf.py,
 2 workers x 512 threads unless WEB_WORKERS / WEB_THREADS say otherwise) on the database of
 DATABASE_URL (created and migrated if missing; bench tenants from bench/setup_bench.py), with
 the built-in fake provider as the target. Then:
@@ -197,7 +197,7 @@ def main() -> None:
         )
         port = free_port()
         gunicorn = subprocess.Popen(
-            [py, "-m", "gunicorn", "-c", "chargeback/gunicorn_conf.py", "chargeback.wsgi"],
+            [py, "-m", "gunicorn", "-c", "portal/gunicorn_conf.py", "portal.wsgi"],
             cwd=repo,
             env={
                 **env,

@@ -191,7 +191,7 @@ def gunicorn_command() -> list[str]:
         "gunicorn",
         "-c",
         str(Path(settings.BASE_DIR) / "chargeback" / "gunicorn_conf.py"),
-        "chargeback.wsgi",
+        "portal.wsgi",
     ]
 
 

@@ -1,5 +1,5 @@
 """One real-browser check: finance logs in and reads departments, events, the reconciliation
-and the dashboards in Chromium, and the Content-Security-Policy (chargeback/security.py) refuses
+and the dashboards in Chromium, and the Content-Security-Policy (portal/security.py) refuses
 nothing on those pages: no violation event, no CSP message in the console.
 
 Named to run last in tests/admin: live_server needs a transactional database, which is flushed

@@ -48,14 +48,14 @@ def worker(eager_celery):
         "REDIS_URL": settings.REDIS_URL,
         "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
         "EMAIL_TIMEOUT": "5",
-        "DJANGO_SETTINGS_MODULE": "chargeback.settings",
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
     }
     log = tempfile.NamedTemporaryFile(prefix="budgets-worker-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
         [
             str(Path(sys.executable).with_name("celery")),
             "-A",
-            "chargeback",
+            "portal",
             "worker",
             "--pool=solo",
             "--without-gossip",

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 def test_beat_has_the_monthly_exports_entry():
     entry = settings.CELERY_BEAT_SCHEDULE["exports-monthly"]
     assert entry["task"] == "reports.export_jobs_monthly"
-    from chargeback.celery import app
+    from portal.celery import app
 
     app.loader.import_default_modules()
     assert "reports.export_jobs_monthly" in app.tasks

@@ -34,7 +34,7 @@ def worker(media_root, tmp_path):
     proc = subprocess.Popen(
         [
             CELERY,
-            *("-A", "chargeback", "worker", "--pool=solo", "-l", "info"),
+            *("-A", "portal", "worker", "--pool=solo", "-l", "info"),
             *("--without-gossip", "--without-mingle", "--without-heartbeat"),
         ],
         env=env,
@@ -53,7 +53,7 @@ def worker(media_root, tmp_path):
 def test_a_real_worker_builds_the_export_from_the_redis_queue(
     org, engineering, model, worker, tmp_path, outsider_with_usage
 ):
-    from chargeback.celery import app
+    from portal.celery import app
 
     assert not app.conf.task_always_eager
     assert settings.REDIS_URL

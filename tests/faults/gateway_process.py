@@ -1,5 +1,5 @@
 """The gateway as production runs it, for the fault tests and bench/faults: gunicorn with
-chargeback/gunicorn_conf.py (the project's worker class), in its own process group, with the
+portal/gunicorn_conf.py (the project's worker class), in its own process group, with the
 environment the caller gives (typically a DATABASE_URL that points at a tests.faults.tcp_proxy).
 """
 
@@ -44,11 +44,11 @@ class GatewayProcess:
     def start(self, log_path: Path, timeout: float = 60) -> "GatewayProcess":
         self.log_path = log_path
         log = open(log_path, "ab")  # noqa: SIM115 - the child keeps writing to it
-        options = ["-c", "chargeback/gunicorn_conf.py", "--chdir", str(self.repo)]
+        options = ["-c", "portal/gunicorn_conf.py", "--chdir", str(self.repo)]
         if hasattr(gunicorn.config, "ControlSocket"):
             options.append("--no-control-socket")  # one default path for every instance
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", *options, "chargeback.wsgi:application"],
+            [sys.executable, "-m", "gunicorn", *options, "portal.wsgi:application"],
             cwd=self.repo,
             env=self.env,
             stdout=log,

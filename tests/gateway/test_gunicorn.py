@@ -1,4 +1,4 @@
-"""The gateway under the gunicorn it ships with (chargeback/gunicorn_conf.py and its worker),
+"""The gateway under the gunicorn it ships with (portal/gunicorn_conf.py and its worker),
 spoken to over raw sockets: request bodies sent chunked, bodies the gateway does not read (413,
 a 401 before the body) and what becomes of the connection, and header names gunicorn drops."""
 
@@ -22,7 +22,7 @@ from .conftest import GATEWAY_APPS, KEY, OUTSIDER_KEY, make_setup
 
 ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 4_000  # KT_MAX_BODY_BYTES of this server
-WSGI_APP = "chargeback.wsgi:application"
+WSGI_APP = "portal.wsgi:application"
 HELLO = {"model": "fake-chat", "messages": [{"role": "user", "content": "Hello"}]}
 
 pytestmark = pytest.mark.django_db(transaction=True, available_apps=GATEWAY_APPS)
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.django_db(transaction=True, available_apps=GATEWAY_APPS
 
 @pytest.fixture(scope="module")
 def gunicorn(django_db_setup, django_db_blocker, fake_provider):
-    """gunicorn -c chargeback/gunicorn_conf.py on the test database; yields its port."""
+    """gunicorn -c portal/gunicorn_conf.py on the test database; yields its port."""
     db = connection.settings_dict
     port = free_port()
     env = {
@@ -49,7 +49,7 @@ def gunicorn(django_db_setup, django_db_blocker, fake_provider):
         "KT_UPSTREAM_ALLOW_HOSTS": fake_provider.split("://", 1)[1],
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "chargeback/gunicorn_conf.py", WSGI_APP],
+        [sys.executable, "-m", "gunicorn", "-c", "portal/gunicorn_conf.py", WSGI_APP],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -26,7 +26,7 @@ from django.db import connection
 from django.utils import timezone
 from kombu import Connection
 
-from chargeback.celery import app
+from portal.celery import app
 from tests.factories import DepartmentFactory, OrganizationFactory
 from tests.gateway.conftest import fund
 from tests.private_redis import PrivateRedis
@@ -79,7 +79,7 @@ class Celery:
     def start(self, kind: str, *args: str) -> subprocess.Popen:
         log = (self.directory / f"{kind}.log").open("w")
         self.processes[kind] = subprocess.Popen(
-            [CELERY, "-A", "chargeback", kind, "-l", "info", *args],
+            [CELERY, "-A", "portal", kind, "-l", "info", *args],
             cwd=ROOT,
             env=self.env,
             stdout=log,

@@ -45,7 +45,7 @@ def settings_in(env: dict) -> dict:
 
 def _clean_env(env: dict) -> dict:
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DATABASE_URL")}
-    return {**keep, "DJANGO_SETTINGS_MODULE": "chargeback.settings", **env}
+    return {**keep, "DJANGO_SETTINGS_MODULE": "portal.settings", **env}
 
 
 def test_a_production_environment_gets_secure_cookies_hsts_and_the_https_redirect():

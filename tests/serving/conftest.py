@@ -1,4 +1,4 @@
-"""A real gunicorn with the project's settings (chargeback/gunicorn_conf.py) on the echo app."""
+"""A real gunicorn with the project's settings (portal/gunicorn_conf.py) on the echo app."""
 
 import os
 import resource
@@ -54,7 +54,7 @@ def serve():
                 "-m",
                 "gunicorn",
                 "-c",
-                "chargeback/gunicorn_conf.py",
+                "portal/gunicorn_conf.py",
                 "tests.serving.echo_app:app",
             ],
             cwd=ROOT,

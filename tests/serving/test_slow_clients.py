@@ -1,4 +1,4 @@
-"""Slow and idle clients against the real server (gunicorn, chargeback/gunicorn_conf.py, the
+"""Slow and idle clients against the real server (gunicorn, portal/gunicorn_conf.py, the
 project's 2 workers x 512 threads): 1,100 connections that each sent half a request head do not
 delay anybody else's request and are closed at the header deadline (WEB_HEADER_TIMEOUT), and
 what the server never times out (a long stream, a client reading slowly) still completes."""

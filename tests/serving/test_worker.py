@@ -1,4 +1,4 @@
-"""The gunicorn worker the product ships (chargeback/gunicorn_worker.py), run as a real server
+"""The gunicorn worker the product ships (portal/gunicorn_worker.py), run as a real server
 with the project's gunicorn settings: a kept-alive client's next request is served by the
 thread that answered it, and nothing about keep-alive, pipelining or closing changes."""
 

@@ -1,4 +1,4 @@
-"""Reading requests for the gunicorn worker (chargeback/gunicorn_worker.py) so that a slow or
+"""Reading requests for the gunicorn worker (portal/gunicorn_worker.py) so that a slow or
 stalled client cannot hold a thread: what counts as a complete request head, and request-body
 reads that give up.
 

@@ -8,7 +8,7 @@ and no other request was answered again (docs/reliability.md). Here the main loo
 head without blocking and submits the connection only when the head is complete; one that is
 still incomplete WEB_HEADER_TIMEOUT seconds after it was accepted (or, kept alive, after its
 next request began) is closed. The body is read in the thread with bounded waits
-(chargeback/gunicorn_io.py). Responses have no timeout at all: a stream lasts as long as the
+(portal/gunicorn_io.py). Responses have no timeout at all: a stream lasts as long as the
 provider takes, and a client reading slowly holds only its own thread. Closing a connection
 (`Connection: close`, an error) no longer waits in the main loop for the client to close its
 side (gunicorn lingers there up to 2 s, during which the worker accepts and serves nothing):
@@ -46,7 +46,8 @@ from gunicorn.http.body import LengthReader
 from gunicorn.http.parser import RequestParser
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from chargeback.gunicorn_io import (
+from gateway.middleware import CLOSE_CONNECTION
+from portal.gunicorn_io import (
     BODY_BUFFER,
     HEAD_READ,
     HEADER_TIMEOUT,
@@ -292,11 +293,6 @@ class GatewayThreadWorker(ThreadWorker):
                     conn.sock.sendall(TIMEOUT_RESPONSE)
                 return False
         return super().handle_request(req, conn)
-
-
-# Set in the WSGI environ (Django's request.META) by an application that needs the connection
-# closed after its reply; see gateway/middleware.py.
-CLOSE_CONNECTION = "kt.close_connection"
 
 
 def closing_on_request(app):

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from chargeback.api_docs import DocsView, SchemaView
+from portal.api_docs import DocsView, SchemaView
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -51,12 +51,12 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "chargeback.security.ContentSecurityPolicyMiddleware",
+    "portal.security.ContentSecurityPolicyMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a lockout into its page
 ]
 
-ROOT_URLCONF = "chargeback.urls"
-WSGI_APPLICATION = "chargeback.wsgi.application"
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
 
 TEMPLATES = [
     {
@@ -316,7 +316,7 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 # owner (SECURE_HSTS_PRELOAD=true), not a default; `check --deploy` would otherwise ask for it.
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
 # The portal's pages: scripts, styles and images from this site only, never framed
-# (chargeback/security.py; the gateway's responses are JSON and skip it). /api/docs/ renders
+# (portal/security.py; the gateway's responses are JSON and skip it). /api/docs/ renders
 # Redoc from its CDN and gets KT_CSP_API_DOCS instead.
 # The hashes allow exactly the one event handler and two style attributes of
 # django-import-export's export page (admin/import_export/export.html), nothing else inline.
@@ -348,15 +348,15 @@ KT_API_SCHEMA_PUBLIC = env.bool(
 # included. Attempts are rows in the database (shared by every process; an admin can delete
 # them to unlock early, or `manage.py axes_reset`).
 AUTHENTICATION_BACKENDS = [
-    "chargeback.security.LoginLockoutBackend",
+    "portal.security.LoginLockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = env.int("KT_LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("KT_LOGIN_LOCKOUT_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "chargeback.security.client_ip"
-AXES_LOCKOUT_CALLABLE = "chargeback.security.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "portal.security.client_ip"
+AXES_LOCKOUT_CALLABLE = "portal.security.lockout_response"
 AXES_VERBOSE = False
 
 # --- capture outbox (gateway/capture.py, gateway/outbox.py) ---

@@ -16,7 +16,7 @@ import os
 
 bind = f"{os.environ.get('KT_HOST', '0.0.0.0')}:{os.environ.get('PORT', '41002')}"  # noqa: S104
 # gthread, with kept-alive clients that send at once served on the same thread
-worker_class = "chargeback.gunicorn_worker.GatewayThreadWorker"
+worker_class = "portal.gunicorn_worker.GatewayThreadWorker"
 workers = int(os.environ.get("WEB_WORKERS", "2"))
 threads = int(os.environ.get("WEB_THREADS", "512"))
 # Connections a worker keeps: open streams, idle keep-alive clients and clients still sending
@@ -27,7 +27,7 @@ worker_connections = int(os.environ.get("WEB_CONNECTIONS", str(max(4096, 4 * thr
 keepalive = 75
 # No worker timeout: a stream may last minutes and the gateway enforces its own upstream
 # timeouts. What a client sends is bounded by the worker instead (WEB_HEADER_TIMEOUT,
-# WEB_BODY_TIMEOUT, WEB_BODY_MIN_RATE: chargeback/gunicorn_io.py); what it reads is not.
+# WEB_BODY_TIMEOUT, WEB_BODY_MIN_RATE: portal/gunicorn_io.py); what it reads is not.
 timeout = 0
 graceful_timeout = 30
 accesslog = os.environ.get("ACCESS_LOG") or None
