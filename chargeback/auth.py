@@ -48,7 +48,7 @@ class HasOrganization(BasePermission):
         return isinstance(request.auth, AdminToken)
 
 
-CLIENT_HEADER = "X-KT-Client"  # sent by `kt` on every request (chargeback/cli/client.py)
+CLIENT_HEADER = "X-KT-Client"  # sent by `kt` on every request (kt/client.py)
 
 
 def via_of(request) -> str:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def kt(live_server, token, *args):
     env = {**os.environ, "KT_URL": live_server.url, "KT_TOKEN": token}
     return subprocess.run(
-        [sys.executable, "-m", "chargeback.cli.main", *args],
+        [sys.executable, "-m", "kt.main", *args],
         env=env,
         capture_output=True,
         text=True,

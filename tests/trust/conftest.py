@@ -49,7 +49,7 @@ def listener():
 def kt(live_server, token: str, *args, stdin: str | None = None):
     env = {**os.environ, "KT_URL": live_server.url, "KT_TOKEN": token}
     return subprocess.run(
-        [sys.executable, "-m", "chargeback.cli.main", *args],
+        [sys.executable, "-m", "kt.main", *args],
         env=env,
         input=stdin,
         capture_output=True,

@@ -1,14 +1,15 @@
-"""`kt`: the command line of the chargeback portal. Each command group is a module with
+"""`kt`: the command line of the chargeback portal, a client of the management API over HTTP
+(it imports nothing of the server). Each command group is a module with
 `register(subparsers)`; a command's handler takes the parsed args and returns an exit code."""
 
 import argparse
-import importlib
 import sys
 
-from chargeback.cli.client import CliError, fail
+from kt import config_cmd, export_jobs_cmd, secrets_cmd, spend_cmd, wallets_cmd
+from kt.client import CliError, fail
 
-# Command groups, each `chargeback/cli/<module>.py` with a `register(subparsers)` function.
-GROUPS = ["config_cmd", "secrets_cmd", "wallets_cmd", "export_jobs_cmd", "spend_cmd"]
+# Command groups, each a module of this package with a `register(subparsers)` function.
+GROUPS = [config_cmd, secrets_cmd, wallets_cmd, export_jobs_cmd, spend_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,11 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="AI spend chargeback portal. KT_URL and KT_TOKEN configure the server and admin token.",
     )
     subparsers = parser.add_subparsers(dest="group", required=True)
-    for name in GROUPS:
-        try:
-            module = importlib.import_module(f"chargeback.cli.{name}")
-        except ModuleNotFoundError:
-            continue
+    for module in GROUPS:
         module.register(subparsers)
     return parser
 

@@ -4,7 +4,7 @@ server's JSON. Amounts are sent as strings, exactly as typed (never through a fl
 import json
 from decimal import Decimal, InvalidOperation
 
-from chargeback.cli.client import CliError, request
+from kt.client import CliError, request
 
 
 def register(subparsers) -> None:

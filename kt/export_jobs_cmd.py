@@ -5,7 +5,7 @@ import os
 import sys
 import time
 
-from chargeback.cli.client import CliError, request
+from kt.client import CliError, request
 
 DONE = ("completed", "failed")
 

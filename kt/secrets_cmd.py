@@ -11,7 +11,7 @@ import os
 import sys
 from urllib.parse import quote
 
-from chargeback.cli.client import CliError, request
+from kt.client import CliError, request
 
 PATH = "/v1/provider-secrets"
 

@@ -2,7 +2,7 @@
 
 import json
 
-from chargeback.cli.client import request
+from kt.client import request
 
 BY = ["team", "model", "provider", "user"]
 

@@ -4,7 +4,7 @@ server, which checks it against the admin token's organization and prints the ch
 import sys
 from pathlib import Path
 
-from chargeback.cli.client import CliError, request
+from kt.client import CliError, request
 
 
 def register(subparsers) -> None:
