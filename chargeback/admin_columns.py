@@ -20,11 +20,12 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, NullIf
 
+from budgets.models import Budget
 from chargeback.models import Organization
 from chargeback.money import ZERO, AmountField
 from chargeback.periods import day_range, local_today, month_end, month_start
 from gateway.models import UsageEvent
-from wallets.models import Budget, LedgerEntry, Wallet
+from wallets.models import LedgerEntry, Wallet
 from wallets.selectors import FUNDING_KINDS, wallet_status_expression
 
 _PERCENT = DecimalField(max_digits=20, decimal_places=2)

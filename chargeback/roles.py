@@ -13,7 +13,7 @@ from django.db import transaction
 from chargeback.models import Membership
 
 GROUP_PREFIX = "kt:"
-APPS = ("chargeback", "wallets", "gateway", "reports")
+APPS = ("chargeback", "wallets", "gateway", "budgets", "reports")
 
 # Models nobody edits through the admin: append-only logs and rows the gateway/services write.
 READ_ONLY = {
@@ -21,8 +21,8 @@ READ_ONLY = {
     "gateway.usageevent",
     "wallets.ledgerentry",
     "wallets.hold",
-    "wallets.budgetalert",
-    "wallets.walletalert",
+    "budgets.budgetalert",
+    "budgets.walletalert",
 }
 
 ROLE_GRANTS = {
@@ -38,7 +38,7 @@ ROLE_GRANTS = {
     Membership.Role.FINANCE: {
         "*": {"view"},
         "wallets.wallet": {"view", "change"},
-        "wallets.budget": {"view", "add", "change"},
+        "budgets.budget": {"view", "add", "change"},
         "gateway.price": {"view", "add", "change"},
         "reports.providerinvoice": {"view", "add", "change", "delete"},
         "reports.exportjob": {"view", "add"},
@@ -49,8 +49,8 @@ ROLE_GRANTS = {
         "chargeback.consumergroup": {"view"},
         "wallets.wallet": {"view"},
         "wallets.ledgerentry": {"view"},
-        "wallets.budget": {"view"},
-        "wallets.budgetalert": {"view"},
+        "budgets.budget": {"view"},
+        "budgets.budgetalert": {"view"},
         "gateway.usageevent": {"view"},
     },
     Membership.Role.VIEWER: {"*": {"view"}},

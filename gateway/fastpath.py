@@ -30,14 +30,14 @@ from functools import cache
 
 import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils import timezone
 
 from chargeback.money import ZERO, quantize
 from gateway.groupcommit import GroupCommit
+from gateway.hooks import spend_recorded_after_commit
 from gateway.models import UsageEvent
 from gateway.recording import usage_settle
-from wallets import alerts
 from wallets.models import Hold, LedgerEntry, Wallet
 from wallets.services.holds import insufficient_funds
 
@@ -412,7 +412,7 @@ def capture_and_record_fast(
     rare path). The ledger entry's `balance_after` is the
     balance right after this capture. A duplicate event for a hold this call resolves raises
     IntegrityError and nothing at all is written (one statement). Like usage_record, the budgets
-    hook `wallets.alerts.spend_recorded` runs once the statement has committed.
+    hook (gateway/hooks.py) runs once the statement has committed.
     """
     result = capture_and_record(hold, amount, event_fields, pool_timeout=pool_timeout)
     if hold is not None and not result.resolved:
@@ -425,17 +425,5 @@ def capture_and_record_fast(
         return None
     charged = result.resolved or hold is None
     if hold is not None or (charged and event_fields.get("cost")):
-        organization_id = event_fields["organization_id"]
-        department_id = event_fields.get("department_id")
-        wallet_id = event_fields.get("wallet_id")
-
-        def hook():
-            alerts.spend_recorded(
-                organization_id=organization_id, department_id=department_id, wallet_id=wallet_id
-            )
-
-        if connections[DEFAULT_DB_ALIAS].in_atomic_block:
-            transaction.on_commit(hook)
-        else:  # committed already; on_commit would open Django's connection only to learn that
-            hook()
+        spend_recorded_after_commit(event_fields)
     return result.available

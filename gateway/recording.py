@@ -23,8 +23,8 @@ from django.db import (
 from django.utils import timezone
 
 from chargeback.money import ZERO, quantize
+from gateway.hooks import spend_recorded_after_commit
 from gateway.models import UsageEvent
-from wallets import alerts
 from wallets.models import Hold, Wallet
 from wallets.services import hold_capture, hold_capture_late, hold_release
 
@@ -39,15 +39,6 @@ DATABASE_UNAVAILABLE = (
     psycopg.OperationalError,
     psycopg.InterfaceError,
 )
-
-
-def _after_commit(event_fields: dict):
-    org = event_fields["organization_id"]
-    dept = event_fields.get("department_id")
-    wallet = event_fields.get("wallet_id")
-    transaction.on_commit(
-        lambda: alerts.spend_recorded(organization_id=org, department_id=dept, wallet_id=wallet)
-    )
 
 
 def usage_record(hold, amount: Decimal, event_fields: dict) -> Decimal | None:
@@ -77,7 +68,7 @@ def usage_record(hold, amount: Decimal, event_fields: dict) -> Decimal | None:
             balance, held = row.get()
             available = balance - held
         if hold is not None or fields.get("cost"):
-            _after_commit(fields)
+            spend_recorded_after_commit(fields)
     return available
 
 
@@ -155,7 +146,7 @@ def usage_settle(hold, amount: Decimal, event_fields: dict) -> Settled:
             balance, held = row.get()
             available = balance - held
         if charged or (hold is not None and outcome != "nothing"):
-            _after_commit(fields)
+            spend_recorded_after_commit(fields)
     return Settled(outcome, available)
 
 

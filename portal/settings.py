@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "chargeback",
     "wallets",
     "gateway",
+    "budgets",
     "reports",
 ]
 
@@ -222,13 +223,13 @@ CELERY_BEAT_SCHEDULE["budgets-evaluate-hourly"] = {
 # No forecast alert before this many days of the period have elapsed (too little data).
 KT_BUDGET_FORECAST_MIN_DAYS = env.float("KT_BUDGET_FORECAST_MIN_DAYS", default=3.0)
 # The per-request budget check sums only recent events on top of a cached base (see
-# wallets/budgets/selectors.py budget_spend_fast): refresh interval and how far back it re-sums.
+# budgets/selectors.py budget_spend_fast): refresh interval and how far back it re-sums.
 KT_BUDGET_SPEND_REFRESH_SECONDS = env.int("KT_BUDGET_SPEND_REFRESH_SECONDS", default=60)
 KT_BUDGET_SPEND_MARGIN_SECONDS = env.int(
     "KT_BUDGET_SPEND_MARGIN_SECONDS", default=KT_HOLD_TTL_SECONDS + 60
 )
 # The per-request hook checks a department at most once per this many seconds, after the
-# window closes (wallets/alerts.py); 0 checks after every request.
+# window closes (budgets/alerts.py); 0 checks after every request.
 KT_BUDGET_CHECK_SECONDS = env.int("KT_BUDGET_CHECK_SECONDS", default=5)
 # Bound every SMTP conversation (alert sends hold a row lock while talking to the server).
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)

@@ -26,13 +26,14 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import F
 
+from budgets.models import Budget
 from chargeback.keys import hash_key, key_prefix
 from chargeback.models import ConsumerGroup, Department, Organization
 from chargeback.money import quantize
 from chargeback.periods import day_range, month_end
 from gateway.models import Price, UsageEvent
 from gateway.pricing import Usage, cost_of, price_for
-from wallets.models import Budget, LedgerEntry, Wallet
+from wallets.models import LedgerEntry, Wallet
 from wallets.services import wallet_allocate, wallet_for_team
 
 ORG_SLUG = "acme"

@@ -12,6 +12,10 @@ import pytest
 import time_machine
 from django.core import mail
 
+from budgets import services as budget_services
+from budgets.evaluation import budgets_evaluate_all
+from budgets.models import BudgetAlert
+from budgets.selectors import budget_status
 from chargeback.periods import month_end, month_start
 from reports.dashboards import selectors as dashboard_selectors
 from reports.dashboards.department import department_page
@@ -20,10 +24,6 @@ from tests.budgets.helpers import record_spend
 from tests.conftest import bearer_client
 from tests.factories import AdminTokenFactory, DepartmentFactory, OrganizationFactory
 from wallets import services as wallet_services
-from wallets.budgets import services as budget_services
-from wallets.budgets.evaluation import budgets_evaluate_all
-from wallets.budgets.selectors import budget_status
-from wallets.models import BudgetAlert
 
 ZONES = {"UTC": "UTC", "UTC+13": "Pacific/Apia", "UTC-10": "Pacific/Honolulu"}
 

@@ -1,5 +1,5 @@
-"""Wallets with their ledger, funding actions that go through wallets/services, budgets, and
-the append-only records (ledger entries, holds, alerts) read-only."""
+"""Wallets with their ledger, funding actions that go through wallets/services, and the
+append-only records (ledger entries, holds) read-only."""
 
 import secrets
 
@@ -17,8 +17,7 @@ from chargeback.admin_services import ServiceAdmin
 from chargeback.errors import ApplicationError
 from chargeback.money import AMOUNT_DIGITS, AMOUNT_PLACES, ZERO, to_cents
 from wallets import selectors, services
-from wallets.budgets import services as budget_services
-from wallets.models import Budget, BudgetAlert, Hold, LedgerEntry, Wallet, WalletAlert
+from wallets.models import Hold, LedgerEntry, Wallet
 
 LEDGER_INLINE_LIMIT = 20
 
@@ -282,57 +281,3 @@ class HoldAdmin(ReadOnlyOrgScopedAdmin):
     search_fields = ["=request_id"]
     date_hierarchy = "created_at"
     show_full_result_count = False
-
-
-@admin.register(Budget)
-class BudgetAdmin(ServiceAdmin):
-    """Through wallets/budgets/services.py, like the API and the config file."""
-
-    department_path = "department"
-    list_display = ["department", "period", "amount", "currency", "thresholds", "owner_emails"]
-    list_filter = ["period", "department"]
-    list_select_related = ["department"]
-    search_fields = ["department__team_id", "department__name"]
-    autocomplete_fields = ["department"]
-    fields = ["department", "period", "amount", "currency", "thresholds", "owner_emails"]
-
-    def get_readonly_fields(self, request, obj=None):
-        fixed = ["department", "period", "currency"] if obj is not None else []
-        return [*super().get_readonly_fields(request, obj), *fixed]
-
-    def service_save(self, request, form, change):
-        data = form.cleaned_data
-        editable = {k: data[k] for k in budget_services.EDITABLE}
-        if change:
-            return budget_services.budget_update(
-                budget=form.instance, actor=actor_of(request), via="admin", **editable
-            )
-        department = data["department"]
-        return budget_services.budget_create(
-            organization=department.organization,
-            team_id=department.team_id,
-            currency=data["currency"],
-            period=data["period"],
-            actor=actor_of(request),
-            via="admin",
-            **editable,
-        )
-
-    def service_delete(self, request, obj):
-        budget_services.budget_delete(budget=obj, actor=actor_of(request), via="admin")
-
-
-@admin.register(BudgetAlert)
-class BudgetAlertAdmin(ReadOnlyOrgScopedAdmin):
-    department_path = "budget__department"
-    list_display = ["budget", "period_start", "kind", "threshold", "spend", "status", "sent_at"]
-    list_filter = ["kind", "status"]
-    list_select_related = ["budget__department"]
-
-
-@admin.register(WalletAlert)
-class WalletAlertAdmin(ReadOnlyOrgScopedAdmin):
-    department_path = "wallet__department"
-    list_display = ["wallet", "state", "status", "created_at", "sent_at"]
-    list_filter = ["state", "status"]
-    list_select_related = ["wallet"]

@@ -29,10 +29,10 @@ from django.db.models.lookups import IsNull, LessThan, LessThanOrEqual
 from chargeback.errors import NotFound
 from chargeback.models import Organization
 from chargeback.money import ZERO, AmountField
-from wallets.models import LedgerEntry, Wallet, WalletAlert
+from wallets.models import LedgerEntry, Wallet, WalletStatus
 
 Kind = LedgerEntry.Kind
-Status = WalletAlert.State  # healthy, low, depleted
+Status = WalletStatus
 
 FUNDING_KINDS = (Kind.ALLOCATION, Kind.CREDIT)
 

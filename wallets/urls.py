@@ -1,4 +1,4 @@
-from django.urls import include, path
+from django.urls import path
 
 from wallets import apis
 
@@ -11,5 +11,4 @@ urlpatterns = [
     path("wallets/refund", apis.WalletRefundApi.as_view(), name="wallets-refund"),
     path("wallets/<str:team_id>", apis.WalletDetailApi.as_view(), name="wallets-detail"),
     path("wallets/<str:team_id>/ledger", apis.WalletLedgerApi.as_view(), name="wallets-ledger"),
-    path("", include("wallets.budgets.urls")),
 ]

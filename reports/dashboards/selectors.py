@@ -10,13 +10,13 @@ from decimal import Decimal
 from django.db.models import Count, Max, QuerySet
 from django.db.models.functions import TruncDate
 
+from budgets.models import Budget
 from chargeback.errors import ApplicationError, NotFound
 from chargeback.models import Department, Membership, Organization
 from chargeback.money import ZERO, to_cents
 from chargeback.periods import local_today, month_end, month_start
 from gateway.models import UsageEvent
 from gateway.selectors import COST_SUM, events_in_range, spend_by, spend_total
-from wallets.models import Budget
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 

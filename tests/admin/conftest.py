@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
+from budgets.models import Budget, BudgetAlert, WalletAlert
 from chargeback.models import AuditLog, Membership
 from chargeback.provider_secrets import provider_secret_set
 from gateway.models import UsageEvent
@@ -26,7 +27,6 @@ from tests.factories import (
     ProviderTargetFactory,
 )
 from wallets import services
-from wallets.models import Budget, BudgetAlert, WalletAlert
 
 PASSWORD = "a-long-test-password-1"
 

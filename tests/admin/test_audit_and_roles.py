@@ -6,17 +6,17 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.urls import reverse
 
+from budgets.models import Budget
 from chargeback.models import AuditLog, Membership, ProviderTarget
 from chargeback.roles import group_name
 from reports.models import ProviderInvoice
-from wallets.models import Budget
 
 
 def test_a_budget_change_through_the_admin_is_audited_with_before_and_after(acme, login):
     client = login(acme.users["finance"])
     budget = acme.owned.budgets.get()
     response = client.post(
-        reverse("admin:wallets_budget_change", args=[budget.pk]),
+        reverse("admin:budgets_budget_change", args=[budget.pk]),
         {
             "organization": acme.org.pk,
             "department": acme.owned.pk,
@@ -120,7 +120,7 @@ def test_budget_owners_cannot_add_budgets(acme, login):
     client = login(acme.users["budget_owner"])
     count = Budget.objects.count()
     response = client.post(
-        reverse("admin:wallets_budget_add"),
+        reverse("admin:budgets_budget_add"),
         {"department": acme.owned.pk, "amount": "1", "currency": "USD", "period": "quarter"},
     )
     assert response.status_code == 403

@@ -9,12 +9,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from budgets.models import Budget
 from chargeback.models import Department, Membership
 from gateway.models import UsageEvent
 from tests.admin.conftest import make_event, make_staff
 from tests.factories import ConsumerGroupFactory, DepartmentFactory, OrganizationFactory
 from wallets import services
-from wallets.models import Budget, LedgerEntry, Wallet
+from wallets.models import LedgerEntry, Wallet
 
 DEPARTMENTS = reverse("admin:chargeback_department_changelist")
 EVENTS = reverse("admin:gateway_usageevent_changelist")

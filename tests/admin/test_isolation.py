@@ -12,7 +12,7 @@ from django.urls import reverse
 from chargeback.admin_base import OrgScopedAdmin, snapshot
 from chargeback.models import AuditLog
 
-APPS = {"chargeback", "wallets", "gateway", "reports"}
+APPS = {"chargeback", "wallets", "gateway", "budgets", "reports"}
 ROLES = ["finance", "budget_owner", "viewer"]
 MODEL_ADMINS = sorted(
     (
@@ -64,9 +64,9 @@ def test_every_model_of_the_project_has_an_org_scoped_admin():
         "wallets.Wallet",
         "wallets.LedgerEntry",
         "wallets.Hold",
-        "wallets.Budget",
-        "wallets.BudgetAlert",
-        "wallets.WalletAlert",
+        "budgets.Budget",
+        "budgets.BudgetAlert",
+        "budgets.WalletAlert",
         "gateway.Price",
         "gateway.UsageEvent",
         "reports.ProviderInvoice",

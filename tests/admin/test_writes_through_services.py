@@ -16,6 +16,7 @@ from django import forms
 from django.contrib import admin
 from django.urls import reverse
 
+from budgets.models import Budget
 from chargeback import services as tenancy
 from chargeback.errors import ApplicationError
 from chargeback.models import (
@@ -35,7 +36,7 @@ from reports.invoices import provider_invoice_save
 from reports.models import ProviderInvoice
 from tests.conftest import bearer_client
 from wallets import services as wallet_services
-from wallets.models import Budget, Wallet
+from wallets.models import Wallet
 
 # Django's own user and group admins and django-axes' login records (lockouts) are the platform
 # operator's (superusers only); nothing of a tenant is written there.
@@ -167,9 +168,9 @@ def _url(name, *args):
 
 
 CASES = {
-    "wallets.budget (add)": Case(
+    "budgets.budget (add)": Case(
         who="finance",
-        url=_url("wallets_budget_add"),
+        url=_url("budgets_budget_add"),
         bad=[
             ({"amount": "-5.00"}, lambda t: _budget_api(t, amount="-5.00")),
             ({"currency": "EUR"}, lambda t: _budget_api(t, currency="EUR")),
@@ -191,9 +192,9 @@ CASES = {
             "owner_emails": "[]",
         },
     ),
-    "wallets.budget (change)": Case(
+    "budgets.budget (change)": Case(
         who="finance",
-        url=_url("wallets_budget_change", lambda t: t.owned.budgets.get().pk),
+        url=_url("budgets_budget_change", lambda t: t.owned.budgets.get().pk),
         bad=[
             ({"amount": "0"}, lambda t: _budget_patch(t, amount="0")),
             ({"thresholds": "[80, 50]"}, lambda t: _budget_patch(t, thresholds=[80, 50])),
@@ -650,7 +651,7 @@ def test_the_issues_budget_example_is_refused_field_by_field(tenant, login):
     """The review's finance user: -5.00, EUR in a USD organization, [100, 50, 50], not-an-email."""
     client = login(tenant.users["finance"])
     budget = tenant.owned.budgets.get()
-    url = reverse("admin:wallets_budget_change", args=[budget.pk])
+    url = reverse("admin:budgets_budget_change", args=[budget.pk])
     data = form_data(client.get(url).context["adminform"].form)
     shown = errors_of(
         client.post(
@@ -686,7 +687,7 @@ def test_other_organizations_rows_are_never_written(tenant, outsider, login):
     client = login(tenant.users["owner"])
     other_budget = outsider.owned.budgets.get()
     response = client.post(
-        reverse("admin:wallets_budget_change", args=[other_budget.pk]), {"amount": "1"}
+        reverse("admin:budgets_budget_change", args=[other_budget.pk]), {"amount": "1"}
     )
     assert response.status_code == 404
     assert Budget.objects.get(pk=other_budget.pk).amount == Decimal("500")

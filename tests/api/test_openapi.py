@@ -11,14 +11,15 @@ import jsonschema
 import pytest
 from drf_spectacular.validation import validate_schema
 
+from budgets.models import Budget
+from budgets.services import budget_create
 from chargeback.models import Department, ProviderSecret
 from chargeback.provider_secrets import provider_secret_set
 from reports.models import ExportJob
 from tests.conftest import bearer_client
 from tests.factories import DepartmentFactory
 from wallets import services
-from wallets.budgets.services import budget_create
-from wallets.models import Budget, LedgerEntry, Wallet
+from wallets.models import LedgerEntry, Wallet
 
 pytestmark = pytest.mark.django_db
 

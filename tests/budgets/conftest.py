@@ -5,11 +5,11 @@ from decimal import Decimal
 import pytest
 import time_machine
 
+from budgets import services as budget_services
 from tests.budgets.helpers import record_spend
 from tests.factories import DepartmentFactory
 from tests.ports import free_port
 from wallets import services as wallet_services
-from wallets.budgets import services as budget_services
 
 
 @pytest.fixture(autouse=True)
@@ -119,7 +119,7 @@ def spend(django_capture_on_commit_callbacks):
 @pytest.fixture
 def run_hourly(django_capture_on_commit_callbacks):
     """The beat task's service, with its on-commit sends run."""
-    from wallets.budgets import evaluation
+    from budgets import evaluation
 
     def run(**kwargs):
         with django_capture_on_commit_callbacks(execute=True):

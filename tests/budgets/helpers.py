@@ -6,9 +6,9 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from budgets.alerts import spend_recorded
 from gateway.models import UsageEvent
 from wallets import services as wallet_services
-from wallets.alerts import spend_recorded
 
 _ids = itertools.count(1)
 

@@ -3,9 +3,9 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
+from budgets.models import Budget
 from chargeback.models import AuditLog
 from tests.factories import DepartmentFactory
-from wallets.models import Budget
 
 pytestmark = pytest.mark.django_db
 

@@ -5,9 +5,9 @@ import pytest
 from django.core import mail
 from django.db import connection
 
+from budgets.models import BudgetAlert
 from tests.budgets.conftest import mail_to
 from tests.budgets.helpers import record_spend
-from wallets.models import BudgetAlert
 
 
 @pytest.mark.django_db(transaction=True)

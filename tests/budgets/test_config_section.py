@@ -1,17 +1,17 @@
-"""The config file's `budgets:` section (wallets/budgets/config_section.py), on PostgreSQL."""
+"""The config file's `budgets:` section (budgets/config_section.py), on PostgreSQL."""
 
 from decimal import Decimal
 
 import pytest
 from django.test import Client
 
+from budgets import services as budget_services
+from budgets.models import Budget
 from chargeback.config import config_apply
 from chargeback.errors import ConfigError
 from chargeback.models import AuditLog
 from tests.config.conftest import SEED_FILE, tenancy_snapshot
 from tests.factories import DepartmentFactory
-from wallets.budgets import services as budget_services
-from wallets.models import Budget
 
 pytestmark = pytest.mark.django_db
 

@@ -4,9 +4,9 @@ import pytest
 from django.core import mail
 from django.db import connection
 
+from budgets.models import BudgetAlert
+from budgets.tasks import send_budget_alerts
 from tests.budgets.conftest import SMTPRecorder
-from wallets.budgets.tasks import send_budget_alerts
-from wallets.models import BudgetAlert
 
 
 @pytest.mark.django_db

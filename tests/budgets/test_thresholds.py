@@ -5,9 +5,9 @@ import pytest
 import time_machine
 from django.core import mail
 
+from budgets import services as budget_services
+from budgets.models import BudgetAlert
 from tests.budgets.conftest import mail_to
-from wallets.budgets import services as budget_services
-from wallets.models import BudgetAlert
 
 pytestmark = pytest.mark.django_db
 

@@ -4,9 +4,9 @@ hourly evaluation catches a crossing that fell inside a window."""
 import pytest
 from django.core import mail
 
+from budgets.alerts import windows_clear
+from budgets.models import BudgetAlert
 from tests.budgets.conftest import mail_to
-from wallets.alerts import windows_clear
-from wallets.models import BudgetAlert
 
 pytestmark = pytest.mark.django_db
 

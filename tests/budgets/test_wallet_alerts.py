@@ -3,11 +3,12 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 
+from budgets.models import BudgetAlert, WalletAlert
 from chargeback.errors import InsufficientFunds
 from tests.budgets.conftest import mail_to
 from tests.budgets.helpers import record_spend
 from wallets import services as wallet_services
-from wallets.models import BudgetAlert, Hold, WalletAlert
+from wallets.models import Hold
 
 pytestmark = pytest.mark.django_db
 

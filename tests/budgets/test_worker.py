@@ -13,10 +13,10 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from budgets.models import BudgetAlert
 from tests.budgets.conftest import SMTPRecorder
 from tests.budgets.helpers import record_spend
 from tests.ports import free_port
-from wallets.models import BudgetAlert
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,7 +97,7 @@ def test_a_real_worker_retries_through_an_smtp_outage_and_delivers_one_email(
     record_spend(department=support, amount="520", model="o3")  # 82 %: 50 % and 80 %
 
     alerts = BudgetAlert.objects.order_by("threshold")  # re-read each time through .all()
-    # The per-request check itself runs in the worker (wallets/alerts.py).
+    # The per-request check itself runs in the worker (budgets/alerts.py).
     _wait_for(lambda: len(alerts.all()) == 2, what="the threshold check")
     assert [a.threshold for a in alerts.all()] == [50, 80]
     # The worker picks the task up from Redis and finds nobody listening on the SMTP port.

@@ -7,11 +7,11 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import User
 
+from budgets.models import Budget
 from chargeback.models import Membership
 from gateway.models import UsageEvent
 from gateway.pricing import Usage, cost_of
 from tests.factories import DepartmentFactory, PriceFactory
-from wallets.models import Budget
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ from decimal import Decimal
 
 import pytest
 
+from budgets.models import Budget
 from chargeback.money import to_cents
 from gateway.selectors import spend_total
 from reports.dashboards.csv import neutralise
 from reports.dashboards.selectors import forecast_month_end, repeats_by_department
 from tests.factories import DepartmentFactory
-from wallets.models import Budget
 
 pytestmark = pytest.mark.django_db
 MAY = {"date_from": date(2026, 5, 1), "date_to": date(2026, 5, 31)}

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.models import Count, Sum
 
+from budgets.models import Budget
 from chargeback.models import ConsumerGroup, Department, Organization
 from gateway.models import Price, UsageEvent
 from gateway.pricing import Usage, cost_of
@@ -19,7 +20,7 @@ from tests.factories import (
     OrganizationFactory,
     PriceFactory,
 )
-from wallets.models import Budget, LedgerEntry, Wallet
+from wallets.models import LedgerEntry, Wallet
 from wallets.services import wallet_allocate, wallet_for_team
 
 MAY = {"date_from": date(2026, 5, 1), "date_to": date(2026, 5, 31)}

@@ -10,12 +10,12 @@ import pytest
 from django.core.files.storage import default_storage
 from openpyxl import load_workbook
 
+from budgets.models import Budget
 from chargeback.models import AuditLog
 from gateway.models import UsageEvent
 from reports.exports.services import export_job_create, export_job_run
 from tests.exports.usage import fund, record_usage
 from tests.factories import DepartmentFactory
-from wallets.models import Budget
 
 pytestmark = pytest.mark.django_db
 

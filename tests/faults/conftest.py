@@ -17,7 +17,7 @@ from tests.gateway.conftest import make_setup
 
 # Live data, committed (the gateway is another process); flushed after each test.
 live_db = pytest.mark.django_db(
-    transaction=True, available_apps=["chargeback", "wallets", "gateway", "reports"]
+    transaction=True, available_apps=["chargeback", "wallets", "gateway", "budgets", "reports"]
 )
 
 

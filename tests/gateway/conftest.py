@@ -142,5 +142,5 @@ def gateway_url(gw, live_server):
 
 # Live-server tests flush the database after each test. Limiting them to the apps the gateway
 # touches makes that flush a small TRUNCATE without re-creating content types and permissions.
-GATEWAY_APPS = ["chargeback", "wallets", "gateway", "reports"]
+GATEWAY_APPS = ["chargeback", "wallets", "gateway", "budgets", "reports"]
 live_db = pytest.mark.django_db(transaction=True, available_apps=GATEWAY_APPS)

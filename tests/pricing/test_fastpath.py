@@ -249,8 +249,10 @@ def test_an_event_without_a_hold_moves_no_money(engineering):
 def test_the_budget_hook_runs_after_the_capture_commits(
     engineering, monkeypatch, django_capture_on_commit_callbacks
 ):
+    from gateway import hooks
+
     calls = []
-    monkeypatch.setattr("wallets.alerts.spend_recorded", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(hooks, "_listeners", [lambda **kwargs: calls.append(kwargs)])
     wallet = funded_wallet(engineering)
     hold = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_1")
 

@@ -15,13 +15,14 @@ from decimal import Decimal
 
 from django.db.models import Sum
 
+from budgets.models import Budget
 from chargeback.models import Department
 from chargeback.money import ROUNDING, ZERO, to_cents
 from chargeback.periods import day_range, month_end
 from gateway.selectors import spend_grouped
 from reports.exports.cells import DATE, DECIMAL, INT, JSON, TEXT, Column
 from reports.exports.rows import ExportContext, Totals
-from wallets.models import Budget, LedgerEntry, Wallet
+from wallets.models import LedgerEntry, Wallet
 
 NO_DEPARTMENT = "(no department)"
 

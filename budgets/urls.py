@@ -1,6 +1,6 @@
 from django.urls import path
 
-from wallets.budgets.apis import BudgetDetailApi, BudgetListCreateApi
+from budgets.apis import BudgetDetailApi, BudgetListCreateApi
 
 urlpatterns = [
     path("budgets", BudgetListCreateApi.as_view(), name="budget-list"),

@@ -5,13 +5,13 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
+from budgets import selectors
+from budgets.models import Budget
 from chargeback.audit import audit_record
 from chargeback.errors import ApplicationError, Conflict, collect_errors
 from chargeback.models import Organization
 from chargeback.money import amount_problem, quantize
 from chargeback.validation import email_list_problems
-from wallets.budgets import selectors
-from wallets.models import Budget
 
 DEFAULT_THRESHOLDS = [50, 80, 100]
 MAX_THRESHOLD = 1000
@@ -67,7 +67,7 @@ def budget_check(
 
 def _evaluate_after_commit(budget_id: int) -> None:
     # A budget created or lowered below current spend alerts now, not at the next hourly run.
-    from wallets.budgets.evaluation import budget_evaluate
+    from budgets.evaluation import budget_evaluate
 
     def run():
         budget = Budget.objects.select_related("organization", "department").filter(pk=budget_id)

@@ -12,8 +12,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from wallets.budgets import selectors
-from wallets.models import Budget, BudgetAlert, Wallet, WalletAlert
+from budgets import selectors
+from budgets.delivery import send_budget_alerts, send_wallet_alert
+from budgets.models import Budget, BudgetAlert, WalletAlert
+from wallets.models import Wallet
 
 logger = logging.getLogger(__name__)
 Kind = BudgetAlert.Kind
@@ -34,14 +36,10 @@ def _send_after_commit(task, *args) -> None:
 
 
 def _enqueue_budget_alerts(alert_ids: list[int]) -> None:
-    from wallets.budgets.tasks import send_budget_alerts
-
     _send_after_commit(send_budget_alerts, alert_ids)
 
 
 def _enqueue_wallet_alert(alert_id: int) -> None:
-    from wallets.budgets.tasks import send_wallet_alert
-
     _send_after_commit(send_wallet_alert, alert_id)
 
 

@@ -3,14 +3,14 @@ like `threshold` must not silently leave the defaults in place."""
 
 from rest_framework import serializers
 
+from budgets import selectors
+from budgets.models import Budget
+from budgets.services import DEFAULT_THRESHOLDS
 from chargeback.money import to_cents
 from chargeback.serializers import AmountInputField, StrictSerializer
-from wallets.budgets import selectors
-from wallets.budgets.services import DEFAULT_THRESHOLDS
-from wallets.models import Budget
 
 # Shapes only: the rules (amount, thresholds, currency, emails) are the service's
-# (wallets/budgets/services.py budget_check), so the API, the admin and the config file refuse
+# (budgets/services.py budget_check), so the API, the admin and the config file refuse
 # the same things with the same words.
 
 

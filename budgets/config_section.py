@@ -21,6 +21,8 @@ from decimal import Decimal, InvalidOperation
 
 from yaml.nodes import Node, ScalarNode
 
+from budgets import services
+from budgets.models import Budget
 from chargeback.config import register_section
 from chargeback.config.report import ApplyContext
 from chargeback.config.schema import (
@@ -38,8 +40,6 @@ from chargeback.errors import ApplicationError, ConfigError
 from chargeback.models import Department
 from chargeback.money import amount_problem
 from chargeback.validation import MAX_EMAILS, email_problem
-from wallets.budgets import services
-from wallets.models import Budget
 
 ORDER = 50  # after consumer_groups (20): the departments the groups create exist by then
 PERIODS = [value for value, _ in Budget.Period.choices]

@@ -6,12 +6,12 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from budgets import selectors, services
+from budgets.serializers import BudgetCreateInput, BudgetOutput, BudgetUpdateInput
 from chargeback.auth import actor_of, via_of
 from chargeback.openapi import conflict, error
 from chargeback.pagination import LimitOffsetPage
 from chargeback.serializers import DecimalJSONParser
-from wallets.budgets import selectors, services
-from wallets.budgets.serializers import BudgetCreateInput, BudgetOutput, BudgetUpdateInput
 
 DUPLICATE = conflict("the department already has a budget for that period")
 NO_DEPARTMENT = error("no department with that `team_id` in the token's organization")

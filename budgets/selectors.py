@@ -10,6 +10,7 @@ from django.core.cache import cache
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from budgets.models import Budget
 from chargeback.errors import NotFound
 from chargeback.models import Department, Organization
 from chargeback.money import ZERO, to_cents
@@ -22,7 +23,7 @@ from chargeback.periods import (
     quarter_start,
 )
 from gateway.selectors import COST_SUM, events_in_range, spend_by, spend_total
-from wallets.models import Budget, LedgerEntry, Wallet
+from wallets.models import LedgerEntry, Wallet
 from wallets.selectors import wallet_status
 
 SECONDS_PER_DAY = Decimal(86400)

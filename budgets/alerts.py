@@ -1,4 +1,5 @@
-"""Hook the gateway calls after a capture commits: spend changed for this department/wallet.
+"""What budgets do when the gateway says spend was recorded (gateway/hooks.py, registered in
+BudgetsConfig.ready): spend changed for this department/wallet.
 
 It runs once per gateway request, so it does no database or network work in the common case: it
 claims a short per-department/wallet window in this process's memory and, only when the window
@@ -14,6 +15,8 @@ import threading
 import time
 
 from django.conf import settings
+
+from budgets.tasks import check_spend
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +40,8 @@ def _claim_window(key: tuple, seconds: float) -> bool:
 def spend_recorded(
     *, organization_id: int, department_id: int | None, wallet_id: int | None
 ) -> None:
-    """Called by the gateway after each capture has committed (transaction.on_commit)."""
-    from wallets.budgets.tasks import check_spend
-
+    """Registered on the gateway's spend-recorded hook (gateway/hooks.py): runs after each
+    capture has committed."""
     window = settings.KT_BUDGET_CHECK_SECONDS
     try:
         if window > 0 and not _claim_window((organization_id, department_id, wallet_id), window):

@@ -12,12 +12,13 @@ by EMAIL_TIMEOUT and touches only these alert rows, never the gateway's wallet r
 
 from smtplib import SMTPException
 
+from celery import shared_task
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from wallets.budgets import emails
-from wallets.models import BudgetAlert, WalletAlert
+from budgets import emails
+from budgets.models import BudgetAlert, WalletAlert
 
 SEND_ERRORS = (SMTPException, OSError)
 
@@ -88,3 +89,26 @@ def wallet_alert_deliver(*, alert_id: int) -> int:
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
+
+
+# Sending retries SMTP and network errors with exponential backoff (1 s, 2 s, 4 s ... capped at
+# ten minutes, jittered) 15 times, about an hour; the hourly evaluation re-enqueues anything
+# still failed. Each task takes ids and calls the service above (idempotent: it locks and
+# re-checks).
+RETRY = {
+    "autoretry_for": SEND_ERRORS,
+    "retry_backoff": True,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "max_retries": 15,
+}
+
+
+@shared_task(name="budgets.send_budget_alerts", **RETRY)
+def send_budget_alerts(alert_ids: list[int]) -> int:
+    return budget_alerts_deliver(alert_ids=list(alert_ids))
+
+
+@shared_task(name="budgets.send_wallet_alert", **RETRY)
+def send_wallet_alert(alert_id: int) -> int:
+    return wallet_alert_deliver(alert_id=alert_id)

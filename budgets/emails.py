@@ -7,8 +7,8 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
-from wallets.budgets import selectors
-from wallets.models import BudgetAlert, WalletAlert
+from budgets import selectors
+from budgets.models import BudgetAlert, WalletAlert
 
 
 def threshold_label(thresholds: list[int]) -> str:

@@ -1,0 +1,53 @@
+"""What the gateway announces to the apps above it, without importing them.
+
+"Spend recorded": after a call's capture has committed, each registered listener is called
+with the organization, department and wallet it charged (the budgets app registers its alert
+check from its AppConfig.ready). Listeners run in the request's thread once per charged call,
+so they must be cheap (budgets only claim a window and enqueue a task), and they never fail the
+call: an exception is logged and the next listener runs.
+"""
+
+import logging
+from collections.abc import Callable
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+
+log = logging.getLogger(__name__)
+
+_listeners: list[Callable] = []
+
+
+def on_spend_recorded(listener: Callable) -> None:
+    """Register `listener(organization_id=, department_id=, wallet_id=)` (once per listener)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def spend_recorded(
+    *, organization_id: int, department_id: int | None, wallet_id: int | None
+) -> None:
+    for listener in list(_listeners):
+        try:
+            listener(
+                organization_id=organization_id, department_id=department_id, wallet_id=wallet_id
+            )
+        except Exception:
+            log.exception("a spend-recorded listener failed (organization %s)", organization_id)
+
+
+def spend_recorded_after_commit(event_fields: dict) -> None:
+    """Announce the call of `event_fields` once its capture has committed: at the commit of the
+    caller's transaction, or now when the statement committed by itself (outside one)."""
+    organization_id = event_fields["organization_id"]
+    department_id = event_fields.get("department_id")
+    wallet_id = event_fields.get("wallet_id")
+
+    def announce():
+        spend_recorded(
+            organization_id=organization_id, department_id=department_id, wallet_id=wallet_id
+        )
+
+    if connections[DEFAULT_DB_ALIAS].in_atomic_block:
+        transaction.on_commit(announce)
+    else:  # committed already; on_commit would open Django's connection only to learn that
+        announce()
