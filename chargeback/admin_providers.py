@@ -31,7 +31,7 @@ def _organization_of(form):
 
 
 class ProviderTargetForm(forms.ModelForm):
-    # Checked by the service's rules (gateway/egress.py), which also accept the dotless hosts
+    # Checked by the service's rules (chargeback/upstream.py), which also accept the dotless hosts
     # (`http://ollama:11434`) Django's URL validator refuses.
     base_url = forms.CharField(required=False, max_length=500)
 

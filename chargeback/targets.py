@@ -3,21 +3,20 @@
 Every write (config file, admin) goes through `target_upsert`, which refuses, before writing:
 - an environment variable the operator does not allow for the organization (chargeback/env_refs.py);
 - a stored secret that is not the organization's (looked up by name in the organization only);
-- a `base_url` the gateway may not connect to (gateway/egress.py: https, public addresses,
+- a `base_url` the gateway may not connect to (chargeback/upstream.py: https, public addresses,
   unless the operator allows a host, network or http). The gateway checks the address again
   on every new connection, so this check is for a clear message now, not the only defence.
 """
 
-from chargeback import secretbox
+from chargeback import secretbox, upstream
 from chargeback.audit import audit_record
 from chargeback.env_refs import env_ref_check
 from chargeback.errors import ApplicationError
 from chargeback.models import Organization, ProviderSecret, ProviderTarget
-from gateway import egress
 
 # Django's URLValidator refuses host names without a dot (`http://ollama:11434/v1`, a compose
 # service), which are exactly the self-hosted servers an operator may allow-list; the URL is
-# checked by `target_check` (gateway/egress.py) instead.
+# checked by `target_check` (chargeback/upstream.py) instead.
 URL_CHECKED_BY_CALLER = ["base_url"]
 
 
@@ -48,7 +47,7 @@ def target_check(
         if not secretbox.configured():
             raise ApplicationError(secretbox.MISSING_KEY, field="secret_name")
     if base_url:
-        problem = egress.policy().url_problem(base_url)
+        problem = upstream.policy().url_problem(base_url)
         if problem:
             raise ApplicationError(f"{base_url} {problem}", field="base_url")
     return secret

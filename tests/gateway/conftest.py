@@ -29,7 +29,7 @@ OUTSIDER_KEY = "kt_cg_outsider_prod"
 @pytest.fixture(scope="session")
 def fake_provider():
     """The fake provider on 127.0.0.1, which the gateway refuses by default (a loopback
-    address): the tests allow exactly its host:port, as an operator would (gateway/egress.py)."""
+    address): the tests allow exactly its host:port, as an operator would (chargeback/upstream.py)."""
     from django.conf import settings
 
     server, base_url = start_in_thread()

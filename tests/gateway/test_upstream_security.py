@@ -8,9 +8,9 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from chargeback import upstream as address_rules
 from chargeback.provider_secrets import provider_secret_set
 from chargeback.services import target_upsert
-from gateway import egress
 from gateway.cache import clear_all
 from gateway.models import UsageEvent
 from tests.factories import PriceFactory
@@ -150,11 +150,11 @@ def test_a_name_that_now_resolves_to_loopback_is_refused_at_connect_time(
     gw, live_server, upstream, settings, monkeypatch
 ):
     """DNS rebinding, by patching only the resolver function at the boundary
-    (gateway.egress.resolve): no name this test controls can change its answer in real DNS.
+    (chargeback.upstream.resolve): no name this test controls can change its answer in real DNS.
     The name is applied while it "resolves" to a public address, then answers 127.0.0.1."""
     settings.KT_UPSTREAM_ALLOW_HTTP = True  # the listener speaks http; the address is the test
     answers = {"rebind.example": [PUBLIC]}
-    monkeypatch.setattr(egress, "resolve", lambda host, port: answers[host])
+    monkeypatch.setattr(address_rules, "resolve", lambda host, port: answers[host])
     target_upsert(
         organization=gw.org,
         target_id="fake",
@@ -213,13 +213,13 @@ def test_the_operators_allow_list_lets_the_fake_provider_serve(
     """Every gateway test runs against the fake provider on 127.0.0.1 because the test setup
     allows exactly its host:port (tests/gateway/conftest.py); the strict default refuses it."""
     port = int(fake_provider.rsplit(":", 1)[1])
-    assert egress.policy().host_ports == {("127.0.0.1", port)}
-    assert egress.policy().url_problem(fake_provider) is None
+    assert address_rules.policy().host_ports == {("127.0.0.1", port)}
+    assert address_rules.policy().url_problem(fake_provider) is None
     saved = settings.KT_UPSTREAM_ALLOW_HOSTS
     settings.KT_UPSTREAM_ALLOW_HOSTS = []
-    assert "uses plain http" in egress.policy().url_problem(fake_provider)
+    assert "uses plain http" in address_rules.policy().url_problem(fake_provider)
     settings.KT_UPSTREAM_ALLOW_HTTP = True
-    assert "127.0.0.1 is a loopback address" in egress.policy().url_problem(fake_provider)
+    assert "127.0.0.1 is a loopback address" in address_rules.policy().url_problem(fake_provider)
     settings.KT_UPSTREAM_ALLOW_HOSTS, settings.KT_UPSTREAM_ALLOW_HTTP = saved, False
     response = httpx.post(
         f"{live_server.url}/v1/chat/completions",

@@ -4,11 +4,11 @@ and which base URLs any target may use (default: https to public addresses)."""
 import pytest
 from django.core.management import CommandError, call_command
 
+from chargeback import upstream
 from chargeback.config import config_apply
 from chargeback.env_refs import env_ref_allowed
 from chargeback.errors import ConfigError
 from chargeback.models import AuditLog, ConsumerGroup, Organization
-from gateway import egress
 from tests.config.conftest import SEED_FILE
 from tests.trust.conftest import admin_browser
 
@@ -119,21 +119,21 @@ def test_a_tenant_owner_cannot_change_the_allow_list_in_the_admin(live_server, o
     ],
 )
 def test_base_urls_the_gateway_may_not_call_are_refused_with_the_reason(url, says):
-    problem = egress.policy().url_problem(url)
+    problem = upstream.policy().url_problem(url)
     assert problem is not None
     assert says in problem, problem
     assert "KT_UPSTREAM_ALLOW_HOSTS" in problem or "user name" in problem or "http(s)" in problem
 
 
 def test_the_operator_can_allow_a_host_a_network_or_plain_http(settings):
-    assert egress.policy().url_problem("https://8.8.8.8/v1") is None  # public https: fine
+    assert upstream.policy().url_problem("https://8.8.8.8/v1") is None  # public https: fine
     settings.KT_UPSTREAM_ALLOW_HOSTS = ["ollama", "10.0.0.7:8000"]
-    assert egress.policy().url_problem("http://ollama:11434/v1") is None
-    assert egress.policy().url_problem("http://10.0.0.7:8000/v1") is None
-    assert egress.policy().url_problem("http://10.0.0.7:8001/v1") is not None  # other port
+    assert upstream.policy().url_problem("http://ollama:11434/v1") is None
+    assert upstream.policy().url_problem("http://10.0.0.7:8000/v1") is None
+    assert upstream.policy().url_problem("http://10.0.0.7:8001/v1") is not None  # other port
     settings.KT_UPSTREAM_ALLOW_NETWORKS = ["10.1.0.0/16"]
-    assert egress.policy().url_problem("https://10.1.2.3/v1") is None
-    assert egress.policy().url_problem("https://10.2.0.1/v1") is not None
+    assert upstream.policy().url_problem("https://10.1.2.3/v1") is None
+    assert upstream.policy().url_problem("https://10.2.0.1/v1") is not None
     settings.KT_UPSTREAM_ALLOW_HTTP = True
-    assert egress.policy().url_problem("http://8.8.8.8/v1") is None
-    assert egress.policy().url_problem("http://127.0.0.1/v1") is not None  # still an address rule
+    assert upstream.policy().url_problem("http://8.8.8.8/v1") is None
+    assert upstream.policy().url_problem("http://127.0.0.1/v1") is not None  # still an address rule
