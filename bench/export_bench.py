@@ -124,7 +124,7 @@ def export(rows: int) -> dict:
     """One CSV export of the size's month, in this (fresh) process."""
     from django.conf import settings
 
-    from reports.exports.services import export_job_run
+    from reports.exports.running import export_job_run
     from reports.models import ExportJob
 
     settings.MEDIA_ROOT = os.environ.get("BENCH_MEDIA_ROOT", "/tmp/kt-export-bench")

@@ -1,5 +1,4 @@
-"""Admin for tenancy: organizations, departments (with their month's money), consumer groups
-(key rotation), provider targets and secrets (chargeback/admin_providers.py), admin tokens,
+"""Admin for tenancy: organizations, consumer groups (key rotation), provider targets and secrets (chargeback/admin_providers.py), admin tokens,
 staff memberships and the audit log."""
 
 from django.conf import settings
@@ -14,20 +13,16 @@ from chargeback.admin_audit import audited_by_service
 from chargeback.admin_base import (
     ReadOnlyOrgScopedAdmin,
     actor_of,
-    request_scope,
 )
-from chargeback.admin_columns import annotate_departments
 from chargeback.admin_services import ServiceAdmin
 from chargeback.env_refs import organization_env_refs_set
 from chargeback.models import (
     AdminToken,
     AuditLog,
     ConsumerGroup,
-    Department,
     Membership,
     Organization,
 )
-from chargeback.money import to_cents
 from chargeback.rotation import consumer_group_rotate_key
 from chargeback.services import consumer_group_upsert
 
@@ -86,78 +81,6 @@ class OrganizationAdmin(ServiceAdmin):
         readonly = list(super().get_readonly_fields(request, obj))
         # The operator's allow-list of server variables: never the tenant's to change.
         return readonly if request.user.is_superuser else [*readonly, "env_refs_allowed"]
-
-
-@admin.register(Department)
-class DepartmentAdmin(ServiceAdmin):
-    """The finance view: this month's spend against budget and wallet, one row per department."""
-
-    department_path = "pk"
-    list_display = [
-        "name",
-        "team_id",
-        "mtd_spend_column",
-        "budget_column",
-        "percent_used_column",
-        "wallet_available_column",
-        "wallet_status_column",
-    ]
-    search_fields = ["name", "team_id"]
-    fields = ["organization", "team_id", "name", "owner_emails"]
-
-    def get_readonly_fields(self, request, obj=None):
-        fixed = ["organization", "team_id"] if obj is not None else []
-        return [*super().get_readonly_fields(request, obj), *fixed]
-
-    def service_save(self, request, form, change):
-        data, actor = form.cleaned_data, actor_of(request)
-        if change:
-            return services.department_update(
-                department=form.instance,
-                actor=actor,
-                via="admin",
-                name=data["name"],
-                owner_emails=data["owner_emails"],
-            )
-        return services.department_create(
-            organization=data["organization"],
-            team_id=data["team_id"],
-            name=data["name"],
-            owner_emails=data["owner_emails"],
-            actor=actor,
-            via="admin",
-        )
-
-    def service_delete(self, request, obj):
-        services.department_delete(department=obj, actor=actor_of(request), via="admin")
-
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        if request_scope(request).superuser:
-            organizations = Organization.objects.all()
-        else:
-            organizations = Organization.objects.filter(pk=request_scope(request).organization_id)
-        return annotate_departments(qs, organizations=list(organizations))
-
-    @admin.display(description="Month-to-date spend", ordering="mtd_spend")
-    def mtd_spend_column(self, obj):
-        return to_cents(obj.mtd_spend)
-
-    @admin.display(description="Budget (month)", ordering="budget_amount", empty_value="—")
-    def budget_column(self, obj):
-        return None if obj.budget_amount is None else to_cents(obj.budget_amount)
-
-    @admin.display(description="% used", ordering="percent_used", empty_value="—")
-    def percent_used_column(self, obj):
-        return None if obj.percent_used is None else f"{obj.percent_used:.1f} %"
-
-    @admin.display(description="Wallet available", ordering="wallet_available", empty_value="—")
-    def wallet_available_column(self, obj):
-        return None if obj.wallet_available is None else to_cents(obj.wallet_available)
-
-    @admin.display(description="Wallet status", ordering="wallet_status", empty_value="—")
-    def wallet_status_column(self, obj):
-        return obj.wallet_status or None
 
 
 @admin.register(ConsumerGroup)

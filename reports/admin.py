@@ -1,12 +1,8 @@
 """Provider invoices (CSV import via django-import-export) and the reconciliation view.
 
-Export jobs have their own admin in reports/admin_exports.py (written by the exports area).
+Export jobs and departments (with their month's money) have admins of their own in
+reports/admin_exports.py and reports/admin_departments.py, registered by importing them here.
 """
-
-try:  # noqa: SIM105
-    from reports import admin_exports  # noqa: F401
-except ImportError:  # until the exports branch is merged
-    pass
 
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -24,6 +20,7 @@ from chargeback.admin_scope import RequestScopedResource
 from chargeback.admin_services import ServiceAdmin
 from chargeback.errors import ApplicationError
 from chargeback.money import ZERO, quantize
+from reports import admin_departments, admin_exports  # noqa: F401  (they register themselves)
 from reports.admin_reconciliation import reconciliation_rows
 from reports.invoices import provider_invoice_delete, provider_invoice_save
 from reports.models import ProviderInvoice

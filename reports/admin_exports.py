@@ -15,12 +15,8 @@ from chargeback.admin_base import OrgScopedAdmin, request_scope
 from chargeback.auth import actor_of
 from chargeback.errors import ApplicationError, Conflict
 from chargeback.models import Organization
-from reports.exports.services import (
-    export_file_name,
-    export_job_create,
-    export_job_download,
-    export_job_validate,
-)
+from reports.exports.running import export_file_name
+from reports.exports.services import export_job_create, export_job_download, export_job_validate
 from reports.exports.writers import CONTENT_TYPES
 from reports.models import ExportJob
 

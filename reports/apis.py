@@ -11,8 +11,9 @@ from rest_framework.views import APIView
 from chargeback.auth import actor_of, via_of
 from chargeback.openapi import conflict
 from chargeback.pagination import LimitOffsetPage
+from reports.exports.running import export_file_name
 from reports.exports.selectors import export_job_get, export_job_list
-from reports.exports.services import export_file_name, export_job_create, export_job_download
+from reports.exports.services import export_job_create, export_job_download
 from reports.exports.writers import CONTENT_TYPES
 from reports.models import ExportJob
 

@@ -1,24 +1,14 @@
-"""Thin Celery tasks: take ids, call one service. Both are idempotent."""
+"""Thin Celery tasks: take ids, call one service. Both are idempotent. The run task lives beside
+its service (reports/exports/running.py), which export_job_create enqueues."""
 
 from celery import shared_task
 
-from reports.exports.services import EXPORT_TIME_LIMIT_SECONDS
+from reports.exports.running import export_job_run_task
+from reports.exports.schedule import export_jobs_schedule_monthly
 
-
-@shared_task(
-    name="reports.export_job_run",
-    soft_time_limit=EXPORT_TIME_LIMIT_SECONDS - 60,
-    time_limit=EXPORT_TIME_LIMIT_SECONDS,
-)
-def export_job_run_task(job_id: str) -> str | None:
-    from reports.exports.services import export_job_run
-
-    job = export_job_run(job_id=job_id)
-    return job.status if job else None
+__all__ = ["export_job_run_task", "export_jobs_monthly_task"]
 
 
 @shared_task(name="reports.export_jobs_monthly")
 def export_jobs_monthly_task() -> list[str]:
-    from reports.exports.schedule import export_jobs_schedule_monthly
-
     return [job.id for job in export_jobs_schedule_monthly()]

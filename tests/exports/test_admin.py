@@ -9,8 +9,9 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from chargeback.models import AuditLog, Membership
-from reports.exports.schedule import export_job_admin_url
-from reports.exports.services import export_job_create, export_job_run
+from reports.exports.notify import export_job_admin_url
+from reports.exports.running import export_job_run
+from reports.exports.services import export_job_create
 from reports.models import ExportJob
 from tests.exports.usage import fund, record_usage
 

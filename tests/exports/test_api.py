@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from chargeback.models import AuditLog
-from reports.exports.services import export_job_run
+from reports.exports.running import export_job_run
 from reports.models import ExportJob
 from tests.conftest import bearer_client
 from tests.exports.usage import fund, record_usage

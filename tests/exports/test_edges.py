@@ -14,7 +14,8 @@ from openpyxl import load_workbook
 from gateway.models import UsageEvent
 from reports.exports import writers
 from reports.exports.progress import Progress
-from reports.exports.services import export_job_create, export_job_run
+from reports.exports.running import export_job_run
+from reports.exports.services import export_job_create
 from reports.models import ExportJob
 from tests.exports.usage import fund, record_usage
 from tests.factories import DepartmentFactory

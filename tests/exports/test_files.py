@@ -13,7 +13,8 @@ from openpyxl import load_workbook
 from budgets.models import Budget
 from chargeback.models import AuditLog
 from gateway.models import UsageEvent
-from reports.exports.services import export_job_create, export_job_run
+from reports.exports.running import export_job_run
+from reports.exports.services import export_job_create
 from tests.exports.usage import fund, record_usage
 from tests.factories import DepartmentFactory
 

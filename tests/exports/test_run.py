@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from reports.exports.rows import events
-from reports.exports.services import export_job_create, export_job_run
+from reports.exports.running import export_job_run
+from reports.exports.services import export_job_create
 from reports.models import ExportJob
 from tests.exports.usage import fund, record_usage
 

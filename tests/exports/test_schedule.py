@@ -7,8 +7,8 @@ from django.conf import settings
 from django.contrib.admin.utils import quote
 from django.core import mail
 
+from reports.exports.running import export_job_run
 from reports.exports.schedule import export_jobs_schedule_monthly
-from reports.exports.services import export_job_run
 from reports.models import ExportJob
 
 pytestmark = pytest.mark.django_db

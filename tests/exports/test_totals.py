@@ -12,7 +12,8 @@ from django.db.models import Sum
 
 from chargeback.money import to_cents
 from gateway.models import UsageEvent
-from reports.exports.services import export_job_create, export_job_run
+from reports.exports.running import export_job_run
+from reports.exports.services import export_job_create
 from tests.exports.usage import fund, record_usage
 from tests.factories import DepartmentFactory, PriceFactory
 from wallets import services as wallets
