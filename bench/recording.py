@@ -29,9 +29,10 @@ django.setup()
 
 from django.db import connection, transaction  # noqa: E402
 
-from gateway.fastpath import capture_and_record_fast, hold_place_fast  # noqa: E402
+from gateway.fastpath import capture_and_record_fast  # noqa: E402
 from gateway.models import UsageEvent  # noqa: E402
 from wallets import services  # noqa: E402
+from wallets.fastpath import hold_place_fast  # noqa: E402
 from wallets.models import Wallet  # noqa: E402
 
 

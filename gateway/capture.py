@@ -32,6 +32,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections
 from chargeback.money import ZERO
 from gateway import fastpath, outbox
 from gateway.recording import DATABASE_UNAVAILABLE, event_record, usage_record
+from wallets.fastpath import enabled as on_postgresql
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def usage_capture(hold, amount: Decimal, event_fields: dict, *, tracked: bool = 
         if not tracked:
             event_record(event_fields)
             return None
-        if fastpath.enabled():
+        if on_postgresql():
             return fastpath.capture_and_record_fast(hold, amount, event_fields)
         return usage_record(hold, amount, event_fields)
     except DATABASE_UNAVAILABLE as exc:
@@ -96,7 +97,7 @@ def _attempt(hold, amount, event_fields, tracked, remaining: float):
     """One retry, waiting at most `remaining` seconds for a connection."""
     db = connections[DEFAULT_DB_ALIAS]
     db.close()  # a connection the failure broke goes back to the pool, which drops it
-    if not fastpath.enabled():
+    if not on_postgresql():
         if not tracked:
             event_record(event_fields)
             return None

@@ -41,9 +41,9 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.utils import timezone
 
-from gateway.fastpath import PlacedHold
 from gateway.models import UsageEvent
 from gateway.recording import DATABASE_UNAVAILABLE, usage_settle
+from wallets.fastpath import PlacedHold
 
 log = logging.getLogger(__name__)
 

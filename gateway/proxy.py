@@ -17,7 +17,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 
 from chargeback.errors import InsufficientFunds
 from chargeback.money import ZERO
-from gateway import egress, estimate, fastpath, translate
+from gateway import egress, estimate, translate
 from gateway.attribution import end_user, tags_of
 from gateway.auth import GroupContext
 from gateway.capture import usage_capture
@@ -30,7 +30,7 @@ from gateway.routing import route, wallet_of
 from gateway.streaming import Relay, elapsed_ms, release_connection
 from gateway.validation import lone_surrogate, storable
 from gateway.wire import StreamScanner, text_bytes_of_json, usage_from_json
-from wallets.services import hold_place
+from wallets.services import hold_reserve
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +171,8 @@ class Call:
                 )
             return
         try:
-            # Fast path (docs/performance.md): one statement on PostgreSQL, the ORM on SQLite.
-            place = fastpath.hold_place_fast if fastpath.enabled() else hold_place
-            self.hold = place(
+            # One statement on PostgreSQL, the ORM on SQLite (wallets decide: hold_reserve).
+            self.hold = hold_reserve(
                 wallet=self.wallet,
                 amount=worst,
                 request_id=self.request_id,

@@ -17,7 +17,7 @@ from gateway.cache import ttl_cache
 from gateway.errors import GatewayError, bad_request
 from gateway.models import Price
 from gateway.pricing import price_for
-from wallets.services import effective_wallet
+from wallets.selectors import effective_wallet
 
 # Which wire formats each provider kind can serve (see gateway/providers.py).
 ENDPOINTS = {

@@ -26,9 +26,9 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import IsNull, LessThan, LessThanOrEqual
 
-from chargeback.errors import NotFound
-from chargeback.models import Organization
-from chargeback.money import ZERO, AmountField
+from chargeback.errors import InsufficientFunds, NotFound
+from chargeback.models import Department, Organization
+from chargeback.money import ZERO, AmountField, exact_str
 from wallets.models import LedgerEntry, Wallet, WalletStatus
 
 Kind = LedgerEntry.Kind
@@ -144,3 +144,31 @@ def wallet_ledger(*, wallet: Wallet) -> QuerySet[LedgerEntry]:
     return LedgerEntry.objects.filter(
         organization_id=wallet.organization_id, wallet=wallet
     ).order_by("-created_at", "-id")
+
+
+def hold_refusal(*, wallet: Wallet, amount: Decimal) -> InsufficientFunds:
+    """The refusal of a hold of `amount` that `wallet` cannot cover, with what it has now."""
+    current = Wallet.objects.get(pk=wallet.pk)
+    return InsufficientFunds(
+        f"wallet {current.name} has {exact_str(current.available)} {current.currency} "
+        f"available, this request may cost up to {exact_str(amount)} {current.currency}",
+        available=current.available,
+        required=amount,
+        currency=current.currency,
+    )
+
+
+def effective_wallet(
+    *, organization: Organization, department: Department | None, user_ref: str = ""
+) -> Wallet | None:
+    """The most specific wallet that exists: the end user's, else the team's, else the organization's."""
+    q = Q(scope=Wallet.Scope.ORGANIZATION)
+    if department is not None:
+        q |= Q(scope=Wallet.Scope.TEAM, department=department)
+    if user_ref:
+        q |= Q(scope=Wallet.Scope.USER, user_ref=user_ref)
+    rank = {Wallet.Scope.USER: 0, Wallet.Scope.TEAM: 1, Wallet.Scope.ORGANIZATION: 2}
+    wallets = sorted(
+        Wallet.objects.filter(q, organization=organization), key=lambda w: rank[w.scope]
+    )
+    return wallets[0] if wallets else None

@@ -8,6 +8,7 @@ from django.db import transaction
 
 from budgets.alerts import spend_recorded
 from gateway.models import UsageEvent
+from wallets import selectors as wallet_selectors
 from wallets import services as wallet_services
 
 _ids = itertools.count(1)
@@ -24,7 +25,7 @@ def record_spend(
     """
     organization = department.organization
     amount = Decimal(str(amount))
-    wallet = wallet_services.effective_wallet(
+    wallet = wallet_selectors.effective_wallet(
         organization=organization, department=department, user_ref=user
     )
     enforce = organization.wallet_enforcement if enforce is None else enforce

@@ -11,6 +11,7 @@ from django.db import transaction
 from chargeback.money import quantize
 from gateway.models import UsageEvent
 from gateway.pricing import Usage, cost_of, price_for, worst_case_cost
+from wallets import selectors as wallet_selectors
 from wallets import services as wallets
 
 _ids = itertools.count(1)
@@ -44,7 +45,9 @@ def record_usage(
 ) -> UsageEvent:
     """One priced request. A failed one (status != ok) costs 0: its hold is released."""
     org = department.organization
-    wallet = wallets.effective_wallet(organization=org, department=department, user_ref=user)
+    wallet = wallet_selectors.effective_wallet(
+        organization=org, department=department, user_ref=user
+    )
     request_id = request_id or f"req_test_{next(_ids):06d}"
     with time_machine.travel(at, tick=False):
         price = price_for(organization_id=org.pk, provider=provider, model=model, at=at)

@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
-from gateway.fastpath import capture_and_record_fast, hold_place_fast
+from gateway.fastpath import capture_and_record_fast
 from gateway.models import UsageEvent
 from gateway.outbox import (
     PendingCapture,
@@ -28,6 +28,7 @@ from gateway.tasks import holds_sweep, replay_capture_outbox
 from tests.factories import DepartmentFactory
 from tests.pricing.money_writes import event_fields, funded_wallet
 from wallets import services
+from wallets.fastpath import hold_place_fast
 from wallets.models import Hold, LedgerEntry
 from wallets.services.holds import LATE_CAPTURE
 

@@ -12,12 +12,13 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from chargeback.errors import InsufficientFunds
-from gateway.fastpath import capture_and_record, capture_and_record_fast, hold_place_fast
+from gateway.fastpath import capture_and_record, capture_and_record_fast
 from gateway.models import UsageEvent
 from gateway.recording import usage_record
 from tests.factories import DepartmentFactory, PriceFactory
 from tests.pricing.money_writes import event_fields, funded_wallet
 from wallets import services
+from wallets.fastpath import hold_place_fast
 from wallets.models import Hold, LedgerEntry, Wallet
 
 pytestmark = pytest.mark.skipif(
@@ -392,7 +393,8 @@ def _synchronous_commit() -> str:
 def test_the_statements_stay_small_enough_for_psycopg_to_cache_their_parsing(settings):
     from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH, MAX_CACHED_STATEMENT_PARAMS
 
-    from gateway.fastpath import _capture_sql, _hold_place_sql
+    from gateway.fastpath import _capture_sql
+    from wallets.fastpath import _hold_place_sql
 
     for sql in (_capture_sql(True)[0], _capture_sql(False)[0], _hold_place_sql(True)[0]):
         assert len(sql.encode()) <= MAX_CACHED_STATEMENT_LENGTH

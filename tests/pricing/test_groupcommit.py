@@ -14,10 +14,11 @@ import psycopg
 import pytest
 from django.db import IntegrityError, connection
 
-from gateway.fastpath import capture_and_record, capture_group, hold_place_fast
+from gateway.fastpath import capture_and_record, capture_group
 from gateway.models import UsageEvent
 from tests.factories import DepartmentFactory
 from tests.pricing.money_writes import event_fields, funded_wallet
+from wallets.fastpath import hold_place_fast
 from wallets.models import Hold, LedgerEntry, Wallet
 
 pytestmark = [

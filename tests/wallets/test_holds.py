@@ -3,9 +3,9 @@ from decimal import Decimal
 import pytest
 
 from chargeback.errors import InsufficientFunds
-from gateway.fastpath import hold_place_fast
 from tests.factories import DepartmentFactory
-from wallets import services
+from wallets import selectors, services
+from wallets.fastpath import hold_place_fast
 from wallets.models import Hold, LedgerEntry, Wallet
 
 pytestmark = pytest.mark.django_db
@@ -123,13 +123,13 @@ def test_the_effective_wallet_is_never_another_organizations(
     _funded(outsider_engineering)
     services.wallet_for_organization(organization=outsider_org)
 
-    assert services.effective_wallet(organization=org, department=engineering) is None
-    assert services.effective_wallet(organization=org, department=None, user_ref="alice") is None
+    assert selectors.effective_wallet(organization=org, department=engineering) is None
+    assert selectors.effective_wallet(organization=org, department=None, user_ref="alice") is None
     ours = _funded(engineering)
-    assert services.effective_wallet(
+    assert selectors.effective_wallet(
         organization=org, department=engineering, user_ref="alice"
     ) == (ours)
     alice = services.wallet_for_user(organization=org, user_ref="alice")
-    assert services.effective_wallet(
+    assert selectors.effective_wallet(
         organization=org, department=engineering, user_ref="alice"
     ) == (alice)

@@ -13,11 +13,11 @@ from wallets.services.funding import (
     wallet_reclaim,
 )
 from wallets.services.holds import (
-    effective_wallet,
     hold_capture,
     hold_capture_late,
     hold_place,
     hold_release,
+    hold_reserve,
     holds_expire,
 )
 from wallets.services.refunds import wallet_refund
@@ -29,11 +29,11 @@ from wallets.services.wallets import (
 )
 
 __all__ = [
-    "effective_wallet",
     "hold_capture",
     "hold_capture_late",
     "hold_place",
     "hold_release",
+    "hold_reserve",
     "holds_expire",
     "wallet_adjust",
     "wallet_allocate",

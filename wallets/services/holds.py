@@ -11,15 +11,29 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
-from chargeback.errors import InsufficientFunds
-from chargeback.models import Department, Organization
-from chargeback.money import ZERO, exact_str, quantize
+from chargeback.money import ZERO, quantize
+from wallets import fastpath
+from wallets.ledger import ledger_append
 from wallets.models import Hold, LedgerEntry, Wallet
+from wallets.selectors import hold_refusal
 
 Kind = LedgerEntry.Kind
+
+
+def hold_reserve(
+    *, wallet: Wallet, amount: Decimal, request_id: str, enforce: bool = True
+) -> Hold | fastpath.PlacedHold:
+    """What the gateway calls to hold a request's worst case: hold_place, as one statement on
+    PostgreSQL (wallets/fastpath.py, the same rows; a small record instead of a model instance,
+    which costs about 5 % of a request's CPU to build), the ORM service elsewhere."""
+    if fastpath.enabled():
+        return fastpath.hold_place_fast(
+            wallet=wallet, amount=amount, request_id=request_id, enforce=enforce
+        )
+    return hold_place(wallet=wallet, amount=amount, request_id=request_id, enforce=enforce)
 
 
 def hold_place(
@@ -44,7 +58,7 @@ def hold_place(
         if enforce:
             rows = rows.filter(balance__gte=F("held") + amount)
         if not rows.update(held=F("held") + amount):
-            raise insufficient_funds(wallet, amount)
+            raise hold_refusal(wallet=wallet, amount=amount)
         return Hold.objects.create(
             organization_id=wallet.organization_id,
             wallet_id=wallet.pk,
@@ -53,18 +67,6 @@ def hold_place(
             expires_at=now + timedelta(seconds=ttl),
             created_at=now,
         )
-
-
-def insufficient_funds(wallet: Wallet, amount: Decimal) -> InsufficientFunds:
-    """The refusal of a hold of `amount` that `wallet` cannot cover, with what it has now."""
-    current = Wallet.objects.get(pk=wallet.pk)
-    return InsufficientFunds(
-        f"wallet {current.name} has {exact_str(current.available)} {current.currency} "
-        f"available, this request may cost up to {exact_str(amount)} {current.currency}",
-        available=current.available,
-        required=amount,
-        currency=current.currency,
-    )
 
 
 def _resolve(hold: Hold, status: str, captured: Decimal | None = None) -> bool:
@@ -94,20 +96,12 @@ def hold_capture(
     with transaction.atomic():
         if not _resolve(hold, Hold.Status.CAPTURED, amount):
             return None
-        Wallet.objects.filter(pk=hold.wallet_id).update(
-            held=F("held") - hold.amount, balance=F("balance") - amount
-        )
-        wallet = Wallet.objects.only("balance", "currency", "organization_id").get(
-            pk=hold.wallet_id
-        )
-        return LedgerEntry.objects.create(
-            organization_id=hold.organization_id,
-            wallet_id=hold.wallet_id,
+        return ledger_append(
+            Wallet(pk=hold.wallet_id, organization_id=hold.organization_id),
             kind=Kind.CAPTURE,
             amount=-amount,
-            balance_after=wallet.balance,
-            currency=wallet.currency,
-            hold=hold,
+            held_change=-hold.amount,
+            hold_id=hold.pk,
             reference=reference or hold.request_id,
             description=description,
         )
@@ -138,15 +132,11 @@ def hold_capture_late(*, hold: Hold, amount: Decimal, reference: str = "") -> Le
         ).update(status=Hold.Status.CAPTURED, captured_amount=amount, resolved_at=timezone.now())
         if not resolved:
             return None
-        Wallet.objects.filter(pk=hold.wallet_id).update(balance=F("balance") - amount)
-        wallet = Wallet.objects.only("balance", "currency").get(pk=hold.wallet_id)
-        return LedgerEntry.objects.create(
-            organization_id=hold.organization_id,
-            wallet_id=hold.wallet_id,
+        # The expiry gave `held` back already: only the balance moves now.
+        return ledger_append(
+            Wallet(pk=hold.wallet_id, organization_id=hold.organization_id),
             kind=Kind.CAPTURE,
             amount=-amount,
-            balance_after=wallet.balance,
-            currency=wallet.currency,
             hold_id=hold.pk,
             reference=reference or hold.request_id,
             description=LATE_CAPTURE,
@@ -177,19 +167,3 @@ def holds_expire(*, now=None, limit: int = 1000) -> list[Hold]:
         if hold_release(hold=hold, status=Hold.Status.EXPIRED):
             expired.append(hold)
     return expired
-
-
-def effective_wallet(
-    *, organization: Organization, department: Department | None, user_ref: str = ""
-) -> Wallet | None:
-    """The most specific wallet that exists: the end user's, else the team's, else the organization's."""
-    q = Q(scope=Wallet.Scope.ORGANIZATION)
-    if department is not None:
-        q |= Q(scope=Wallet.Scope.TEAM, department=department)
-    if user_ref:
-        q |= Q(scope=Wallet.Scope.USER, user_ref=user_ref)
-    rank = {Wallet.Scope.USER: 0, Wallet.Scope.TEAM: 1, Wallet.Scope.ORGANIZATION: 2}
-    wallets = sorted(
-        Wallet.objects.filter(q, organization=organization), key=lambda w: rank[w.scope]
-    )
-    return wallets[0] if wallets else None
