@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "gateway",
     "budgets",
     "reports",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -7,7 +7,6 @@ from django.test import Client
 
 from chargeback.config import config_apply
 from chargeback.keys import hash_key
-from chargeback.management.demo import banner, demo_setup, port_is_free
 from chargeback.models import (
     AdminToken,
     AuditLog,
@@ -17,6 +16,7 @@ from chargeback.models import (
     Organization,
     ProviderTarget,
 )
+from demo.setup import banner, demo_setup, port_is_free
 from tests.config.conftest import SEED_FILE, without_providers
 from tests.factories import AdminTokenFactory
 

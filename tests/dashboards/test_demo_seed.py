@@ -10,10 +10,10 @@ from django.db.models import Count, Sum
 
 from budgets.models import Budget
 from chargeback.models import ConsumerGroup, Department, Organization
+from demo.seed import _balancing_usage, demo_seed
 from gateway.models import Price, UsageEvent
 from gateway.pricing import Usage, cost_of
 from gateway.selectors import events_in_range, spend_by, spend_total
-from reports.demo import _balancing_usage, demo_seed
 from tests.factories import (
     ConsumerGroupFactory,
     DepartmentFactory,

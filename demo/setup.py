@@ -3,8 +3,7 @@
 Set-up is idempotent: it migrates, creates the organization "Acme Corp" (slug `acme`), the
 DEMO ONLY admin token `kt_admin_prod_token` and admin login, allows the organization to name
 OPENAI_API_KEY (the operator's allow-list), applies `examples/keeptrusts.yaml` (the seed's
-file) and, when another part of the product ships a `demo_seed` command, runs it to simulate
-May 2026.
+file) and simulates April and May 2026 (demo/seed.py).
 """
 
 import os
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management import call_command, get_commands
+from django.core.management import call_command
 from django.db import transaction
 
 from chargeback.config import ConfigReport, config_apply
@@ -26,6 +25,7 @@ from chargeback.env_refs import organization_env_refs_set
 from chargeback.keys import hash_key
 from chargeback.models import AdminToken, Membership, Organization
 from chargeback.services import admin_token_create, organization_get_or_create
+from demo.seed import demo_seed
 
 DEMO_ORG_SLUG = "acme"
 DEMO_ORG_NAME = "Acme Corp"
@@ -86,9 +86,9 @@ def demo_setup(
     for line in report.lines():
         log(f"  {line}")
     seeded = False
-    if seed and "demo_seed" in get_commands():
-        log("simulating May 2026 (demo_seed)")
-        call_command("demo_seed")
+    if seed:
+        log("simulating April and May 2026 (demo/seed.py)")
+        demo_seed(organization_slug=DEMO_ORG_SLUG)  # idempotent: a second start adds nothing
         seeded = True
     return DemoInfo(
         organization=organization,
@@ -160,28 +160,17 @@ def wait_for_port(host: str, port: int, *, timeout: float = 30.0, process=None) 
 
 
 def start_fake_provider(host: str, port: int, log) -> tuple[str, subprocess.Popen | None]:
-    """Start the built-in fake provider if this build has one; return (base URL, child or None).
-
-    Prefers the `run_fake_provider` command (its own process), else
-    `gateway.fake_provider.start_in_thread`. Without either, returns ("", None)."""
-    if "run_fake_provider" in get_commands():
-        child = subprocess.Popen(  # noqa: S603 - our own interpreter and manage.py
-            [sys.executable, "manage.py", "run_fake_provider", "--port", str(port)],
-            cwd=settings.BASE_DIR,
-        )
-        if not wait_for_port(host, port, timeout=20, process=child):
-            child.terminate()
-            log("warning: the fake provider did not start; continuing without it")
-            return "", None
-        return f"http://{host}:{port}", child
-    try:
-        from gateway import fake_provider
-    except ImportError:
+    """Start the built-in fake provider in its own process (`manage.py run_fake_provider`);
+    return its base URL and the child, or ("", None) when it did not come up."""
+    child = subprocess.Popen(  # noqa: S603 - our own interpreter and manage.py
+        [sys.executable, "manage.py", "run_fake_provider", "--port", str(port)],
+        cwd=settings.BASE_DIR,
+    )
+    if not wait_for_port(host, port, timeout=20, process=child):
+        child.terminate()
+        log("warning: the fake provider did not start; continuing without it")
         return "", None
-    starter = getattr(fake_provider, "start_in_thread", None)
-    if starter is None:
-        return "", None
-    return str(starter(host, port)).rstrip("/"), None
+    return f"http://{host}:{port}", child
 
 
 def gunicorn_command() -> list[str]:
@@ -190,7 +179,7 @@ def gunicorn_command() -> list[str]:
         "-m",
         "gunicorn",
         "-c",
-        str(Path(settings.BASE_DIR) / "chargeback" / "gunicorn_conf.py"),
+        str(Path(settings.BASE_DIR) / "portal" / "gunicorn_conf.py"),
         "portal.wsgi",
     ]
 
@@ -200,7 +189,7 @@ def _provider_line(fake_url: str) -> str:
         return f"built-in fake provider at {fake_url}"
     if os.environ.get("OPENAI_API_KEY"):
         return "OpenAI (OPENAI_API_KEY is set)"
-    return "none: set OPENAI_API_KEY (this build has no fake provider yet)"
+    return "none: the built-in fake provider did not start (see above)"
 
 
 def banner(info: DemoInfo, *, port: int, fake_url: str, serving: bool = True) -> str:
@@ -216,7 +205,7 @@ def banner(info: DemoInfo, *, port: int, fake_url: str, serving: bool = True) ->
         f"  Admin API token  {info.admin_token}   (DEMO ONLY)",
         f"  API docs         {base}/api/docs/",
         f"  Provider         {_provider_line(fake_url)}",
-        f"  Simulated May    {'yes' if info.seeded else 'not in this build'}",
+        f"  Simulated May    {'yes' if info.seeded else 'no'}",
         "",
         "  Allocate the wallets (the seed's commands):",
         "",

@@ -8,7 +8,7 @@ import subprocess
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from chargeback.management.demo import (
+from demo.setup import (
     banner,
     demo_setup,
     gunicorn_command,

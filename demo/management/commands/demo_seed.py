@@ -4,7 +4,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from reports.demo import ORG_SLUG, demo_seed
+from demo.seed import ORG_SLUG, demo_seed
 
 
 class Command(BaseCommand):
