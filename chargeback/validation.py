@@ -1,9 +1,12 @@
 """Small rules that several services state about what people type (one definition each)."""
 
+import re
+
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 MAX_EMAILS = 50
+SLUG_RE = re.compile(r"^[A-Za-z0-9_-]+$")  # team ids, group names, organization slugs
 
 
 def email_problem(value) -> str | None:

@@ -17,10 +17,11 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from chargeback.errors import ConfigError
+from chargeback.validation import SLUG_RE
 
 Reader = Callable[[Node, str], Any]
 
-SLUG_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_TEXT_BYTES = 1024 * 1024
 

@@ -1,0 +1,166 @@
+"""Organizations: created by the platform, their settings changed by their owners (or a
+config file's cost_tracking and gateway sections), deleted by the platform."""
+
+import zoneinfo
+
+from django.db import transaction
+from django.db.models import ProtectedError, RestrictedError
+
+from chargeback.audit import audit_record
+from chargeback.errors import ApplicationError, Conflict, collect_errors
+from chargeback.models import Organization
+from chargeback.money import CURRENCIES
+from chargeback.validation import SLUG_RE, email_list_problems
+
+
+def organization_create(
+    *,
+    name: str,
+    slug: str,
+    time_zone: str = "UTC",
+    currency: str = "USD",
+    actor: str = "system",
+    via: str = "system",
+) -> Organization:
+    with transaction.atomic():
+        if Organization.objects.filter(slug=slug).exists():
+            raise Conflict(f"an organization with slug {slug!r} already exists")
+        organization = Organization(name=name, slug=slug, time_zone=time_zone, currency=currency)
+        organization.full_clean()
+        organization.save()
+        audit_record(
+            organization=organization,
+            actor=actor,
+            via=via,
+            action="organization.create",
+            obj=organization,
+            after={"name": name, "slug": slug, "time_zone": time_zone, "currency": currency},
+        )
+    return organization
+
+
+def organization_get_or_create(
+    *, slug: str, name: str, actor: str = "system", via: str = "system"
+) -> tuple[Organization, bool]:
+    organization = Organization.objects.filter(slug=slug).first()
+    if organization is not None:
+        return organization, False
+    return organization_create(name=name, slug=slug, actor=actor, via=via), True
+
+
+def organization_cost_tracking_set(
+    *,
+    organization: Organization,
+    enabled: bool,
+    wallet_enforcement: bool,
+    actor: str,
+    via: str,
+) -> list[str]:
+    """Set the two cost-tracking switches; return the names of the fields that changed."""
+    changed = organization_update(
+        organization=organization,
+        actor=actor,
+        via=via,
+        cost_tracking_enabled=enabled,
+        wallet_enforcement=wallet_enforcement,
+    )
+    return changed
+
+
+def organization_rate_limits_unavailable_set(
+    *, organization: Organization, value: str, actor: str, via: str
+) -> bool:
+    """Choose what the gateway does with rate-limited groups while their store is down
+    (`open` or `closed`); True when it changed. Gateway processes see it within
+    KT_KEY_CACHE_SECONDS."""
+    changed = organization_update(
+        organization=organization, actor=actor, via=via, rate_limits_unavailable=value
+    )
+    return bool(changed)
+
+
+ORGANIZATION_EDITABLE = (
+    "name",
+    "slug",
+    "time_zone",
+    "currency",
+    "finance_emails",
+    "cost_tracking_enabled",
+    "wallet_enforcement",
+    "rate_limits_unavailable",
+)
+
+
+def _organization_check(organization: Organization) -> None:
+    errors = collect_errors()
+    if not str(organization.name or "").strip():
+        errors.add("name", "must not be empty")
+    if not SLUG_RE.match(organization.slug or ""):
+        errors.add("slug", "use letters, digits, '-' and '_'")
+    elif Organization.objects.filter(slug=organization.slug).exclude(pk=organization.pk).exists():
+        errors.add("slug", f"an organization with slug {organization.slug!r} already exists")
+    if organization.time_zone not in zoneinfo.available_timezones():
+        errors.add("time_zone", f"unknown time zone {organization.time_zone!r}")
+    if organization.currency not in CURRENCIES:
+        errors.add("currency", f"unknown currency {organization.currency!r}")
+    for problem in email_list_problems(organization.finance_emails):
+        errors.add("finance_emails", problem)
+    if organization.rate_limits_unavailable not in Organization.RateLimitsUnavailable.values:
+        errors.add("rate_limits_unavailable", "open or closed")
+    errors.raise_if_any()
+
+
+def organization_update(
+    *, organization: Organization, actor: str, via: str, **changes
+) -> list[str]:
+    """Change an organization's settings; return the names of the fields that changed (no
+    write, no audit row when none did). Its currency cannot change once it has wallets: their
+    ledgers are in the old one."""
+    unknown = set(changes) - set(ORGANIZATION_EDITABLE)
+    if unknown:
+        raise ApplicationError(f"cannot change {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        locked = Organization.objects.select_for_update().get(pk=organization.pk)
+        before = {field: getattr(locked, field) for field in changes}
+        changed = [field for field, value in changes.items() if before[field] != value]
+        if not changed:
+            return []
+        for field in changed:
+            setattr(locked, field, changes[field])
+        _organization_check(locked)
+        if "currency" in changed and locked.wallets.exists():
+            raise ApplicationError(
+                f"the currency cannot change: the organization's wallets are in {before['currency']}",
+                field="currency",
+            )
+        locked.save(update_fields=changed)
+        for field in changed:  # the caller's instance says what the database now says
+            setattr(organization, field, changes[field])
+        audit_record(
+            organization=locked,
+            actor=actor,
+            via=via,
+            action="organization.update",
+            obj=organization,
+            before={field: before[field] for field in changed},
+            after={field: changes[field] for field in changed},
+        )
+    return changed
+
+
+def organization_delete(*, organization: Organization, actor: str, via: str) -> None:
+    """Delete a tenant and everything it owns (platform operators only). The audit row belongs
+    to no organization, so it outlives the tenant."""
+    with transaction.atomic():
+        audit_record(
+            organization=None,
+            actor=actor,
+            via=via,
+            action="organization.delete",
+            obj=organization,
+            before={"name": organization.name, "slug": organization.slug},
+        )
+        try:
+            organization.delete()
+        except (ProtectedError, RestrictedError) as exc:
+            raise ApplicationError(f"cannot delete {organization.slug}: {exc.args[0]}") from None
