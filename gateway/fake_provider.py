@@ -30,123 +30,15 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-WORDS = [
-    "the",
-    "budget",
-    "owner",
-    "reviews",
-    "spend",
-    "by",
-    "model",
-    "and",
-    "provider",
-    "while",
-    "finance",
-    "closes",
-    "the",
-    "month",
-    "with",
-    "a",
-    "clean",
-    "export",
-    "every",
-    "department",
-    "sees",
-    "its",
-    "own",
-    "wallet",
-    "and",
-    "the",
-    "gateway",
-    "records",
-    "each",
-    "request",
-    "with",
-    "tokens",
-    "cost",
-    "latency",
-    "and",
-    "attribution",
-    "so",
-    "chargeback",
-    "becomes",
-    "routine",
-]
-MAX_DEFAULT_WORDS = 48
-EMBEDDING_DIMENSIONS = 8
-# What an image costs: OpenAI's gpt-4o for a 1024 x 1024 image at high detail (85 + 4 x 170).
-IMAGE_TOKENS = 765
-_IMAGE_TYPES = {"image_url", "image", "input_image", "document"}
-
-
-def _options(headers, model: str) -> tuple[str, dict]:
-    """Split `model+key=value+...` and merge `x-fake-*` headers (headers win). Names are read
-    with hyphens as underscores: `chunk-delay` and `chunk_delay` are the same option."""
-    base, *parts = model.split("+")
-    options = {}
-    for part in parts:
-        key, _, value = part.partition("=")
-        options[key.strip().lower().replace("-", "_")] = value.strip()
-    for key, value in headers.items():
-        if key.lower().startswith("x-fake-"):
-            options[key.lower()[len("x-fake-") :].replace("-", "_")] = value.strip()
-    return base, options
-
-
-def _int(options: dict, name: str, default: int) -> int:
-    try:
-        return int(options.get(name, default))
-    except (TypeError, ValueError):
-        return default
-
-
-def _texts(value) -> list[str]:
-    """Every string inside a message content (strings, content-part lists, nested dicts), but
-    not inside image or document parts."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [t for item in value for t in _texts(item)]
-    if isinstance(value, dict) and value.get("type") not in _IMAGE_TYPES:
-        return [t for key, item in value.items() if key != "type" for t in _texts(item)]
-    return []
-
-
-def _images(value) -> int:
-    """The image and document parts inside a message content."""
-    if isinstance(value, list):
-        return sum(_images(item) for item in value)
-    if isinstance(value, dict):
-        if value.get("type") in _IMAGE_TYPES:
-            return 1
-        return sum(_images(item) for item in value.values())
-    return 0
-
-
-def prompt_tokens_of(messages: list, system=None) -> int:
-    text = "".join(_texts(messages)) + "".join(_texts(system))
-    images = _images(messages) + _images(system)
-    return max(1, len(text.encode()) // 4) + 4 * len(messages) + 3 + images * IMAGE_TOKENS
-
-
-def reply_words(seed_text: str, count: int) -> list[str]:
-    digest = hashlib.sha256(seed_text.encode()).digest()
-    while len(digest) < count:
-        digest += hashlib.sha256(digest).digest()
-    return [WORDS[digest[i] % len(WORDS)] for i in range(count)]
-
-
-def _split(words: list[str], chunks: int) -> list[str]:
-    """Words joined into `chunks` pieces whose concatenation is the whole reply."""
-    chunks = max(1, min(chunks, len(words)))
-    size, extra = divmod(len(words), chunks)
-    pieces, start = [], 0
-    for i in range(chunks):
-        end = start + size + (1 if i < extra else 0)
-        piece = " ".join(words[start:end])
-        pieces.append(piece if i == 0 else " " + piece)
-        start = end
-    return pieces
+from gateway.fake_text import (
+    EMBEDDING_DIMENSIONS,
+    MAX_DEFAULT_WORDS,
+    fake_options,
+    option_int,
+    prompt_tokens_of,
+    reply_words,
+    split_text,
+)
 
 
 class FakeProviderHandler(BaseHTTPRequestHandler):
@@ -206,10 +98,10 @@ class FakeProviderHandler(BaseHTTPRequestHandler):
         """Handle latency and faults that happen before any byte; True when answered."""
         fault = options.get("fault", "")
         if fault == "timeout":
-            time.sleep(_int(options, "hang", 30_000) / 1000)
+            time.sleep(option_int(options, "hang", 30_000) / 1000)
             self.close_connection = True
             return True
-        time.sleep(_int(options, "latency", 0) / 1000)
+        time.sleep(option_int(options, "latency", 0) / 1000)
         if fault in ("500", "429"):
             status = int(fault)
             if anthropic:
@@ -244,7 +136,7 @@ class FakeProviderHandler(BaseHTTPRequestHandler):
             )
             return
         path = self.path.split("?")[0].rstrip("/")
-        model, options = _options(self.headers, str(body.get("model", "fake")))
+        model, options = fake_options(self.headers, str(body.get("model", "fake")))
         routes = {
             "/v1/chat/completions": self._chat,
             "/v1/embeddings": self._embeddings,
@@ -260,14 +152,14 @@ class FakeProviderHandler(BaseHTTPRequestHandler):
 
     def _words(self, body: dict, options: dict, seed: str) -> list[str]:
         cap = body.get("max_completion_tokens") or body.get("max_tokens") or MAX_DEFAULT_WORDS
-        count = _int(options, "tokens", min(int(cap), MAX_DEFAULT_WORDS))
+        count = option_int(options, "tokens", min(int(cap), MAX_DEFAULT_WORDS))
         return reply_words(seed, max(1, count))
 
     def _chat(self, body: dict, model: str, options: dict):
         messages = body.get("messages") or []
         prompt = prompt_tokens_of(messages)
         words = self._words(body, options, json.dumps(messages, sort_keys=True))
-        cached = min(_int(options, "cached", 0), prompt)
+        cached = min(option_int(options, "cached", 0), prompt)
         usage = {
             "prompt_tokens": prompt,
             "completion_tokens": len(words),
@@ -297,8 +189,8 @@ class FakeProviderHandler(BaseHTTPRequestHandler):
             return
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         fault = options.get("fault", "")
-        pieces = _split(words, _int(options, "chunks", 4))
-        delay = _int(options, "chunk_delay", 0) / 1000
+        pieces = split_text(words, option_int(options, "chunks", 4))
+        delay = option_int(options, "chunk_delay", 0) / 1000
 
         def chunk(delta, finish=None, **extra):
             payload = {
@@ -362,8 +254,8 @@ class FakeProviderHandler(BaseHTTPRequestHandler):
         messages = body.get("messages") or []
         prompt = prompt_tokens_of(messages, body.get("system"))
         words = self._words(body, options, json.dumps(messages, sort_keys=True))
-        cached = min(_int(options, "cached", 0), prompt)
-        writes = min(_int(options, "cache_write", 0), prompt - cached)
+        cached = min(option_int(options, "cached", 0), prompt)
+        writes = min(option_int(options, "cache_write", 0), prompt - cached)
         usage = {
             "input_tokens": prompt - cached - writes,
             "cache_read_input_tokens": cached,
@@ -388,8 +280,8 @@ class FakeProviderHandler(BaseHTTPRequestHandler):
             return
         fault = options.get("fault", "")
         no_usage = fault == "no_usage"
-        pieces = _split(words, _int(options, "chunks", 4))
-        delay = _int(options, "chunk_delay", 0) / 1000
+        pieces = split_text(words, option_int(options, "chunks", 4))
+        delay = option_int(options, "chunk_delay", 0) / 1000
         start_usage = {} if no_usage else {**usage, "output_tokens": 1}
         self._start_stream()
         self._event(

@@ -1,13 +1,13 @@
 """Settings come from the environment (django-environ); the defaults are the embedded demo:
 SQLite, Celery eager, local-memory cache, console email."""
 
-import ipaddress
 import warnings
 from datetime import timedelta
 from pathlib import Path
 
 import environ
-from cryptography.fernet import Fernet
+
+from portal.settings_checks import fernet_keys_or_fail, networks_or_fail
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -235,40 +235,24 @@ KT_BUDGET_CHECK_SECONDS = env.int("KT_BUDGET_CHECK_SECONDS", default=5)
 # Bound every SMTP conversation (alert sends hold a row lock while talking to the server).
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 
-# --- admin ---
 # After a consumer-group key rotation the old key keeps working this long (seconds).
 KT_KEY_ROTATION_GRACE_SECONDS = env.int("KT_KEY_ROTATION_GRACE_SECONDS", default=3600)
-# --- end admin ---
 
 # --- gateway ---
 # Upstream connection pool per process and per provider origin (gateway/providers.py).
 KT_UPSTREAM_MAX_CONNECTIONS = env.int("KT_UPSTREAM_MAX_CONNECTIONS", default=1000)
 KT_UPSTREAM_MAX_KEEPALIVE = env.int("KT_UPSTREAM_MAX_KEEPALIVE", default=100)
-# Where the gateway may connect (gateway/egress.py; docs/configuration.md "Upstream addresses"):
+# Where the gateway may connect (chargeback/upstream.py; docs/configuration.md "Upstream addresses"):
 # https to public addresses only, unless the operator allows a host (`host` or `host:port`,
 # any scheme and address), a network (CIDR) or plain http. KT_FAKE_PROVIDER_URL is allowed.
 KT_UPSTREAM_ALLOW_HOSTS = env.list("KT_UPSTREAM_ALLOW_HOSTS", default=[])
 KT_UPSTREAM_ALLOW_NETWORKS = env.list("KT_UPSTREAM_ALLOW_NETWORKS", default=[])
 KT_UPSTREAM_ALLOW_HTTP = env.bool("KT_UPSTREAM_ALLOW_HTTP", default=False)
-for _network in KT_UPSTREAM_ALLOW_NETWORKS:
-    try:
-        ipaddress.ip_network(_network.strip(), strict=False)
-    except ValueError:
-        raise environ.ImproperlyConfigured(
-            f"KT_UPSTREAM_ALLOW_NETWORKS: {_network!r} is not a network (e.g. 10.0.5.0/24)"
-        ) from None
+networks_or_fail(KT_UPSTREAM_ALLOW_NETWORKS)
 # Fernet key(s) that encrypt the organizations' stored provider secrets (chargeback/secretbox.py):
 # comma-separated, the first encrypts, all decrypt. Empty: secrets can be neither stored nor used.
 KT_SECRETS_KEY = env("KT_SECRETS_KEY", default="")
-for _position, _key in enumerate(KT_SECRETS_KEY.split(","), start=1):
-    try:
-        if _key.strip():
-            Fernet(_key.strip().encode())
-    except ValueError:
-        raise environ.ImproperlyConfigured(
-            f"KT_SECRETS_KEY: key {_position} is not a Fernet key (32 url-safe base64-encoded "
-            "bytes; `python manage.py secrets_key generate` prints one)"
-        ) from None
+fernet_keys_or_fail(KT_SECRETS_KEY)
 # httpx logs every upstream request at INFO: noise, and CPU on the gateway's hot path.
 LOGGING["loggers"]["httpx"] = {"level": "WARNING"}
 # Holds left pending by a killed process are released and recorded (status "expired").

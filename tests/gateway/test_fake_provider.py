@@ -2,12 +2,12 @@
 
 import httpx
 
-from gateway.fake_provider import IMAGE_TOKENS, _options, prompt_tokens_of
+from gateway.fake_text import IMAGE_TOKENS, fake_options, prompt_tokens_of
 
 
 def test_option_names_take_hyphens_or_underscores():
     headers = {"x-fake-chunk-delay": "200", "X-Fake-Cache-Write": "4", "x-fake-cached": "2"}
-    model, options = _options(headers, "fake-chat+chunk-delay=5+tokens=3")
+    model, options = fake_options(headers, "fake-chat+chunk-delay=5+tokens=3")
     assert model == "fake-chat"
     assert options == {"chunk_delay": "200", "cache_write": "4", "cached": "2", "tokens": "3"}
 

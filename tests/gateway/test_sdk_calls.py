@@ -8,7 +8,7 @@ import openai
 import pytest
 from django.db.models import Sum
 
-from gateway.fake_provider import reply_words
+from gateway.fake_text import reply_words
 from gateway.models import UsageEvent
 from gateway.pricing import Usage, cost_of
 from wallets.models import Hold, LedgerEntry
