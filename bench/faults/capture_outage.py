@@ -293,7 +293,7 @@ def main():
             t.join(150)
         settled = wait_settled(org, args.settle)
         # The sweeper, once every hold still pending has expired: it must not unbill anything.
-        from gateway.tasks import holds_sweep
+        from gateway.sweep import holds_sweep
 
         time.sleep(max(0.0, args.ttl + 1 - (time.monotonic() - started)))
         swept = holds_sweep()

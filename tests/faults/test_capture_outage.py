@@ -13,7 +13,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from gateway.models import UsageEvent
-from gateway.tasks import holds_sweep
+from gateway.sweep import holds_sweep
 from tests.gateway.conftest import KEY, OUTSIDER_KEY
 from wallets.models import Hold, LedgerEntry, Wallet
 from wallets.services.holds import LATE_CAPTURE

@@ -24,7 +24,8 @@ from gateway.outbox import (
     outbox_write,
 )
 from gateway.recording import usage_record
-from gateway.tasks import holds_sweep, replay_capture_outbox
+from gateway.sweep import holds_sweep
+from gateway.tasks import replay_capture_outbox
 from tests.factories import DepartmentFactory
 from tests.pricing.money_writes import event_fields, funded_wallet
 from wallets import services

@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from chargeback.models import ConsumerGroup, ProviderTarget
 from gateway.models import UsageEvent
-from gateway.tasks import holds_sweep, sweep_expired_holds
+from gateway.sweep import holds_sweep
+from gateway.tasks import sweep_expired_holds
 from tests.ports import free_port
 from wallets import services
 from wallets.models import Hold
