@@ -36,3 +36,31 @@ def audit_record(
         before=_plain(before),
         after=_plain(after),
     )
+
+
+def audit_changes(
+    obj, changes: dict, *, organization, actor: str, via: str, action: str, check=None
+) -> list[str]:
+    """The write of a service that changes some fields of one row: set on `obj` (its row locked
+    by the caller) the fields of `changes` whose value differs, run `check(obj, before)` (the
+    service's rules: raises to refuse), save only those fields and write one audit row with
+    their values before and after. Returns the names changed; [] writes nothing at all."""
+    before = {field: getattr(obj, field) for field in changes}
+    changed = [field for field, value in changes.items() if before[field] != value]
+    if not changed:
+        return []
+    for field in changed:
+        setattr(obj, field, changes[field])
+    if check is not None:
+        check(obj, before)
+    obj.save(update_fields=changed)
+    audit_record(
+        organization=organization,
+        actor=actor,
+        via=via,
+        action=action,
+        obj=obj,
+        before={field: before[field] for field in changed},
+        after={field: changes[field] for field in changed},
+    )
+    return changed

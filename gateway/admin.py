@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Sum
 from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from import_export import fields, resources
 from import_export.admin import ImportExportModelAdmin
@@ -208,8 +209,10 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
                 **self.admin_site.each_context(request),
                 "opts": self.opts,
                 "title": "Refund the selected calls",
-                "events": events,
+                "objects": events,
                 "form": form,
+                "action": "refund",
+                "changelist_url": reverse("admin:gateway_usageevent_changelist"),
                 "action_checkbox_name": ACTION_CHECKBOX_NAME,
             },
         )

@@ -209,9 +209,10 @@ class WalletAdmin(ServiceAdmin):
                 **self.admin_site.each_context(request),
                 "opts": self.opts,
                 "title": title,
-                "wallets": wallets,
+                "objects": wallets,
                 "form": form,
                 "action": kind,
+                "changelist_url": reverse("admin:wallets_wallet_changelist"),
                 "action_checkbox_name": ACTION_CHECKBOX_NAME,
             },
         )

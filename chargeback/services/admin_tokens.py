@@ -2,7 +2,7 @@
 
 from django.db import transaction
 
-from chargeback.audit import audit_record
+from chargeback.audit import audit_changes, audit_record
 from chargeback.errors import ApplicationError, Conflict
 from chargeback.keys import generate_key, hash_key, key_prefix
 from chargeback.models import AdminToken, Organization
@@ -54,21 +54,13 @@ def admin_token_update(
         raise ApplicationError("must not be empty", field="name")
     with transaction.atomic():
         token = AdminToken.objects.select_for_update().get(pk=token.pk)
-        before = {field: getattr(token, field) for field in changes}
-        changed = {f: v for f, v in changes.items() if before[f] != v}
-        if not changed:
-            return token
-        for field, value in changed.items():
-            setattr(token, field, value)
-        token.save(update_fields=list(changed))
-        audit_record(
+        audit_changes(
+            token,
+            changes,
             organization=token.organization,
             actor=actor,
             via=via,
             action="admin_token.update",
-            obj=token,
-            before={f: before[f] for f in changed},
-            after=changed,
         )
     return token
 

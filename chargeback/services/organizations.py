@@ -6,7 +6,7 @@ import zoneinfo
 from django.db import transaction
 from django.db.models import ProtectedError, RestrictedError
 
-from chargeback.audit import audit_record
+from chargeback.audit import audit_changes, audit_record
 from chargeback.errors import ApplicationError, Conflict, collect_errors
 from chargeback.models import Organization
 from chargeback.money import CURRENCIES
@@ -119,32 +119,28 @@ def organization_update(
     unknown = set(changes) - set(ORGANIZATION_EDITABLE)
     if unknown:
         raise ApplicationError(f"cannot change {', '.join(sorted(unknown))}")
-    with transaction.atomic():
-        locked = Organization.objects.select_for_update().get(pk=organization.pk)
-        before = {field: getattr(locked, field) for field in changes}
-        changed = [field for field, value in changes.items() if before[field] != value]
-        if not changed:
-            return []
-        for field in changed:
-            setattr(locked, field, changes[field])
+
+    def check(locked: Organization, before: dict) -> None:
         _organization_check(locked)
-        if "currency" in changed and locked.wallets.exists():
+        if before.get("currency", locked.currency) != locked.currency and locked.wallets.exists():
             raise ApplicationError(
                 f"the currency cannot change: the organization's wallets are in {before['currency']}",
                 field="currency",
             )
-        locked.save(update_fields=changed)
-        for field in changed:  # the caller's instance says what the database now says
-            setattr(organization, field, changes[field])
-        audit_record(
+
+    with transaction.atomic():
+        locked = Organization.objects.select_for_update().get(pk=organization.pk)
+        changed = audit_changes(
+            locked,
+            changes,
             organization=locked,
             actor=actor,
             via=via,
             action="organization.update",
-            obj=organization,
-            before={field: before[field] for field in changed},
-            after={field: changes[field] for field in changed},
+            check=check,
         )
+        for field in changed:  # the caller's instance says what the database now says
+            setattr(organization, field, changes[field])
     return changed
 
 

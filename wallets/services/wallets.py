@@ -2,7 +2,7 @@
 
 from django.db import IntegrityError, transaction
 
-from chargeback.audit import audit_record
+from chargeback.audit import audit_changes
 from chargeback.errors import collect_errors
 from chargeback.models import Department, Organization
 from wallets.models import Wallet
@@ -72,20 +72,12 @@ def wallet_update(
     errors.raise_if_any()
     with transaction.atomic():
         wallet = Wallet.objects.select_for_update().get(pk=wallet.pk)
-        before = {field: getattr(wallet, field) for field in changes}
-        changed = {f: v for f, v in changes.items() if before[f] != v}
-        if not changed:
-            return wallet
-        for field, value in changed.items():
-            setattr(wallet, field, value)
-        wallet.save(update_fields=list(changed))
-        audit_record(
+        audit_changes(
+            wallet,
+            changes,
             organization=wallet.organization,
             actor=actor,
             via=via,
             action="wallet.update",
-            obj=wallet,
-            before={f: before[f] for f in changed},
-            after=changed,
         )
     return wallet
