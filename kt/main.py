@@ -3,6 +3,7 @@
 `register(subparsers)`; a command's handler takes the parsed args and returns an exit code."""
 
 import argparse
+import os
 import sys
 
 from kt import config_cmd, export_jobs_cmd, secrets_cmd, spend_cmd, wallets_cmd
@@ -31,6 +32,9 @@ def main(argv=None) -> int:
         return fail(str(exc))
     except KeyboardInterrupt:
         return fail("interrupted")
+    except BrokenPipeError:  # `kt spend ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
