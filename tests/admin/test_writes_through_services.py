@@ -283,7 +283,8 @@ CASES = {
     "chargeback.admintoken (change)": Case(
         who="owner",
         url=_url("chargeback_admintoken_change", lambda t: t.org.admin_tokens.get().pk),
-        bad=[],  # a name is the only free text, and the form itself requires it
+        # A name is the only free text; the form itself requires it, before the service would.
+        bad=[({"name": ""}, None)],
         good={"is_active": ""},
         action="admin_token.update",
     ),
@@ -307,7 +308,12 @@ CASES = {
     "chargeback.membership (change)": Case(
         who="owner",
         url=_url("chargeback_membership_change", lambda t: t.users["viewer"].membership.pk),
-        bad=[],  # role and departments are choices the form itself restricts
+        # Role and departments are choices the form itself restricts (another organization's
+        # departments are not even offered), before the service would.
+        bad=[
+            ({"role": "emperor"}, None),
+            ({"departments": lambda t: [str(t.outsider_department.pk)]}, None),
+        ],
         good={"role": "finance"},
         action="membership.update",
     ),
@@ -614,9 +620,10 @@ def _page(client, case, tenant):
     return url, data
 
 
-@pytest.mark.parametrize("name", [n for n, c in CASES.items() if c.bad])
+@pytest.mark.parametrize("name", CASES)
 def test_a_bad_form_is_refused_by_the_services_rule_in_its_words(name, tenant, login):
     case = CASES[name]
+    assert case.bad, "every admin that writes can be given a bad form"
     client = login(tenant.users[case.who])
     for changes, elsewhere in case.bad:
         url, data = _page(client, case, tenant)
