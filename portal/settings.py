@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "gateway",
     "budgets",
     "reports",
+    "sso",  # single sign-on (OpenID Connect), docs/operations.md "Single sign-on"
     "demo",
 ]
 

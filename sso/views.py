@@ -1,0 +1,101 @@
+"""Single sign-on pages (thin): start a sign-in at an organization's identity provider, and
+finish it on the way back. The organization is the one in the URL the flow was started for
+(its state lives in this browser's session under that organization only), confirmed by the
+provider's signed ID token; whatever fails comes back to the login page with the reason."""
+
+import logging
+import re
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.http import HttpResponseRedirect
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from chargeback import secretbox
+from chargeback.errors import ApplicationError
+from sso.models import SsoConnection
+from sso.oidc import SignInFailed, authorization_url, verified_claims
+from sso.signin import sso_sign_in
+
+log = logging.getLogger(__name__)
+
+NEXT_KEY = "sso_next"
+SLUG_RE = re.compile(r"^[-a-z0-9_]{1,100}$")
+BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def _connection(slug: str) -> SsoConnection | None:
+    return (
+        SsoConnection.objects.select_related("organization", "client_secret")
+        .filter(organization__slug=slug, enabled=True)
+        .first()
+    )
+
+
+def _back_to_login(request, message: str):
+    messages.error(request, f"Single sign-on: {message}")
+    return redirect(settings.LOGIN_URL)
+
+
+def _next_of(request, raw: str) -> str:
+    if raw and url_has_allowed_host_and_scheme(
+        raw, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return raw
+    return reverse("admin:index")
+
+
+@never_cache
+@require_POST
+def sso_choose(request):
+    """The login page's form: the organization's id picks which provider to go to (only
+    that: the provider's answer decides who the person is and where they land)."""
+    slug = (request.POST.get("organization") or "").strip().lower()
+    if not SLUG_RE.match(slug):
+        return _back_to_login(request, "type your organization's id")
+    url = reverse("sso:login", args=[slug])
+    nxt = request.POST.get("next")
+    return HttpResponseRedirect(f"{url}?{urlencode({'next': nxt})}" if nxt else url)
+
+
+@never_cache
+@require_GET
+def sso_login(request, slug: str):
+    connection = _connection(slug)
+    if connection is None:
+        # The same answer for an unknown organization and one without single sign-on.
+        return _back_to_login(request, "that organization does not use single sign-on here")
+    redirect_uri = request.build_absolute_uri(reverse("sso:callback", args=[slug]))
+    try:
+        url = authorization_url(request, connection, redirect_uri)
+    except SignInFailed as exc:
+        return _back_to_login(request, exc.reason)
+    except (ApplicationError, secretbox.SecretUnreadable) as exc:
+        log.error("sso: connection of %s unusable: %s", slug, exc)
+        return _back_to_login(request, "this organization's connection is not usable; tell its owner")
+    request.session[NEXT_KEY] = _next_of(request, request.GET.get("next", ""))
+    return HttpResponseRedirect(url)
+
+
+@never_cache
+@require_GET
+def sso_callback(request, slug: str):
+    connection = _connection(slug)
+    if connection is None:
+        return _back_to_login(request, "that organization does not use single sign-on here")
+    try:
+        claims = verified_claims(request, connection)
+        user = sso_sign_in(connection=connection, claims=claims)
+    except SignInFailed as exc:
+        return _back_to_login(request, exc.reason)
+    except (ApplicationError, secretbox.SecretUnreadable) as exc:
+        return _back_to_login(request, getattr(exc, "message", "not usable; tell its owner"))
+    nxt = request.session.pop(NEXT_KEY, None) or reverse("admin:index")
+    login(request, user, backend=BACKEND)  # a new session key: nothing of the anonymous one
+    return HttpResponseRedirect(nxt)
