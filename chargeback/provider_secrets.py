@@ -9,8 +9,7 @@ is by (organization, name): another organization's secret is indistinguishable f
 import re
 
 from django.db import transaction
-from django.db.models import RestrictedError
-from django.db.models import Prefetch
+from django.db.models import Prefetch, RestrictedError
 from django.utils import timezone
 
 from chargeback import secretbox

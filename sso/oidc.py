@@ -1,47 +1,47 @@
-"""The OpenID Connect protocol, done by Authlib: the authorization code flow with PKCE, state and
-nonce kept in the Django session, the code exchanged with the client secret, the ID token's
-signature checked against the issuer's published keys (jwks_uri) and its issuer, audience,
-nonce and expiry validated (authlib.oidc.core.CodeIDToken).
+"""The OpenID Connect authorization code flow with PKCE.
 
-Authlib's Django client speaks `requests`; this project's HTTP client is httpx, whose connections
-go through the upstream address rules (gateway/egress.py: the issuer is typed by a tenant, and
-the server fetches from it), so the app is put together from Authlib's framework-neutral
-parts with its httpx client. What this module adds on top: the provider's discovery document
-must name the configured issuer (OpenID Connect Discovery 1.0, section 4.3), and an `iss` on
-the callback (RFC 9207) must too.
+The checks are Authlib's: the ID token's signature against the issuer's published keys
+(joserfc, Authlib's JOSE library) and its claims (authlib.oidc.core.CodeIDToken: issuer,
+audience = our client id, authorized party, nonce, at_hash, expiry, issued-at). State, nonce
+and the PKCE verifier are Authlib's random tokens and S256 challenge, kept in this browser's
+Django session under the organization's own key, used once.
+
+The three server-side calls (discovery, token, JWKS) go through the project's httpx transport
+guarded by the upstream address rules (gateway/egress.py): the issuer is typed by a tenant and
+the server fetches from it. Authlib's own HTTP clients are not used: its Django client needs
+`requests`, and its httpx client switches to `httpx2` when that is installed (as the test
+dependencies do), which the guard does not cover.
+
+On top of the library: the discovery document must name the configured issuer (OpenID Connect
+Discovery 1.0, section 4.3), and so must an `iss` on the callback (RFC 9207, mix-up defence).
 """
 
 import logging
-import warnings
+import time
+from urllib.parse import quote, urlencode
 
 import httpx
 from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.base_client import (
-    BaseApp,
-    FrameworkIntegration,
-    OAuth2Mixin,
-    OAuthError,
-    OpenIDMixin,
-)
-
+from authlib.common.security import generate_token
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from authlib.oidc.core import CodeIDToken
+from joserfc import jwt
 from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 
 from chargeback import secretbox
 from chargeback.env_refs import env_ref_read
 from gateway.egress import guard
 from sso.models import SsoConnection
 
-with warnings.catch_warnings():
-    # Authlib announces that it prefers the `httpx2` fork; httpx is the client this project
-    # pins and guards, and Authlib supports it.
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from authlib.integrations.httpx_client import OAuth2Client
-
 log = logging.getLogger(__name__)
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-# How long a started sign-in may take at the provider (state, nonce and PKCE verifier).
-STATE_SECONDS = 600
+STATE_SECONDS = 600  # how long a started sign-in may take at the provider
+LEEWAY_SECONDS = 120  # clock difference tolerated on exp / iat
+# Signatures by the provider's published (asymmetric) keys only: never "none", never a key the
+# client could have chosen.
+ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
 
 
 class SignInFailed(Exception):
@@ -52,39 +52,29 @@ class SignInFailed(Exception):
         self.reason = reason
 
 
-class GuardedClient(OAuth2Client):
-    """Authlib's httpx client whose every connection obeys the upstream address rules."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs["mounts"] = {
+def _http() -> httpx.Client:
+    return httpx.Client(
+        mounts={
             "http://": guard(httpx.HTTPTransport(), "http"),
             "https://": guard(httpx.HTTPTransport(), "https"),
-        }
-        kwargs["timeout"] = TIMEOUT
-        kwargs["trust_env"] = False  # no proxy of the server's environment in between
-        super().__init__(*args, **kwargs)
+        },
+        timeout=TIMEOUT,
+        trust_env=False,  # no proxy from the server's environment in between
+    )
 
 
-class SessionState(FrameworkIntegration):
-    """Authlib's state store on the Django session (as its Django client does)."""
-
-    expires_in = STATE_SECONDS
-
-    def update_token(self, token, refresh_token=None, access_token=None):
-        pass  # tokens are used once, at sign-in, and not kept
-
-    @staticmethod
-    def load_config(oauth, name, params):
-        return None
-
-
-class OidcApp(OAuth2Mixin, OpenIDMixin, BaseApp):
-    client_cls = GuardedClient
+def _get_json(http: httpx.Client, url: str) -> dict:
+    response = http.get(url, headers={"Accept": "application/json"})
+    response.raise_for_status()
+    data = response.json()
+    if not isinstance(data, dict):
+        raise ValueError(f"{url} did not answer a JSON object")
+    return data
 
 
 def client_secret_of(connection: SsoConnection) -> str:
     """The client secret, read when needed: a stored secret is decrypted, an environment
-    variable read only if the operator still allows it to the organization."""
+    variable read only while the operator still allows it to the organization."""
     if connection.client_secret_id:
         secret = connection.client_secret
         return secretbox.unseal_cached(
@@ -97,31 +87,16 @@ def client_secret_of(connection: SsoConnection) -> str:
     )
 
 
-def oidc_app(connection: SsoConnection) -> OidcApp:
-    # One state namespace per organization: a flow started for one is unknown to another's.
-    return OidcApp(
-        SessionState(f"sso{connection.organization_id}"),
-        name=f"sso{connection.organization_id}",
-        client_id=connection.client_id,
-        client_secret=client_secret_of(connection),
-        server_metadata_url=connection.issuer.rstrip("/") + "/.well-known/openid-configuration",
-        client_kwargs={
-            "scope": connection.scopes,
-            "code_challenge_method": "S256",
-            "token_endpoint_auth_method": "client_secret_basic",
-        },
-    )
-
-
-def _metadata(app: OidcApp, connection: SsoConnection) -> dict:
+def provider_metadata(http: httpx.Client, connection: SsoConnection) -> dict:
+    url = connection.issuer.rstrip("/") + "/.well-known/openid-configuration"
     try:
-        metadata = app.load_server_metadata()
+        metadata = _get_json(http, url)
     except (httpx.HTTPError, ValueError) as exc:
         log.warning("sso: discovery of %s failed: %r", connection.issuer, exc)
         raise SignInFailed("the identity provider could not be reached") from None
     if metadata.get("issuer") != connection.issuer:
         log.warning(
-            "sso: %s publishes issuer %r, configured %r",
+            "sso: %s: the provider publishes issuer %r, configured %r",
             connection.organization.slug,
             metadata.get("issuer"),
             connection.issuer,
@@ -130,54 +105,106 @@ def _metadata(app: OidcApp, connection: SsoConnection) -> dict:
     return metadata
 
 
+def _state_key(connection: SsoConnection, state: str) -> str:
+    # One namespace per organization: a flow started for one is unknown to another's callback.
+    return f"sso_state_{connection.organization_id}_{state}"
+
+
 def authorization_url(request, connection: SsoConnection, redirect_uri: str) -> str:
-    """Where to send the browser; state, nonce and the PKCE verifier stay in its session."""
-    app = oidc_app(connection)
-    _metadata(app, connection)
-    found = app.create_authorization_url(redirect_uri)
-    app.framework.set_state_data(
-        request.session,
-        found["state"],
-        {"redirect_uri": redirect_uri, "nonce": found["nonce"], **_verifier(found)},
+    """Where to send the browser to sign in at the connection's provider."""
+    with _http() as http:
+        metadata = provider_metadata(http, connection)
+    for key in [k for k, v in request.session.items() if k.startswith("sso_state_")]:
+        if request.session[key]["expires"] < time.time():  # abandoned sign-ins
+            del request.session[key]
+    state, nonce, verifier = generate_token(32), generate_token(32), generate_token(64)
+    request.session[_state_key(connection, state)] = {
+        "nonce": nonce,
+        "verifier": verifier,
+        "redirect_uri": redirect_uri,
+        "expires": time.time() + STATE_SECONDS,
+    }
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": connection.client_id,
+            "redirect_uri": redirect_uri,
+            "scope": connection.scopes,
+            "state": state,
+            "nonce": nonce,
+            "code_challenge": create_s256_code_challenge(verifier),
+            "code_challenge_method": "S256",
+        }
     )
-    return found["url"]
+    endpoint = metadata["authorization_endpoint"]
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
 
-def _verifier(found: dict) -> dict:
-    return {"code_verifier": found["code_verifier"]} if "code_verifier" in found else {}
+def _id_token_claims(http, connection, metadata, token: dict, nonce: str) -> dict:
+    keys = KeySet.import_key_set(_get_json(http, metadata["jwks_uri"]))
+    offered = metadata.get("id_token_signing_alg_values_supported") or ["RS256"]
+    algorithms = [a for a in offered if a in ALGORITHMS]
+    decoded = jwt.decode(token["id_token"], keys, algorithms=algorithms)
+    claims = CodeIDToken(
+        decoded.claims,
+        decoded.header,
+        options={"iss": {"essential": True, "values": [connection.issuer]}},
+        params={
+            "nonce": nonce,
+            "client_id": connection.client_id,
+            "access_token": token.get("access_token"),
+        },
+    )
+    claims.validate(leeway=LEEWAY_SECONDS)
+    return dict(claims)
 
 
 def verified_claims(request, connection: SsoConnection) -> dict:
-    """The callback's claims, verified, or SignInFailed. The state is used once."""
+    """The callback's ID token claims, verified, or SignInFailed. The state is used once."""
     params = request.GET
+    state = params.get("state") or ""
+    started = request.session.pop(_state_key(connection, state), None) if state else None
     if params.get("error"):
         log.info("sso: provider answered %s: %s", params["error"], params.get("error_description"))
         raise SignInFailed(f"the identity provider refused: {params['error']}")
-    app = oidc_app(connection)
-    state = params.get("state") or ""
-    data = app.framework.get_state_data(request.session, state)
-    app.framework.clear_state_data(request.session, state)
-    if not data or not data.get("nonce"):
+    if not started or started["expires"] < time.time():
         raise SignInFailed("this sign-in was not started here, or took too long; start again")
-    metadata = _metadata(app, connection)
-    if params.get("iss") and params["iss"] != metadata["issuer"]:
-        raise SignInFailed("the answer came from another identity provider")
-    try:
-        token = app.fetch_access_token(
-            redirect_uri=data["redirect_uri"],
-            code=params.get("code") or "",
-            **({"code_verifier": data["code_verifier"]} if data.get("code_verifier") else {}),
-        )
-        if "id_token" not in token:
-            raise SignInFailed("the identity provider returned no ID token")
-        claims = dict(app.parse_id_token(token, nonce=data["nonce"]))
-    except SignInFailed:
-        raise
-    except (OAuthError, httpx.HTTPError) as exc:
-        log.warning("sso: code exchange for %s failed: %r", connection.organization.slug, exc)
-        raise SignInFailed("the identity provider did not confirm this sign-in") from None
-    except (AuthlibBaseError, JoseError, ValueError, KeyError) as exc:
-        # a bad signature, an unknown key, another issuer or audience, a replayed nonce, expiry
-        log.warning("sso: ID token for %s refused: %r", connection.organization.slug, exc)
-        raise SignInFailed("the identity provider's ID token did not verify") from None
-    return claims
+    with _http() as http:
+        metadata = provider_metadata(http, connection)
+        if params.get("iss") and params["iss"] != metadata["issuer"]:
+            raise SignInFailed("the answer came from another identity provider")
+        try:
+            response = http.post(
+                metadata["token_endpoint"],
+                data={
+                    "grant_type": "authorization_code",
+                    "code": params.get("code") or "",
+                    "redirect_uri": started["redirect_uri"],
+                    "code_verifier": started["verifier"],
+                },
+                # RFC 6749 2.3.1: both form-encoded before the Basic scheme (as Authlib does).
+                auth=(
+                    quote(connection.client_id, safe=""),
+                    quote(client_secret_of(connection), safe=""),
+                ),
+                headers={"Accept": "application/json"},
+            )
+            if response.status_code != 200:
+                log.warning(
+                    "sso: %s: token endpoint answered %s %s",
+                    connection.organization.slug,
+                    response.status_code,
+                    response.text[:300],
+                )
+                raise SignInFailed("the identity provider did not confirm this sign-in")
+            token = response.json()
+            if not isinstance(token, dict) or "id_token" not in token:
+                raise SignInFailed("the identity provider returned no ID token")
+            return _id_token_claims(http, connection, metadata, token, started["nonce"])
+        except httpx.HTTPError as exc:
+            log.warning("sso: %s: provider call failed: %r", connection.organization.slug, exc)
+            raise SignInFailed("the identity provider could not be reached") from None
+        except (AuthlibBaseError, JoseError, ValueError, KeyError) as exc:
+            # a bad signature, an unknown key, another issuer or audience, a wrong nonce, expiry
+            log.warning("sso: %s: ID token refused: %r", connection.organization.slug, exc)
+            raise SignInFailed("the identity provider's ID token did not verify") from None

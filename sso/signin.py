@@ -79,8 +79,10 @@ def _username_for(connection: SsoConnection, claims: dict) -> str:
     """A free username: the e-mail (or preferred_username, or subject), made unique with the
     organization's slug. Only a label: accounts are found by identity, never by username."""
     base = (claims.get("email") or claims.get("preferred_username") or claims["sub"])[:120]
-    taken = get_user_model().objects.filter(username__startswith=base).values_list(
-        "username", flat=True
+    taken = (
+        get_user_model()
+        .objects.filter(username__startswith=base)
+        .values_list("username", flat=True)
     )
     taken = set(taken)
     slug = connection.organization.slug
@@ -124,9 +126,7 @@ def _refuse_and_revoke(identity: SsoIdentity | None, message: str):
     if identity is not None:
         membership = Membership.objects.filter(user=identity.user).first()
         if membership is not None:
-            membership_delete(
-                membership=membership, actor=identity.user.get_username(), via="sso"
-            )
+            membership_delete(membership=membership, actor=identity.user.get_username(), via="sso")
     return SignInRefused(message)
 
 

@@ -78,7 +78,9 @@ def sso_login(request, slug: str):
         return _back_to_login(request, exc.reason)
     except (ApplicationError, secretbox.SecretUnreadable) as exc:
         log.error("sso: connection of %s unusable: %s", slug, exc)
-        return _back_to_login(request, "this organization's connection is not usable; tell its owner")
+        return _back_to_login(
+            request, "this organization's connection is not usable; tell its owner"
+        )
     request.session[NEXT_KEY] = _next_of(request, request.GET.get("next", ""))
     return HttpResponseRedirect(url)
 
@@ -97,5 +99,6 @@ def sso_callback(request, slug: str):
     except (ApplicationError, secretbox.SecretUnreadable) as exc:
         return _back_to_login(request, getattr(exc, "message", "not usable; tell its owner"))
     nxt = request.session.pop(NEXT_KEY, None) or reverse("admin:index")
+    request.kt_sso_sign_in = True  # not a password sign-in (portal.security.lockout_parameters)
     login(request, user, backend=BACKEND)  # a new session key: nothing of the anonymous one
     return HttpResponseRedirect(nxt)
