@@ -101,7 +101,8 @@ def start_provider(tmp: Path, redirect_bases: list[str]) -> Provider:
         ready.set()  # exited
 
     threading.Thread(target=read, daemon=True).start()
-    assert ready.wait(30) and process.poll() is None, "".join(provider.output)
+    assert ready.wait(30), "".join(provider.output)
+    assert process.poll() is None, "".join(provider.output)
     return provider
 
 

@@ -66,7 +66,8 @@ def test_a_first_sign_in_creates_the_account_with_the_role_its_group_maps_to(wor
     assert user.username == "alice@acme.example"
     assert user.email == "alice@acme.example"
     assert not user.has_usable_password()  # the provider is the only way in
-    assert user.is_staff and not user.is_superuser
+    assert user.is_staff
+    assert not user.is_superuser
     assert user.membership.organization == world.acme
     assert user.membership.role == Membership.Role.FINANCE
     assert [g.name for g in user.groups.all()] == ["kt:finance"]
@@ -255,7 +256,8 @@ def test_the_login_page_offers_passwords_and_single_sign_on(world):
     client = Client()
     page = client.get("/admin/login/?next=/dashboard/").content.decode()
 
-    assert 'id="login-form"' in page and 'id="sso-form"' in page
+    assert 'id="login-form"' in page
+    assert 'id="sso-form"' in page
     assert "Globex IdP (Globex)" in page  # listed on the login page
     assert "Acme IdP" not in page  # not listed: reached by typing "acme"
     chosen = client.post("/sso/", {"organization": " Acme ", "next": "/dashboard/"})
