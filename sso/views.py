@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.http import HttpResponseRedirect
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
@@ -61,7 +61,10 @@ def sso_choose(request):
         return _back_to_login(request, "type your organization's id")
     url = reverse("sso:login", args=[slug])
     nxt = request.POST.get("next")
-    return HttpResponseRedirect(f"{url}?{urlencode({'next': nxt})}" if nxt else url)
+    url = f"{url}?{urlencode({'next': nxt})}" if nxt else url
+    # Not a redirect: the login page's form-action 'self' would stop the browser at the first
+    # redirect to the provider (templates/sso/continue.html).
+    return render(request, "sso/continue.html", {"url": url, "title": "Single sign-on"})
 
 
 @never_cache

@@ -261,4 +261,6 @@ def test_the_login_page_offers_passwords_and_single_sign_on(world):
     assert "Globex IdP (Globex)" in page  # listed on the login page
     assert "Acme IdP" not in page  # not listed: reached by typing "acme"
     chosen = client.post("/sso/", {"organization": " Acme ", "next": "/dashboard/"})
-    assert chosen["Location"] == "/sso/acme/login/?next=%2Fdashboard%2F"
+    assert chosen.status_code == 200
+    assert chosen.context["url"] == "/sso/acme/login/?next=%2Fdashboard%2F"
+    assert 'content="0;url=/sso/acme/login/?next=%2Fdashboard%2F"' in chosen.content.decode()
