@@ -100,7 +100,7 @@ def provider_secret_delete(*, secret: ProviderSecret, actor: str, via: str) -> N
         try:
             secret.delete()
         except RestrictedError as exc:  # used elsewhere, e.g. as a single sign-on client secret
-            users = sorted({str(obj) for obj in exc.restricted_objects})
+            users = sorted({f"{obj._meta.verbose_name} {obj}" for obj in exc.restricted_objects})
             raise Conflict(
                 f"provider secret {secret.name!r} is used by {', '.join(users)}; "
                 "point it elsewhere first"
