@@ -21,7 +21,7 @@ from chargeback import secretbox
 from chargeback.errors import ApplicationError
 from sso.models import SsoConnection
 from sso.oidc import SignInFailed, authorization_url, verified_claims
-from sso.signin import sso_sign_in
+from sso.signin import SignInRefused, sso_sign_in
 
 log = logging.getLogger(__name__)
 
@@ -67,23 +67,35 @@ def sso_choose(request):
     return render(request, "sso/continue.html", {"url": url, "title": "Single sign-on"})
 
 
-@never_cache
-@require_GET
-def sso_login(request, slug: str):
+def _attempt(request, slug: str, step):
+    """`step(connection)` for the organization's enabled connection, or (None, the way back to
+    the login page with the reason)."""
     connection = _connection(slug)
     if connection is None:
         # The same answer for an unknown organization and one without single sign-on.
-        return _back_to_login(request, "that organization does not use single sign-on here")
-    redirect_uri = request.build_absolute_uri(reverse("sso:callback", args=[slug]))
+        return None, _back_to_login(request, "that organization does not use single sign-on here")
     try:
-        url = authorization_url(request, connection, redirect_uri)
+        return step(connection), None
     except SignInFailed as exc:
-        return _back_to_login(request, exc.reason)
+        reason = exc.reason
+    except SignInRefused as exc:
+        reason = exc.message
     except (ApplicationError, secretbox.SecretUnreadable) as exc:
-        log.error("sso: connection of %s unusable: %s", slug, exc)
-        return _back_to_login(
-            request, "this organization's connection is not usable; tell its owner"
-        )
+        # The connection's secret or the account's membership: the operator's or owner's to fix.
+        log.error("sso: %s: %s", slug, exc)
+        reason = "this organization's single sign-on is not usable; tell its owner"
+    return None, _back_to_login(request, reason)
+
+
+@never_cache
+@require_GET
+def sso_login(request, slug: str):
+    redirect_uri = request.build_absolute_uri(reverse("sso:callback", args=[slug]))
+    url, failed = _attempt(
+        request, slug, lambda connection: authorization_url(request, connection, redirect_uri)
+    )
+    if failed:
+        return failed
     request.session[NEXT_KEY] = _next_of(request, request.GET.get("next", ""))
     return HttpResponseRedirect(url)
 
@@ -91,16 +103,15 @@ def sso_login(request, slug: str):
 @never_cache
 @require_GET
 def sso_callback(request, slug: str):
-    connection = _connection(slug)
-    if connection is None:
-        return _back_to_login(request, "that organization does not use single sign-on here")
-    try:
-        claims = verified_claims(request, connection)
-        user = sso_sign_in(connection=connection, claims=claims)
-    except SignInFailed as exc:
-        return _back_to_login(request, exc.reason)
-    except (ApplicationError, secretbox.SecretUnreadable) as exc:
-        return _back_to_login(request, getattr(exc, "message", "not usable; tell its owner"))
+    user, failed = _attempt(
+        request,
+        slug,
+        lambda connection: sso_sign_in(
+            connection=connection, claims=verified_claims(request, connection)
+        ),
+    )
+    if failed:
+        return failed
     nxt = request.session.pop(NEXT_KEY, None) or reverse("admin:index")
     request.kt_sso_sign_in = True  # not a password sign-in (portal.security.lockout_parameters)
     login(request, user, backend=BACKEND)  # a new session key: nothing of the anonymous one

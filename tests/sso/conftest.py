@@ -11,9 +11,11 @@ from django.contrib.auth import get_user_model
 from chargeback.models import Membership
 from chargeback.provider_secrets import provider_secret_set
 from sso.connections import sso_connection_save
+from tests.admin.conftest import _fast_passwords  # noqa: F401  (a fixture, used here too)
 from tests.factories import DepartmentFactory, OrganizationFactory
-from tests.sso.provider import CLIENTS, client_secret
+from tests.sso.provider import CLIENTS, client_secret, start_provider
 
+PORTAL = "http://testserver"  # Django's test client
 BREAK_GLASS_PASSWORD = "a-long-break-glass-password-1"
 
 
@@ -89,11 +91,15 @@ def build_world(provider, settings, monkeypatch) -> SsoWorld:
     )
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _fast_passwords():
-    from django.conf import settings
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory):
+    """The provider, its clients sending people back to Django's test client (the browser
+    test module overrides it with the live server's address)."""
+    started = start_provider(tmp_path_factory.mktemp("op"), [PORTAL])
+    yield started
+    started.stop()
 
-    original = settings.PASSWORD_HASHERS
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    yield
-    settings.PASSWORD_HASHERS = original
+
+@pytest.fixture
+def world(db, provider, settings, monkeypatch):
+    return build_world(provider, settings, monkeypatch)

@@ -2,26 +2,12 @@
 still locks password guessing, accounts the provider created have no password, and a sign-in
 through the provider from a locked address unlocks nothing."""
 
-import pytest
 from django.test import Client
 
-from tests.sso.conftest import BREAK_GLASS_PASSWORD, build_world
-from tests.sso.provider import sign_in_at_provider, start_provider
+from tests.sso.conftest import BREAK_GLASS_PASSWORD, PORTAL
+from tests.sso.provider import sign_in_at_provider
 
-PORTAL = "http://testserver"
 LIMIT = 5  # KT_LOGIN_FAILURE_LIMIT
-
-
-@pytest.fixture(scope="module")
-def provider(tmp_path_factory):
-    started = start_provider(tmp_path_factory.mktemp("op"), [PORTAL])
-    yield started
-    started.stop()
-
-
-@pytest.fixture
-def world(db, provider, settings, monkeypatch):
-    return build_world(provider, settings, monkeypatch)
 
 
 def password_sign_in(username: str, password: str, address: str) -> tuple[int, bool]:

@@ -6,28 +6,13 @@ organization decided by the connection and the provider's signed answer, never b
 import html
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
 from chargeback.models import AuditLog, Membership
 from sso.models import SsoIdentity
-from tests.sso.conftest import build_world
-from tests.sso.provider import sign_in_at_provider, start_provider
-
-PORTAL = "http://testserver"
-
-
-@pytest.fixture(scope="module")
-def provider(tmp_path_factory):
-    started = start_provider(tmp_path_factory.mktemp("op"), [PORTAL])
-    yield started
-    started.stop()
-
-
-@pytest.fixture
-def world(db, provider, settings, monkeypatch):
-    return build_world(provider, settings, monkeypatch)
+from tests.sso.conftest import PORTAL
+from tests.sso.provider import sign_in_at_provider
 
 
 def start(client: Client, slug: str, **query):

@@ -16,18 +16,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
+from tests.admin.test_zz_browser import ARGS, CHROMIUM
 from tests.sso.conftest import BREAK_GLASS_PASSWORD, build_world
 from tests.sso.provider import PASSWORD, start_provider
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 CSP_WATCH = (
     "window.kt_csp = [];"
@@ -38,6 +30,7 @@ CSP_WATCH = (
 
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory, live_server):
+    """The provider sending people back to the live server (not the test client)."""
     started = start_provider(tmp_path_factory.mktemp("op"), [live_server.url])
     yield started
     started.stop()
