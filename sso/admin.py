@@ -65,6 +65,11 @@ class SsoConnectionAdmin(ServiceAdmin):
     def service_save(self, request, form, change):
         data = form.cleaned_data
         organization = data.get("organization") or form.instance.organization
+        if not change and SsoConnection.objects.filter(organization=organization).exists():
+            raise ApplicationError(
+                "this organization has its single sign-on connection already: change that one",
+                field="organization",
+            )
         secret = data.get("client_secret")
         if secret is not None and secret.organization_id != organization.pk:
             raise ApplicationError(

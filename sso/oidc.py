@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 STATE_SECONDS = 600  # how long a started sign-in may take at the provider
+DISCOVERY_SECONDS = 300  # how long a process keeps a provider's discovery document
 LEEWAY_SECONDS = 120  # clock difference tolerated on exp / iat
 # Signatures by the provider's published (asymmetric) keys only: never "none", never a key the
 # client could have chosen.
@@ -87,13 +88,23 @@ def client_secret_of(connection: SsoConnection) -> str:
     )
 
 
+# issuer -> (monotonic expiry, discovery document): every visit of a login URL (anonymous)
+# would otherwise make the server fetch it.
+_discovered: dict[str, tuple[float, dict]] = {}
+
+
 def provider_metadata(http: httpx.Client, connection: SsoConnection) -> dict:
     url = connection.issuer.rstrip("/") + "/.well-known/openid-configuration"
-    try:
-        metadata = _get_json(http, url)
-    except (httpx.HTTPError, ValueError) as exc:
-        log.warning("sso: discovery of %s failed: %r", connection.issuer, exc)
-        raise SignInFailed("the identity provider could not be reached") from None
+    cached = _discovered.get(connection.issuer)
+    if cached and cached[0] > time.monotonic():
+        metadata = cached[1]
+    else:
+        try:
+            metadata = _get_json(http, url)
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("sso: discovery of %s failed: %r", connection.issuer, exc)
+            raise SignInFailed("the identity provider could not be reached") from None
+        _discovered[connection.issuer] = (time.monotonic() + DISCOVERY_SECONDS, metadata)
     if metadata.get("issuer") != connection.issuer:
         log.warning(
             "sso: %s: the provider publishes issuer %r, configured %r",

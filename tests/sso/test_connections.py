@@ -136,3 +136,28 @@ def test_only_owners_change_it_in_the_admin_and_never_another_organizations(acme
         assert other_page.status_code == 404, role
         listing = client.get(reverse("admin:sso_ssoconnection_changelist"))
         assert b"outsider" not in listing.content.lower()
+
+
+def test_an_organization_has_one_connection(acme, client):
+    save(acme)
+    client.force_login(make_staff(acme, Membership.Role.OWNER, "acme-owner"))
+
+    page = client.post(
+        reverse("admin:sso_ssoconnection_add"),
+        {
+            "organization": str(acme.pk),
+            "enabled": "on",
+            "display_name": "second",
+            "issuer": "https://login2.acme.example",
+            "client_id": "other",
+            "client_secret": str(acme.provider_secrets.get().pk),
+            "scopes": "openid",
+            "role_map": "{}",
+            "department_map": "{}",
+            "required_claims": "{}",
+        },
+    )
+
+    assert page.status_code == 200
+    assert "has its single sign-on connection already" in page.content.decode()
+    assert SsoConnection.objects.get(organization=acme).issuer == ISSUER
