@@ -48,3 +48,17 @@ browser-deps:
 	@test -x /usr/bin/chromium || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
 test: browser-deps
 # --- end admin ---
+
+# --- sso ---
+# The single sign-on tests run a real OpenID Connect provider (node-oidc-provider, tests/sso/op/)
+# on the machine's Node.js: installed from its package-lock.json (npm ci, the npm registry) when
+# missing or when the lock file changed; nothing is downloaded while the tests run.
+SSO_OP := tests/sso/op
+.PHONY: sso-op-deps
+sso-op-deps: $(SSO_OP)/node_modules/.package-lock.json
+$(SSO_OP)/node_modules/.package-lock.json: $(SSO_OP)/package-lock.json
+	@(command -v node && command -v npm) >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm)
+	cd $(SSO_OP) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+test: sso-op-deps
+# --- end sso ---

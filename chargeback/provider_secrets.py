@@ -9,7 +9,7 @@ is by (organization, name): another organization's secret is indistinguishable f
 import re
 
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import Prefetch, RestrictedError
 from django.utils import timezone
 
 from chargeback import secretbox
@@ -77,7 +77,7 @@ def provider_secret_set(
 
 
 def provider_secret_delete(*, secret: ProviderSecret, actor: str, via: str) -> None:
-    """Delete a secret no target uses (Conflict naming the targets otherwise)."""
+    """Delete a secret nothing uses (Conflict naming the targets, or what else uses it)."""
     with transaction.atomic():
         users = list(
             ProviderTarget.objects.filter(secret=secret)
@@ -97,7 +97,14 @@ def provider_secret_delete(*, secret: ProviderSecret, actor: str, via: str) -> N
             obj=secret,
             before=_state(secret),
         )
-        secret.delete()
+        try:
+            secret.delete()
+        except RestrictedError as exc:  # used elsewhere, e.g. as a single sign-on client secret
+            users = sorted({f"{obj._meta.verbose_name} {obj}" for obj in exc.restricted_objects})
+            raise Conflict(
+                f"provider secret {secret.name!r} is used by {', '.join(users)}; "
+                "point it elsewhere first"
+            ) from None
 
 
 # --- selectors ---------------------------------------------------------------------------------

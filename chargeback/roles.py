@@ -13,7 +13,7 @@ from django.db import transaction
 from chargeback.models import Membership
 
 GROUP_PREFIX = "kt:"
-APPS = ("chargeback", "wallets", "gateway", "budgets", "reports")
+APPS = ("chargeback", "wallets", "gateway", "budgets", "reports", "sso")
 
 # Models nobody edits through the admin: append-only logs and rows the gateway/services write.
 READ_ONLY = {
@@ -23,16 +23,19 @@ READ_ONLY = {
     "wallets.hold",
     "budgets.budgetalert",
     "budgets.walletalert",
+    "sso.ssoidentity",
 }
 
 ROLE_GRANTS = {
     # Everything of the organization, including who else is staff.
     Membership.Role.OWNER: {"*": {"view", "add", "change", "delete"}},
-    # Everything but memberships and the organization itself.
+    # Everything but memberships, the organization itself and single sign-on (whose mapping
+    # decides who becomes staff with which role: an owner's decision, like memberships).
     Membership.Role.ADMIN: {
         "*": {"view", "add", "change", "delete"},
         "chargeback.membership": {"view"},
         "chargeback.organization": {"view"},
+        "sso.ssoconnection": {"view"},
     },
     # Reads everything; funds wallets, sets budgets, keeps prices and invoices, runs exports.
     Membership.Role.FINANCE: {

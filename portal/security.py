@@ -51,6 +51,19 @@ def lockout_response(request, original_response=None, credentials=None):
     return response
 
 
+PASSWORD_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+
+
+def lockout_parameters(request_or_attempt, credentials=None):
+    """AXES_LOCKOUT_PARAMETERS. A single sign-on sign-in (sso/views.py marks it) is no password
+    attempt: it must not reset the password failures of its address either, or anyone able to
+    sign in at some organization's provider could unlock, from a locked address, a username
+    that was being guessed from there."""
+    if getattr(request_or_attempt, "kt_sso_sign_in", False):
+        return []
+    return PASSWORD_LOCKOUT_PARAMETERS
+
+
 class LoginLockoutBackend(AxesStandaloneBackend):
     """django-axes' check, for sign-ins that come with a request (the login form always does).
     `authenticate()` called by code without one (a shell, a test client's login) is not an HTTP

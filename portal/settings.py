@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "gateway",
     "budgets",
     "reports",
+    "sso",  # single sign-on (OpenID Connect), docs/operations.md "Single sign-on"
     "demo",
 ]
 
@@ -339,7 +340,8 @@ AUTHENTICATION_BACKENDS = [
 ]
 AXES_FAILURE_LIMIT = env.int("KT_LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("KT_LOGIN_LOCKOUT_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+# username or address, either one locks; a single sign-on sign-in neither counts nor resets
+AXES_LOCKOUT_PARAMETERS = "portal.security.lockout_parameters"
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "portal.security.client_ip"
 AXES_LOCKOUT_CALLABLE = "portal.security.lockout_response"

@@ -10,6 +10,7 @@ urlpatterns = [
     path("v1/", include("reports.urls")),
     path("v1/", include("gateway.urls")),
     path("v1/", include("chargeback.api_urls")),  # config, provider secrets
+    path("sso/", include("sso.urls")),
     path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/docs/", DocsView.as_view(url_name="schema"), name="api-docs"),
     path("", include("reports.dashboard_urls")),

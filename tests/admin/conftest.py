@@ -18,6 +18,7 @@ from chargeback.models import AuditLog, Membership
 from chargeback.provider_secrets import provider_secret_set
 from gateway.models import UsageEvent
 from reports.models import ExportJob, ProviderInvoice
+from sso.models import SsoConnection, SsoIdentity
 from tests.factories import (
     AdminTokenFactory,
     ConsumerGroupFactory,
@@ -118,6 +119,21 @@ def build_tenant(marker: str) -> Tenant:
         organization=org, target_id=f"{marker}-target", provider="fake", secret=secret
     )
     AdminTokenFactory(organization=org, name=f"{marker} token", raw=f"kt_admin_{marker}_tok")
+    connection = SsoConnection.objects.create(
+        organization=org,
+        issuer=f"https://login.{marker}.example",
+        client_id=f"{marker}-portal",
+        client_secret=secret,
+        display_name=f"{marker} idp",
+        department_map={f"{marker}-leads": [owned.team_id]},
+    )
+    SsoIdentity.objects.create(
+        organization=org,
+        issuer=connection.issuer,
+        subject=f"{marker}-sub",
+        user=get_user_model().objects.create_user(username=f"{marker}_sso"),
+        groups=[f"{marker}-leads"],
+    )
     price = PriceFactory(organization=org, provider="fake", model=f"{marker}-model")
     for dept in (owned, other):
         make_event(org, dept, marker=marker, cost="0.25", price=price)

@@ -12,7 +12,7 @@ from django.urls import reverse
 from chargeback.admin_base import OrgScopedAdmin, snapshot
 from chargeback.models import AuditLog
 
-APPS = {"chargeback", "wallets", "gateway", "budgets", "reports"}
+APPS = {"chargeback", "wallets", "gateway", "budgets", "reports", "sso"}
 ROLES = ["finance", "budget_owner", "viewer"]
 MODEL_ADMINS = sorted(
     (
@@ -70,6 +70,8 @@ def test_every_model_of_the_project_has_an_org_scoped_admin():
         "gateway.Price",
         "gateway.UsageEvent",
         "reports.ProviderInvoice",
+        "sso.SsoConnection",
+        "sso.SsoIdentity",
     ]:
         assert label in registered
     for model, model_admin in MODEL_ADMINS:

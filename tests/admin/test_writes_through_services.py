@@ -163,6 +163,20 @@ def _action_of_config_group(tenant) -> str:
     return AuditLog.objects.filter(organization=tenant.org).latest("id").action
 
 
+def _sso_save(tenant, *, secret_name=None, **changes):
+    from sso.connections import sso_connection_save
+
+    sso = tenant.sso
+    fields = {
+        "issuer": sso.issuer,
+        "client_id": sso.client_id,
+        "client_secret_name": sso.client_secret.name if secret_name is None else secret_name,
+        "department_map": sso.department_map,
+        **changes,
+    }
+    return sso_connection_save(organization=tenant.org, actor="x", via="x", **fields)
+
+
 def _url(name, *args):
     return lambda tenant: reverse(f"admin:{name}", args=[a(tenant) for a in args])
 
@@ -419,6 +433,30 @@ CASES = {
             "value": "sk-ant-0123456789abcdef",
         },
     ),
+    "sso.ssoconnection (change)": Case(
+        who="owner",
+        url=_url("sso_ssoconnection_change", lambda t: t.sso.pk),
+        bad=[
+            (
+                {"issuer": "http://169.254.169.254/latest"},
+                lambda t: lambda: _sso_save(t, issuer="http://169.254.169.254/latest"),
+            ),
+            (
+                {"role_map": '{"kt-staff": "emperor"}'},
+                lambda t: lambda: _sso_save(t, role_map={"kt-staff": "emperor"}),
+            ),
+            (
+                {"department_map": '{"leads": ["team_nowhere"]}'},
+                lambda t: lambda: _sso_save(t, department_map={"leads": ["team_nowhere"]}),
+            ),
+            (
+                {"client_secret": "", "client_secret_env": "SECRET_KEY"},
+                lambda t: lambda: _sso_save(t, secret_name="", client_secret_env="SECRET_KEY"),
+            ),
+        ],
+        good={"display_name": "Acme Okta", "role_map": '{"kt-finance": "finance"}'},
+        action="sso_connection.update",
+    ),
     "wallets.wallet (change)": Case(
         who="finance",
         url=_url("wallets_wallet_change", lambda t: t.owned.wallets.get().pk),
@@ -592,6 +630,7 @@ def tenant(acme, outsider, superuser):
     acme.group = ConsumerGroup.objects.filter(organization=acme.org).order_by("pk").first()
     acme.target = ProviderTarget.objects.get(organization=acme.org)
     acme.secret = ProviderSecret.objects.get(organization=acme.org)
+    acme.sso = acme.org.sso_connection
     acme.newcomer = get_user_model().objects.create_user(username="newcomer", password="x")
     acme.users["superuser"] = superuser
     return acme

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from sso import views
+
+app_name = "sso"
+
+urlpatterns = [
+    path("", views.sso_choose, name="choose"),
+    path("<slug:slug>/login/", views.sso_login, name="login"),
+    path("<slug:slug>/callback/", views.sso_callback, name="callback"),
+]
