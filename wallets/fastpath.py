@@ -122,7 +122,7 @@ def statement_params(param_fields, values: dict) -> dict:
 # flight, which a crash leaves uncharged anyway (their capture fails, or the sweeper releases
 # the hold). One flush per request instead of two: about 0.4 ms of latency and 0.2 ms of
 # PostgreSQL CPU here (docs/performance.md).
-# KT_GATEWAYASYNC_COMMIT_CTE extends that to the capture: a crash may then lose the last fraction
+# KT_GATEWAY_ASYNC_COMMIT extends that to the capture: a crash may then lose the last fraction
 # of a second of captures, atomically: a lost capture leaves its hold pending until the sweeper
 # releases it (nothing charged, never charged twice); the ledger stays consistent. Off by
 # default. Either way set_config(..., true) applies to the statement's own transaction only.
@@ -130,7 +130,7 @@ ASYNC_COMMIT_CTE = "cfg AS (SELECT set_config('synchronous_commit', 'off', true)
 
 
 def async_commit() -> bool:
-    return bool(getattr(settings, "KT_GATEWAYASYNC_COMMIT_CTE", False))
+    return bool(getattr(settings, "KT_GATEWAY_ASYNC_COMMIT", False))
 
 
 @cache

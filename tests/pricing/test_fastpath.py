@@ -357,6 +357,21 @@ def test_with_async_commit_the_rows_are_the_same_and_only_that_transaction_skips
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("setting", "expected"), [(True, "off"), (False, "on")])
+def test_the_capture_skips_the_flush_exactly_when_async_commit_is_set(
+    engineering, settings, setting, expected
+):
+    settings.KT_GATEWAY_ASYNC_COMMIT = setting
+    wallet = funded_wallet(engineering)
+    hold = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_1")  # committed
+    with transaction.atomic():  # the capture alone, on Django's connection
+        capture_and_record_fast(hold, Decimal("0.5"), event_fields(wallet, "req_1", Decimal("0.5")))
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == expected
+
+
+@pytest.mark.django_db(transaction=True)
 def test_async_commit_does_not_leak_into_the_next_transaction(engineering, settings):
     settings.KT_GATEWAY_ASYNC_COMMIT = True
     wallet = funded_wallet(engineering)
