@@ -18,6 +18,7 @@ from gateway.response_cache.flight import Lead, flight_join
 from gateway.response_cache.hits import hit_serve
 from gateway.response_cache.keys import cache_key
 from gateway.response_cache.store import StoreUnavailable
+from gateway.streaming import release_connection
 
 USE, REFRESH, BYPASS = "use", "refresh", "bypass"
 CLOSING_COMMENT = b": x-kt-request-id="
@@ -71,6 +72,9 @@ def cache_begin(call):
     if mode == REFRESH:
         lead = Lead(key)
     else:
+        # Waiting for another request's reply may take as long as that call: no pooled
+        # database connection is kept meanwhile (as before a provider call).
+        release_connection()
         try:
             blob, lead = flight_join(key)
         except StoreUnavailable:
