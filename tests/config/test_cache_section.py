@@ -149,8 +149,10 @@ def test_a_group_may_share_entries_only_when_the_organization_does(org, seed_tex
         (
             "cache:\n  ttl: 60\n",
             "cache.ttl",
-            "unknown key (allowed here: enabled, ttl_seconds, max_entry_bytes, scope, "
-            "excluded_models, hit_price)",
+            (
+                "unknown key (allowed here: enabled, ttl_seconds, max_entry_bytes, scope, "
+                "excluded_models, hit_price)"
+            ),
         ),
         ("cache: true\n", "cache", "expected a mapping, got a boolean"),
     ],
@@ -181,14 +183,18 @@ def test_a_bad_organization_value_names_its_key_path_and_line(
         (
             "    cache: {hit_price: 0.01}\n",
             "consumer_groups[1].cache.hit_price",
-            "unknown key (allowed here: enabled, ttl_seconds, max_entry_bytes, scope, "
-            "excluded_models)",
+            (
+                "unknown key (allowed here: enabled, ttl_seconds, max_entry_bytes, scope, "
+                "excluded_models)"
+            ),
         ),
         (
             "    cahce: {enabled: true}\n",
             "consumer_groups[1].cahce",
-            "unknown key (allowed here: name, api_key, api_key_ref, wallet_team_id, "
-            "allowed_models, rate_limits, active, cache)",
+            (
+                "unknown key (allowed here: name, api_key, api_key_ref, wallet_team_id, "
+                "allowed_models, rate_limits, active, cache)"
+            ),
         ),
         ("    cache: [on]\n", "consumer_groups[1].cache", "expected a mapping, got a list"),
     ],

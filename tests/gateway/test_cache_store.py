@@ -21,10 +21,11 @@ QUESTION = [{"role": "user", "content": "Is the cache still there?"}]
 def small_store(request, tmp_path, settings):
     """A store that keeps at most 3,000 bytes per organization."""
     if request.param == "embedded":
-        return EmbeddedStore(str(tmp_path / "cache.sqlite3"), max_bytes=3000)
+        yield EmbeddedStore(str(tmp_path / "cache.sqlite3"), max_bytes=3000)
+        return
     redis_server = PrivateRedis(tmp_path / "redis").start()
-    request.addfinalizer(redis_server.stop)
-    return RedisStore(redis_server.url(), timeout=1.0, max_bytes=3000)
+    yield RedisStore(redis_server.url(), timeout=1.0, max_bytes=3000)
+    redis_server.stop()
 
 
 def _get(store, key):
