@@ -259,3 +259,6 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
             totals["tokens"] = totals["prompt_tokens"] + totals["completion_tokens"]
             context["totals"] = totals
         return response
+
+
+from gateway.response_cache import admin as response_cache_admin  # noqa: E402, F401  (registers it)

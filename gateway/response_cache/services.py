@@ -11,7 +11,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from chargeback.audit import audit_record
-from chargeback.errors import ValidationFailed, collect_errors
+from chargeback.errors import ApplicationError, Conflict, ValidationFailed, collect_errors
 from chargeback.models import ConsumerGroup, Organization
 from chargeback.money import ZERO, quantize
 from gateway.models import ResponseCachePolicy
@@ -91,12 +91,15 @@ def cache_policy_set(
     scope: str = "",
     excluded_models: list[str] | None = None,
     hit_price: Decimal | None = None,
+    new: bool = False,
     actor: str,
     via: str,
 ) -> tuple[ResponseCachePolicy, list[str]]:
     """Make the organization's (or the group's) cache settings exactly these (None or empty:
     inherit); return the row and the names of the fields that changed (none: nothing written,
-    no audit row). Refused with ValidationFailed naming each field."""
+    no audit row). Refused with ValidationFailed naming each field; with `new` (the admin's
+    add form) a Conflict when the row exists, and an ApplicationError when it would say
+    nothing."""
     values = {
         "enabled": enabled,
         "ttl_seconds": ttl_seconds,
@@ -118,11 +121,18 @@ def cache_policy_set(
             .first()
         )
         created = policy is None
+        if new and not created:
+            where = "this consumer group" if consumer_group is not None else "the organization"
+            raise Conflict(
+                f"{where} has cache settings already: change those", field="consumer_group"
+            )
         if created:
             policy = ResponseCachePolicy(organization=organization, consumer_group=consumer_group)
         before = None if created else _state(policy)
         changed = [name for name in FIELDS if getattr(policy, name) != values[name]]
         if not changed:
+            if new:
+                raise ApplicationError("every setting is empty: nothing to save", field="enabled")
             return policy, []  # a new row that would say nothing is not written either
         for name in FIELDS:
             setattr(policy, name, values[name])

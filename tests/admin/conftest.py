@@ -17,6 +17,7 @@ from budgets.models import Budget, BudgetAlert, WalletAlert
 from chargeback.models import AuditLog, Membership
 from chargeback.provider_secrets import provider_secret_set
 from gateway.models import UsageEvent
+from gateway.response_cache.services import cache_policy_set
 from reports.models import ExportJob, ProviderInvoice
 from tests.factories import (
     AdminTokenFactory,
@@ -118,6 +119,14 @@ def build_tenant(marker: str) -> Tenant:
         organization=org, target_id=f"{marker}-target", provider="fake", secret=secret
     )
     AdminTokenFactory(organization=org, name=f"{marker} token", raw=f"kt_admin_{marker}_tok")
+    cache_policy_set(organization=org, enabled=True, ttl_seconds=600, actor="x", via="config")
+    cache_policy_set(
+        organization=org,
+        consumer_group=owned.consumer_groups.get(),
+        excluded_models=[f"{marker}-model"],
+        actor=f"{marker}_admin",
+        via="config",
+    )
     price = PriceFactory(organization=org, provider="fake", model=f"{marker}-model")
     for dept in (owned, other):
         make_event(org, dept, marker=marker, cost="0.25", price=price)
