@@ -102,7 +102,10 @@ def overview_page(
         "charts": _overview_charts(rows, month, previous, query),
         "budget_total": to_cents(sum((r["budget"] or ZERO) for r in rows)),
         "over_budget": [r["name"] for r in rows if r["used"] is not None and r["used"] > 1],
-        "cache_savings": to_cents(sum(r["cache_savings"] for r in rows)),
+        # Summed at full precision, rounded once (rows are rounded each).
+        "cache_savings": to_cents(
+            sum((repeats.get(d.pk, sel.Repeats()).repeated_cost for d in visible), ZERO)
+        ),
         "cache_saved": to_cents(cache_saved),
     }
 
