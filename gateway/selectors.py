@@ -64,13 +64,17 @@ def spend_by(
     date_to: date,
     field: str,
     department: Department | None = None,
+    provider_billed: bool = False,
 ) -> list[dict]:
     """Spend grouped by one event field (department__team_id, model_requested, provider, user, ...),
     largest first: [{key, cost, requests, prompt_tokens, completion_tokens, cache_hits,
-    cache_saved}]."""
+    cache_saved}]. `provider_billed`: only what a provider billed (no cache hits, whose cost is
+    the organization's own cache price), for reconciling against its invoice."""
     qs = events_in_range(
         organization=organization, date_from=date_from, date_to=date_to, department=department
     )
+    if provider_billed:
+        qs = qs.exclude(_HIT)
     rows = (
         qs.values(field)
         .annotate(

@@ -250,3 +250,68 @@ def test_embeddings_are_cached_too(cached, oai):
     paid, hit = _events()
     assert hit.endpoint == "embeddings"
     assert hit.saved == paid.cost > 0
+
+
+def test_anthropic_replies_translated_from_an_openai_compatible_target_are_cached(
+    cached, claude, monkeypatch, fake_provider, fake_provider_server
+):
+    from tests.factories import PriceFactory
+
+    from .conftest import allow_test_env_refs
+
+    monkeypatch.setenv("KT_TEST_OPENAI_KEY", "sk-test")
+    cached.target.provider = "openai"
+    cached.target.base_url = f"{fake_provider}/v1"
+    allow_test_env_refs(cached.org)
+    cached.target.secret_env = "KT_TEST_OPENAI_KEY"
+    cached.target.save()
+    PriceFactory(provider="openai", model="gpt-test")
+    before = _chat_posts(fake_provider_server)
+
+    replies = [
+        claude.messages.with_raw_response.create(model="gpt-test", max_tokens=9, messages=HELLO)
+        for _ in range(2)
+    ]
+    streamed = []
+    for _ in range(2):
+        with claude.messages.stream(model="gpt-test", max_tokens=7, messages=HELLO) as stream:
+            streamed.append(("".join(stream.text_stream), stream.get_final_message()))
+
+    assert [r.headers["x-kt-cache"] for r in replies] == ["miss", "hit"]
+    assert replies[1].parse().content[0].text == replies[0].parse().content[0].text
+    assert streamed[1][0] == streamed[0][0] != ""
+    assert streamed[1][1].usage.output_tokens == 7
+    assert _chat_posts(fake_provider_server) == before + 2  # one JSON, one stream
+    assert [e.status for e in _events()] == ["ok", "cache_hit", "ok", "cache_hit"]
+
+
+def test_a_stream_the_client_left_is_not_stored_and_keeps_nobody_waiting(cached, gateway_url):
+    body = {"model": "fake-chat", "messages": HELLO, "stream": True}
+    headers = {"Authorization": f"Bearer {KEY}", "x-fake-chunks": "6", "x-fake-chunk-delay": "150"}
+    with httpx.stream(
+        "POST", f"{gateway_url}/chat/completions", json=body, headers=headers, timeout=10
+    ) as left:
+        assert left.headers["x-kt-cache"] == "miss"
+        next(line for line in left.iter_lines() if line.startswith("data:"))
+    again = httpx.post(
+        f"{gateway_url}/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}
+    )
+    assert again.headers["x-kt-cache"] == "miss"
+    assert "[DONE]" in again.text
+    statuses = sorted(e.status for e in _events())
+    assert statuses == ["client_disconnect", "ok"]
+
+
+def test_without_cost_tracking_a_hit_is_recorded_and_charges_nothing(cached, oai):
+    cached.org.cost_tracking_enabled = False
+    cached.org.save()
+    from gateway.cache import clear_all
+
+    clear_all()
+    oai.chat.completions.create(model="fake-chat", messages=HELLO)
+    hit = oai.chat.completions.with_raw_response.create(model="fake-chat", messages=HELLO)
+    assert hit.headers["x-kt-cache"] == "hit"
+    paid, event = _events()
+    assert (event.status, event.cost, event.wallet_id) == ("cache_hit", 0, None)
+    assert event.saved == paid.cost > 0
+    assert cached.refresh().balance == Decimal("10.00")

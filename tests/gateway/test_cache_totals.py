@@ -20,6 +20,7 @@ from django.test import Client
 from chargeback.models import Membership
 from chargeback.money import to_cents
 from gateway.models import UsageEvent
+from reports.admin_reconciliation import reconciliation_rows
 from reports.exports.running import export_job_run
 from reports.exports.services import export_job_create
 from tests.conftest import bearer_client
@@ -197,6 +198,16 @@ def test_a_month_with_cache_hits_adds_up_everywhere(gw, month):
         assert to_cents(mine[team_id].mtd_spend) == Decimal(row["spend"])
         assert to_cents(mine[team_id].mtd_cache_saved) == Decimal(row["cache_saved"])
         assert mine[team_id].cache_would_save == Decimal(row["cache_would_save"])
+
+    # Reconciling against the provider's invoice: what the provider billed, not the cache price.
+    with time_machine.travel(datetime(2026, 5, 31, 20, tzinfo=UTC), tick=False):
+        (fake,) = [
+            r
+            for r in reconciliation_rows(organization=org, months=1)
+            if r.provider == "fake" and r.month == date(2026, 5, 1)
+        ]
+    billed = events.exclude(status="cache_hit").aggregate(t=Sum("cost"))["t"]
+    assert fake.recorded == to_cents(billed) < spend
 
     # The outsider's hits are its own.
     outsider_hits = UsageEvent.objects.filter(organization=gw.outsider_org, status="cache_hit")
