@@ -173,6 +173,10 @@ def test_a_month_with_cache_hits_adds_up_everywhere(gw, month):
         assert row["cache_would_save"] == by_team[row["key"]]["cache_would_save"]
     by_model = api.get("/v1/spend", {"by": "model", "month": "2026-05"}).json()
     assert by_model["cache_saved"] == str(saved)
+    for row in by_model["rows"]:
+        of_model = hits.filter(model_requested=row["key"])
+        assert row["cache_saved"] == str(to_cents(sum((e.saved - e.cost for e in of_model), 0)))
+        assert row["cache_hits"] == of_model.count()
     page = browser.get("/dashboard/departments/team_engineering/?month=2026-05").context
     caching = next(t for t in page["tables"] if t.name == "caching")
     engineering_hits = hits.filter(department=gw.department)
@@ -181,6 +185,14 @@ def test_a_month_with_cache_hits_adds_up_everywhere(gw, month):
         sum((e.saved - e.cost for e in engineering_hits), Decimal(0))
     )
     assert page["cache_saved"] == Decimal(by_team["team_engineering"]["cache_saved"])
+    download = browser.get(
+        "/dashboard/departments/team_engineering/",
+        {"month": "2026-05", "format": "csv", "table": "caching"},
+    )
+    downloaded = list(csv.DictReader(io.StringIO(download.content.decode())))
+    assert [Decimal(r["Cache saved"]) for r in downloaded] == [
+        r["cache_saved"] for r in caching.rows
+    ]
 
     # The admin: the events' totals for May, the departments' month (seen from May 31).
     superuser = get_user_model().objects.create_superuser("root", password="x")
