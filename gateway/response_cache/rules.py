@@ -23,8 +23,9 @@ SCOPES = tuple(Scope.values)
 
 @dataclass(frozen=True, slots=True)
 class CacheRule:
-    """The effective settings of one group. `namespace` names its entries: the group (with its
-    creation time, so a re-created group with a reused id starts empty) or the organization."""
+    """The effective settings of one group. `namespace` names its entries: the group or the
+    organization (with its creation time: a row re-created with a reused id, in a restored
+    database, starts empty)."""
 
     organization_id: int
     namespace: str
@@ -77,9 +78,9 @@ def cache_rule_for(group) -> CacheRule | None:
         # combination; this holds if the organization's setting changes later).
         scope = Scope.CONSUMER_GROUP
     if scope == Scope.ORGANIZATION:
-        namespace = "org"
+        namespace = f"o{_micros(group.organization.created_at)}"
     else:
-        namespace = f"g{group.pk}.{int(group.created_at.timestamp() * 1_000_000)}"
+        namespace = f"g{group.pk}.{_micros(group.created_at)}"
     return CacheRule(
         organization_id=group.organization_id,
         namespace=namespace,
@@ -89,3 +90,7 @@ def cache_rule_for(group) -> CacheRule | None:
         excluded_models=frozenset(values["excluded_models"]),
         hit_price=values["hit_price"],
     )
+
+
+def _micros(moment) -> int:
+    return int(moment.timestamp() * 1_000_000)
