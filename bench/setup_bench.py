@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Bench tenants for bench/gateway.sh, and the accounting check after a run.
 
-  python bench/setup_bench.py setup --fast-url http://127.0.0.1:18080/v1 --slow-url URL
+  python bench/setup_bench.py setup --fast-url http://127.0.0.1:18080/v1 [--slow-url URL]
   python bench/setup_bench.py report
 
 Two organizations, so that routing cannot mix them up: `bench-fast` (target `openai` at the
 harness's fast nginx mock) and `bench-slow` (target `openai` at the slow SSE upstream). Each has
 one department, one consumer group with a known key and a wallet funded with $1,000,000,000.
-The model is the harness's `gpt-4o-mini`, priced from the shipped catalog (openai). Idempotent.
+The model is the harness's `gpt-4o-mini`, priced from the shipped catalog (openai). `bench-fast`
+also has the group `bench-cache` (same department and wallet) with the response cache on, for
+bench/cache.sh. Idempotent.
 `report` prints, per organization, what the ledger says after a run: events, their total cost,
 captures, pending holds, whether balance = sum of the ledger and held = sum of open holds, and
 how many captures exceeded their hold (with the largest capture/hold ratio; events flagged
@@ -33,16 +35,20 @@ from chargeback.keys import hash_key, key_prefix  # noqa: E402
 from chargeback.models import ConsumerGroup, Department, Organization, ProviderTarget  # noqa: E402
 from gateway.catalog import catalog_load  # noqa: E402
 from gateway.models import UsageEvent  # noqa: E402
+from gateway.response_cache.services import cache_policy_set  # noqa: E402
 from wallets import services  # noqa: E402
 from wallets.models import Hold, LedgerEntry, Wallet  # noqa: E402
 
 KEYS = {"bench-fast": "kt_cg_bench_fast_0123456789", "bench-slow": "kt_cg_bench_slow_0123456789"}
+CACHE_KEY = "kt_cg_bench_cache_0123456789"
 FUNDS = Decimal("1000000000")
 
 
-def setup(fast_url: str, slow_url: str) -> None:
+def setup(fast_url: str, slow_url: str | None) -> None:
     catalog_load()
     for slug, url in (("bench-fast", fast_url), ("bench-slow", slow_url)):
+        if url is None:
+            continue  # bench/cache.sh: the slow tenant is bench/gateway.sh's
         org, _ = Organization.objects.get_or_create(slug=slug, defaults={"name": slug})
         # The operator's allow-list (chargeback/env_refs.py); the gateway also needs its mocks'
         # host allowed: KT_UPSTREAM_ALLOW_HOSTS=127.0.0.1 (the bench scripts set it).
@@ -82,6 +88,26 @@ def setup(fast_url: str, slow_url: str) -> None:
                 idempotency_key="bench-funding",
             )
         print(f"{slug}: key {raw}, target {url}")
+        if slug == "bench-fast":
+            group, _ = ConsumerGroup.objects.update_or_create(
+                organization=org,
+                name="bench-cache",
+                defaults={
+                    "department": department,
+                    "key_prefix": key_prefix(CACHE_KEY),
+                    "key_hash": hash_key(CACHE_KEY),
+                    "is_active": True,
+                },
+            )
+            cache_policy_set(
+                organization=org,
+                consumer_group=group,
+                enabled=True,
+                ttl_seconds=86400,
+                actor="bench",
+                via="config",
+            )
+            print(f"{slug}: key {CACHE_KEY} with the response cache on")
 
 
 def report() -> dict:
@@ -123,7 +149,7 @@ def report() -> dict:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["setup"]:
         args = dict(zip(sys.argv[2::2], sys.argv[3::2], strict=False))
-        setup(args["--fast-url"], args["--slow-url"])
+        setup(args["--fast-url"], args.get("--slow-url"))
     elif sys.argv[1:2] == ["report"]:
         print("ACCOUNTINGJSON " + json.dumps(report()))
     else:

@@ -28,7 +28,7 @@ from chargeback.errors import ApplicationError
 from chargeback.money import AMOUNT_DIGITS, AMOUNT_PLACES, exact_str, to_cents
 from gateway import prices
 from gateway.models import Price, UsageEvent
-from gateway.selectors import COST_SUM
+from gateway.selectors import CACHE_HITS, CACHE_SAVED_SUM, COST_SUM
 from wallets.services import wallet_refund
 
 
@@ -150,6 +150,12 @@ class RefundForm(forms.Form):
     token = forms.CharField(widget=forms.HiddenInput)
 
 
+def _amount_cell(value):
+    # One call can cost a fraction of a cent: cents when exact, else every stored digit.
+    cents = to_cents(value)
+    return cents if cents == value else f"{value.normalize():f}"
+
+
 @admin.register(UsageEvent)
 class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
     """Every gateway request, never editable. The totals are of the filtered set, to the cent."""
@@ -167,6 +173,7 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
         "status",
         "tokens",
         "cost_column",
+        "saved_column",
         "above_hold",  # the provider billed more than the hold reserved (docs/pricing.md)
     ]
     list_filter = [
@@ -240,9 +247,11 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
 
     @admin.display(description="Cost", ordering="cost")
     def cost_column(self, obj):
-        # One call can cost a fraction of a cent: cents when exact, else every stored digit.
-        cents = to_cents(obj.cost)
-        return cents if cents == obj.cost else f"{obj.cost.normalize():f}"
+        return _amount_cell(obj.cost)
+
+    @admin.display(description="Saved (cache hit)", ordering="saved", empty_value="—")
+    def saved_column(self, obj):
+        return _amount_cell(obj.saved) if obj.status == UsageEvent.Status.CACHE_HIT else None
 
     @admin.display(description="Tokens (in + out)")
     def tokens(self, obj):
@@ -253,12 +262,18 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
         context = getattr(response, "context_data", None)
         if context and "cl" in context:
             totals = context["cl"].queryset.aggregate(
+                cache_saved=CACHE_SAVED_SUM,
+                cache_hits=CACHE_HITS,
                 cost=COST_SUM,
                 requests=Count("id"),
                 prompt_tokens=Coalesce(Sum("prompt_tokens"), 0),
                 completion_tokens=Coalesce(Sum("completion_tokens"), 0),
             )
             totals["cost"] = to_cents(totals["cost"])
+            totals["cache_saved"] = to_cents(totals["cache_saved"])
             totals["tokens"] = totals["prompt_tokens"] + totals["completion_tokens"]
             context["totals"] = totals
         return response
+
+
+from gateway.response_cache import admin as response_cache_admin  # noqa: E402, F401  (registers it)

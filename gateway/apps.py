@@ -7,3 +7,4 @@ class GatewayConfig(AppConfig):
 
     def ready(self):
         from gateway import config_section  # noqa: F401  (registers `gateway:`)
+        from gateway.response_cache import config_section as cache_section  # noqa: F401  (`cache:`)

@@ -15,6 +15,7 @@ from chargeback.keys import hash_key
 from chargeback.models import ConsumerGroup, Organization
 from gateway.cache import ttl_cache
 from gateway.errors import GatewayError
+from gateway.response_cache.rules import CacheRule, cache_rule_for
 
 _groups = ttl_cache()
 
@@ -40,6 +41,8 @@ class GroupContext:
     limit_key: str = ""
     # The organization's choice while the rate-limit store is down: refuse (503), else serve.
     rate_limits_fail_closed: bool = False
+    # The response cache's settings for this group; None: no cache, nothing more to do.
+    cache: CacheRule | None = None
 
 
 def raw_key(request) -> str:
@@ -80,6 +83,7 @@ def _load(digest: str) -> GroupContext | None:
         rate_limits_fail_closed=(
             org.rate_limits_unavailable == Organization.RateLimitsUnavailable.CLOSED
         ),
+        cache=cache_rule_for(group),
     )
 
 

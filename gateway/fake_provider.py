@@ -136,6 +136,7 @@ class FakeProviderHandler(BaseHTTPRequestHandler):
             )
             return
         path = self.path.split("?")[0].rstrip("/")
+        self.server.count(path)
         model, options = fake_options(self.headers, str(body.get("model", "fake")))
         routes = {
             "/v1/chat/completions": self._chat,
@@ -338,6 +339,15 @@ class FakeProviderHandler(BaseHTTPRequestHandler):
 class FakeProviderServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 512  # the concurrency tests open hundreds of connections at once
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._calls_lock = threading.Lock()
+        self.calls: dict[str, int] = {}  # POSTs received, by path (what the tests count)
+
+    def count(self, path: str) -> None:
+        with self._calls_lock:
+            self.calls[path] = self.calls.get(path, 0) + 1
 
 
 def start_in_thread(host: str = "127.0.0.1", port: int = 0):

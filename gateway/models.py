@@ -65,6 +65,10 @@ class UsageEvent(models.Model):
         CLIENT_DISCONNECT = "client_disconnect"
         REJECTED = "rejected"
         EXPIRED = "expired"
+        # Answered from the response cache (gateway/response_cache): no provider call, no
+        # hold; `cost` is the organization's cache price (0 unless set), `saved` what the
+        # provider call would have cost.
+        CACHE_HIT = "cache_hit"
 
     class UsageSource(models.TextChoices):
         PROVIDER = "provider"
@@ -146,6 +150,9 @@ class UsageEvent(models.Model):
     # The cost exceeded the request's hold: the provider reported more usage than the hold's
     # worst case allowed (charged anyway, the provider billed it). Rare; see docs/pricing.md.
     above_hold = models.BooleanField(default=False)
+    # A cache hit: what the call would have cost at the price in force (its tokens, the
+    # price in `price`). Realised savings are `saved - cost` over cache hits (gateway/selectors.py).
+    saved = AmountField(default=ZERO)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -167,3 +174,53 @@ class UsageEvent(models.Model):
     @property
     def total_tokens(self):
         return self.prompt_tokens + self.completion_tokens
+
+
+class ResponseCachePolicy(models.Model):
+    """The response cache's settings (gateway/response_cache): one row per organization with
+    its defaults (`consumer_group` empty) and one per consumer group that overrides them. An
+    empty field inherits (the organization's value, else the built-in default in
+    gateway/response_cache/rules.py); excluded models add up. Written by
+    gateway.response_cache.services only (config file, admin)."""
+
+    class Scope(models.TextChoices):
+        CONSUMER_GROUP = "consumer_group", "consumer group: each group its own entries"
+        ORGANIZATION = "organization", "organization: every group that shares it"
+        USER = "user", "user: each end user of the group their own entries"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="cache_policies"
+    )
+    consumer_group = models.ForeignKey(
+        ConsumerGroup,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="cache_policies",
+        help_text="Empty: the organization's defaults for every group.",
+    )
+    enabled = models.BooleanField(null=True, blank=True)
+    ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
+    max_entry_bytes = models.PositiveIntegerField(null=True, blank=True)
+    scope = models.CharField(max_length=20, choices=Scope.choices, blank=True)
+    excluded_models = models.JSONField(default=list, blank=True)
+    # The organization's internal price of a cache hit (organization row only; empty: free).
+    hit_price = AmountField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization", "consumer_group__name"]
+        verbose_name = "response cache policy"
+        verbose_name_plural = "response cache policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=Q(consumer_group__isnull=True),
+                name="one_org_cache_policy",
+            ),
+            models.UniqueConstraint(fields=["consumer_group"], name="one_group_cache_policy"),
+        ]
+
+    def __str__(self):
+        return f"cache: {self.consumer_group.name if self.consumer_group_id else 'organization'}"

@@ -26,6 +26,7 @@ from gateway.pricing import Usage, cost_of, worst_case_cost
 from gateway.providers import upstream_for, upstream_send
 from gateway.ratelimit import ratelimit_admit, ratelimit_spend
 from gateway.recording import event_record
+from gateway.response_cache.flow import cache_call
 from gateway.routing import route, wallet_of
 from gateway.streaming import Relay, elapsed_ms, release_connection
 from gateway.validation import lone_surrogate, storable
@@ -78,6 +79,7 @@ class Call:
         self.translate = False
         self.done = False
         self.cost = ZERO
+        self.cache = None  # gateway.response_cache.flow.Fill when the group's cache is on
         self.available: Decimal | None = None
 
     # --- before the provider ----------------------------------------------------------------
@@ -112,7 +114,12 @@ class Call:
                 self.strip_usage = True
                 options["include_usage"] = True
                 payload = json.dumps({**body, "stream_options": options}).encode()
+        if ctx.cache is not None:  # the response cache answers hits, stores misses' replies
+            return cache_call(self, payload)
         self._hold()
+        return self._call(payload)
+
+    def _call(self, payload: bytes) -> HttpResponse:
         try:
             release_connection()
             if self.stream:
@@ -156,12 +163,13 @@ class Call:
             choices=self.choices,
         )
 
-    def _hold(self):
+    def _hold(self, amount: Decimal | None = None):
+        """Reserve the worst case (or `amount`: a priced cache hit) on the request's wallet."""
         ctx = self.ctx
         if not ctx.cost_tracking:
             return
         self.wallet = wallet_of(ctx, self.user)
-        worst = self._worst_case()
+        worst = self._worst_case() if amount is None else amount
         if self.wallet is None:
             if ctx.enforcement:
                 self._reject(
@@ -304,7 +312,8 @@ class Call:
             writer = translate.AnthropicStreamWriter(self.request_id, str(self.model))
         relay = Relay(self, upstream, StreamScanner(self.fmt, strip_usage=self.strip_usage), writer)
         response = StreamingHttpResponse(
-            relay, content_type=upstream.headers.get("content-type", "text/event-stream")
+            relay if self.cache is None else self.cache.tee(self, relay),
+            content_type=upstream.headers.get("content-type", "text/event-stream"),
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # nginx: relay each chunk as it comes
@@ -367,6 +376,7 @@ class Call:
             return
         self.done = True
         self.usage = usage
+        self.usage_source = usage_source
         self.cost = cost_of(self.price, usage) if usage is not None else ZERO
         fields = self._event_fields(
             status=status,

@@ -5,7 +5,7 @@ precision (`COST_SUM`), round once for display (chargeback.money.to_cents)."""
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from chargeback.models import Department, Organization
@@ -15,6 +15,16 @@ from gateway.models import UsageEvent
 
 # The one sum of event costs (full precision, 0 for no events).
 COST_SUM = Coalesce(Sum("cost"), ZERO, output_field=AmountField())
+# Requests that were answered: by the provider, or from the response cache.
+SERVED = (UsageEvent.Status.OK, UsageEvent.Status.CACHE_HIT)
+# Realised savings of the response cache: what its hits would have cost at the price in force,
+# less what they did cost (the organization's cache price, if any). Full precision. Annotate it
+# before an annotation named `cost`, which F("cost") would mean once it exists.
+_HIT = Q(status=UsageEvent.Status.CACHE_HIT)
+CACHE_SAVED_SUM = Coalesce(
+    Sum(F("saved") - F("cost"), filter=_HIT), ZERO, output_field=AmountField()
+)
+CACHE_HITS = Count("id", filter=_HIT)
 
 
 def events_in_range(
@@ -54,15 +64,22 @@ def spend_by(
     date_to: date,
     field: str,
     department: Department | None = None,
+    provider_billed: bool = False,
 ) -> list[dict]:
     """Spend grouped by one event field (department__team_id, model_requested, provider, user, ...),
-    largest first: [{key, cost, requests, prompt_tokens, completion_tokens}]."""
+    largest first: [{key, cost, requests, prompt_tokens, completion_tokens, cache_hits,
+    cache_saved}]. `provider_billed`: only what a provider billed (no cache hits, whose cost is
+    the organization's own cache price), for reconciling against its invoice."""
     qs = events_in_range(
         organization=organization, date_from=date_from, date_to=date_to, department=department
     )
+    if provider_billed:
+        qs = qs.exclude(_HIT)
     rows = (
         qs.values(field)
         .annotate(
+            cache_saved=CACHE_SAVED_SUM,
+            cache_hits=CACHE_HITS,
             cost=COST_SUM,
             requests=Count("id"),
             prompt_tokens=Sum("prompt_tokens"),
@@ -70,13 +87,31 @@ def spend_by(
         )
         .order_by("-cost", field)
     )
-    return [
-        {
-            "key": r[field],
-            **{k: r[k] for k in ("cost", "requests", "prompt_tokens", "completion_tokens")},
-        }
-        for r in rows
-    ]
+    return [{"key": r[field], **{k: r[k] for k in SPEND_FIGURES}} for r in rows]
+
+
+SPEND_FIGURES = (
+    "cost",
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "cache_hits",
+    "cache_saved",
+)
+
+
+def cache_saved_total(
+    *,
+    organization: Organization,
+    date_from: date,
+    date_to: date,
+    department: Department | None = None,
+) -> Decimal:
+    """Unrounded realised savings of the response cache in the range (CACHE_SAVED_SUM)."""
+    qs = events_in_range(
+        organization=organization, date_from=date_from, date_to=date_to, department=department
+    )
+    return qs.aggregate(saved=CACHE_SAVED_SUM)["saved"]
 
 
 # --- exports ---
@@ -90,7 +125,8 @@ def spend_grouped(
     fields: list[str],
     department: Department | None = None,
 ) -> list[dict]:
-    """Unrounded cost, requests (and failed ones) and tokens grouped by several event fields,
+    """Unrounded cost, requests (failed ones: neither answered nor a cache hit), tokens and cache
+    hits and their realised savings grouped by several event fields,
     ordered by those fields: the chargeback export sums these at full precision and rounds once."""
     qs = events_in_range(
         organization=organization, date_from=date_from, date_to=date_to, department=department
@@ -98,9 +134,11 @@ def spend_grouped(
     return list(
         qs.values(*fields)
         .annotate(
+            cache_saved=CACHE_SAVED_SUM,
+            cache_hits=CACHE_HITS,
             cost=COST_SUM,
             requests=Count("id"),
-            failed_requests=Count("id", filter=~Q(status=UsageEvent.Status.OK)),
+            failed_requests=Count("id", filter=~Q(status__in=SERVED)),
             prompt_tokens=Sum("prompt_tokens"),
             cached_tokens=Sum("cached_tokens"),
             completion_tokens=Sum("completion_tokens"),

@@ -32,7 +32,15 @@ def spend(args) -> int:
 def render_table(data: dict) -> str:
     """Aligned columns; amounts are the server's, already rounded to the cent."""
     currency = data["currency"]
-    header = [data["by"], f"spend ({currency})", "share", "requests", "tokens"]
+    header = [
+        data["by"],
+        f"spend ({currency})",
+        "share",
+        "requests",
+        "tokens",
+        "cache saved",
+        "would save",
+    ]
     rows = [
         [
             row["key"] or "(none)",
@@ -40,10 +48,20 @@ def render_table(data: dict) -> str:
             f"{row['share_percent']} %",
             f"{row['requests']:,}",
             f"{row['prompt_tokens'] + row['completion_tokens']:,}",
+            _amount(row.get("cache_saved", "0.00")),
+            _amount(row.get("cache_would_save", "0.00")),
         ]
         for row in data["rows"]
     ]
-    footer = ["total", _amount(data["total"]), "", f"{data['requests']:,}", ""]
+    footer = [
+        "total",
+        _amount(data["total"]),
+        "",
+        f"{data['requests']:,}",
+        "",
+        _amount(data.get("cache_saved", "0.00")),
+        _amount(data.get("cache_would_save", "0.00")),
+    ]
     table = [header, *rows, footer]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
 

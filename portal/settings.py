@@ -393,3 +393,19 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # After the rate-limit store failed, a gateway process leaves it alone this long (seconds);
 # `retry-after` of a fail-closed 503 says the same (gateway/ratelimit.py).
 KT_RATELIMIT_STORE_RETRY_SECONDS = env.float("KT_RATELIMIT_STORE_RETRY_SECONDS", default=2.0)
+
+# --- response cache (gateway/response_cache, docs/gateway.md "Response cache") ---
+# Where replies are kept: a Redis URL (default REDIS_URL), else the embedded SQLite file below,
+# which the gateway processes of one host share (the demo).
+KT_RESPONSE_CACHE_URL = env("KT_RESPONSE_CACHE_URL", default=REDIS_URL)
+KT_RESPONSE_CACHE_PATH = env(
+    "KT_RESPONSE_CACHE_PATH", default=str(BASE_DIR / "var" / "response-cache.sqlite3")
+)
+# What one organization's entries may take (bytes); above it the entries closest to expiry go.
+KT_RESPONSE_CACHE_MAX_BYTES = env.int("KT_RESPONSE_CACHE_MAX_BYTES", default=256 * 1024 * 1024)
+# Identical requests wait at most this long (seconds) for the one that calls the provider.
+KT_RESPONSE_CACHE_FILL_SECONDS = env.float("KT_RESPONSE_CACHE_FILL_SECONDS", default=30.0)
+# A Redis call slower than this (seconds) counts as the store being away: the request goes on
+# uncached, and this process leaves the store alone for KT_RESPONSE_CACHE_RETRY_SECONDS.
+KT_RESPONSE_CACHE_TIMEOUT = env.float("KT_RESPONSE_CACHE_TIMEOUT", default=0.5)
+KT_RESPONSE_CACHE_RETRY_SECONDS = env.float("KT_RESPONSE_CACHE_RETRY_SECONDS", default=2.0)

@@ -25,6 +25,7 @@ from chargeback.models import Organization
 from chargeback.money import ZERO, AmountField
 from chargeback.periods import day_range, local_today, month_end, month_start
 from gateway.models import UsageEvent
+from gateway.selectors import CACHE_SAVED_SUM
 from wallets.models import LedgerEntry, Wallet
 from wallets.selectors import FUNDING_KINDS, wallet_status_expression
 
@@ -37,16 +38,21 @@ def month_to_date_bounds(organization: Organization):
     return day_range(organization, month_start(today), month_end(today))
 
 
-def _sum_subquery(qs, *, group_by: str, field: str = "amount"):
-    """A correlated SUM (full precision) for the outer row; NULL when there are no rows."""
+def _sum_subquery(qs, *, group_by: str, field: str = "amount", total=None):
+    """A correlated SUM (full precision) for the outer row; NULL when there are no rows.
+    `total`: another aggregate than Sum(field)."""
     return Subquery(
-        qs.order_by().values(group_by).annotate(total=Sum(field)).values("total")[:1],
+        qs.order_by()
+        .values(group_by)
+        .annotate(total=total if total is not None else Sum(field))
+        .values("total")[:1],
         output_field=AmountField(),
     )
 
 
-def _mtd_spend(organizations):
-    """Month-to-date spend of the outer department, each in its organization's own month."""
+def _mtd_spend(organizations, total=None):
+    """Month-to-date spend of the outer department, each in its organization's own month
+    (`total`: another sum of its events, e.g. CACHE_SAVED_SUM)."""
     bounds = {}
     for organization in organizations:
         bounds.setdefault(organization.time_zone, month_to_date_bounds(organization))
@@ -60,7 +66,7 @@ def _mtd_spend(organizations):
             created_at__lt=end,
         )
         return Coalesce(
-            _sum_subquery(events, group_by="department", field="cost"),
+            _sum_subquery(events, group_by="department", field="cost", total=total),
             ZERO,
             output_field=AmountField(),
         )
@@ -79,10 +85,12 @@ def _mtd_spend(organizations):
 
 
 def annotate_departments(qs, *, organizations):
-    """mtd_spend, budget_amount, percent_used, wallet_available, wallet_status."""
+    """mtd_spend, mtd_cache_saved, budget_amount, percent_used, wallet_available,
+    wallet_status."""
     team_wallet = Wallet.objects.filter(department=OuterRef("pk"), scope=Wallet.Scope.TEAM)
     qs = qs.annotate(
         mtd_spend=_mtd_spend(organizations),
+        mtd_cache_saved=_mtd_spend(organizations, total=CACHE_SAVED_SUM),
         budget_amount=Subquery(
             Budget.objects.filter(department=OuterRef("pk"), period=Budget.Period.MONTH).values(
                 "amount"

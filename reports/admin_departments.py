@@ -3,13 +3,16 @@ row per department (columns computed in SQL by reports/admin_columns.py). Depart
 tenancy model (chargeback); their admin lives here, with the spend it shows."""
 
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
 
 from chargeback import services
 from chargeback.admin_base import actor_of, request_scope
 from chargeback.admin_services import ServiceAdmin
 from chargeback.models import Department, Organization
 from chargeback.money import to_cents
+from chargeback.periods import local_today, month_end, month_start
 from reports.admin_columns import annotate_departments
+from reports.dashboards.selectors import Repeats, repeats_by_department
 
 
 @admin.register(Department)
@@ -25,6 +28,8 @@ class DepartmentAdmin(ServiceAdmin):
         "percent_used_column",
         "wallet_available_column",
         "wallet_status_column",
+        "cache_saved_column",
+        "cache_would_save_column",
     ]
     search_fields = ["name", "team_id"]
     fields = ["organization", "team_id", "name", "owner_emails"]
@@ -55,6 +60,9 @@ class DepartmentAdmin(ServiceAdmin):
     def service_delete(self, request, obj):
         services.department_delete(department=obj, actor=actor_of(request), via="admin")
 
+    def get_changelist(self, request, **kwargs):
+        return _WouldSaveChangeList
+
     def get_queryset(self, request):
         qs = super().get_queryset(request)
         if request_scope(request).superuser:
@@ -82,3 +90,30 @@ class DepartmentAdmin(ServiceAdmin):
     @admin.display(description="Wallet status", ordering="wallet_status", empty_value="—")
     def wallet_status_column(self, obj):
         return obj.wallet_status or None
+
+    @admin.display(description="Cache saved (month)", ordering="mtd_cache_saved")
+    def cache_saved_column(self, obj):
+        return to_cents(obj.mtd_cache_saved)
+
+    @admin.display(description="Caching would save (month)", empty_value="—")
+    def cache_would_save_column(self, obj):
+        return getattr(obj, "cache_would_save", None)
+
+
+class _WouldSaveChangeList(ChangeList):
+    """Adds what caching would save this month to the page's departments: the dashboards' own
+    computation (repeated prompts), once per organization on the page."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        by_org = {}
+        for department in self.result_list:
+            by_org.setdefault(department.organization_id, []).append(department)
+        for departments in by_org.values():
+            organization = departments[0].organization
+            today = local_today(organization)
+            repeats = repeats_by_department(
+                organization=organization, date_from=month_start(today), date_to=month_end(today)
+            )
+            for department in departments:
+                department.cache_would_save = repeats.get(department.pk, Repeats()).savings

@@ -76,6 +76,7 @@ def reconciliation_rows(
                 date_from=month,
                 date_to=month_end(month),
                 field="provider",
+                provider_billed=True,
             )
         }
         providers = sorted(set(recorded) | {p for (p, m) in invoices if m == month})

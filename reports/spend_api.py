@@ -10,10 +10,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chargeback.errors import ApplicationError
-from chargeback.money import to_cents
+from chargeback.money import ZERO, to_cents
 from chargeback.periods import local_today, month_end
-from gateway.selectors import spend_by, spend_total
-from reports.dashboards.selectors import month_parse, share
+from gateway.selectors import cache_saved_total, spend_by, spend_total
+from reports.dashboards.selectors import Repeats, month_parse, repeats_by, share
 
 GROUPS = {
     "team": "department__team_id",
@@ -43,12 +43,21 @@ class SpendApi(APIView):
             requests = serializers.IntegerField()
             prompt_tokens = serializers.IntegerField()
             completion_tokens = serializers.IntegerField()
+            cache_hits = serializers.IntegerField(help_text="requests the response cache answered")
+            cache_saved = serializers.CharField(
+                help_text="what those hits would have cost, less the cache price: realised"
+            )
+            cache_would_save = serializers.CharField(
+                help_text="repeated prompts the provider answered again: what caching would save"
+            )
 
         by = serializers.CharField()
         month = serializers.CharField()
         currency = serializers.CharField()
         total = serializers.CharField()
         requests = serializers.IntegerField()
+        cache_saved = serializers.CharField()
+        cache_would_save = serializers.CharField()
         rows = SpendRowSerializer(many=True)
 
     @extend_schema(parameters=[InputSerializer], responses=OutputSerializer)
@@ -63,6 +72,7 @@ class SpendApi(APIView):
         scope = {"organization": organization, "date_from": month, "date_to": month_end(month)}
         total = spend_total(**scope)
         rows = spend_by(field=GROUPS[by], **scope)
+        would = repeats_by(field=GROUPS[by], **scope)
         return Response(
             self.OutputSerializer(
                 {
@@ -71,6 +81,10 @@ class SpendApi(APIView):
                     "currency": organization.currency,
                     "total": str(to_cents(total)),
                     "requests": sum(r["requests"] for r in rows),
+                    "cache_saved": str(to_cents(cache_saved_total(**scope))),
+                    "cache_would_save": str(
+                        to_cents(sum((r.repeated_cost for r in would.values()), ZERO))
+                    ),
                     "rows": [
                         {
                             "key": r["key"] or "",
@@ -81,6 +95,9 @@ class SpendApi(APIView):
                             "requests": r["requests"],
                             "prompt_tokens": r["prompt_tokens"] or 0,
                             "completion_tokens": r["completion_tokens"] or 0,
+                            "cache_hits": r["cache_hits"],
+                            "cache_saved": str(to_cents(r["cache_saved"])),
+                            "cache_would_save": str(would.get(r["key"], Repeats()).savings),
                         }
                         for r in rows
                     ],

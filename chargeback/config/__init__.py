@@ -8,7 +8,7 @@ New top-level sections register a handler: see `chargeback/config/registry.py`.
 """
 
 from chargeback.config.apply import ParsedConfig, config_apply, config_parse, config_validate
-from chargeback.config.registry import register_section
+from chargeback.config.registry import register_group_key, register_section
 from chargeback.config.report import ApplyContext, ConfigReport
 
 __all__ = [
@@ -18,5 +18,6 @@ __all__ = [
     "config_apply",
     "config_parse",
     "config_validate",
+    "register_group_key",
     "register_section",
 ]

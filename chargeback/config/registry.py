@@ -8,6 +8,14 @@ database match, inside the apply transaction, through services, recording each c
 `ctx.report`. Sections apply in ascending `order` (providers 10, consumer_groups 20,
 cost_tracking 30), so a later section can rely on the departments an earlier one created. A
 section absent from the file is not managed: its rows are left as they are.
+
+Upper apps may also add a key to each consumer group (`consumer_groups[].<key>`):
+
+    register_group_key("cache", parse=parse_group_cache, apply=apply_group_cache)
+
+`parse(node, path)` as above; `apply(ctx, group, value)` runs after the group itself was
+applied, with `value` None when the group has no such key (reset it), and returns the names of
+what it changed (they join the group's `changed consumer_group ...` line).
 """
 
 from collections.abc import Callable
@@ -41,3 +49,22 @@ def sections() -> list[Section]:
 
 def section(key: str) -> Any:
     return _SECTIONS.get(key)
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    key: str
+    parse: Callable
+    apply: Callable
+
+
+_GROUP_KEYS: dict[str, GroupKey] = {}
+
+
+def register_group_key(key: str, *, parse: Callable, apply: Callable) -> None:
+    """Add (or replace, for reloads) a key of every consumer group."""
+    _GROUP_KEYS[key] = GroupKey(key=key, parse=parse, apply=apply)
+
+
+def group_keys() -> list[GroupKey]:
+    return sorted(_GROUP_KEYS.values(), key=lambda k: k.key)

@@ -202,10 +202,18 @@ class Located:
         return f"{self.path}.{key}" if self.path else key, line_of(node)
 
 
-def mapping(fields: dict[str, Field], *, check: Callable[[Located], None] | None = None) -> Reader:
-    """A mapping with known keys: unknown, duplicate or missing keys are errors."""
+def mapping(
+    fields: dict[str, Field],
+    *,
+    check: Callable[[Located], None] | None = None,
+    more: Callable[[], dict[str, Field]] | None = None,
+) -> Reader:
+    """A mapping with known keys: unknown, duplicate or missing keys are errors. `more()` adds
+    keys known only when the file is read (registered by upper apps)."""
+    base = fields
 
     def read(node: Node, path: str) -> Located:
+        fields = {**base, **more()} if more is not None else base
         if not isinstance(node, MappingNode):
             fail(node, path, f"expected a mapping, got {_kind(node)}")
         values, key_nodes = {}, {}

@@ -2,10 +2,10 @@
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chargeback import services
-from chargeback.config.registry import register_section
+from chargeback.config.registry import group_keys, register_section
 from chargeback.config.report import ApplyContext
 from chargeback.config.schema import (
     ENV_NAME_RE,
@@ -175,6 +175,7 @@ class GroupSpec:
     tpm_limit: int | None
     active: bool
     where: Located
+    extra: dict = field(default_factory=dict)  # registered keys (registry.register_group_key)
 
 
 def _one_key(group: Located) -> None:
@@ -219,6 +220,7 @@ group_reader = mapping(
         "active": Field(boolean, default=True),
     },
     check=_one_key,
+    more=lambda: {key.key: Field(key.parse) for key in group_keys()},
 )
 
 
@@ -250,6 +252,7 @@ def parse_consumer_groups(node, path: str) -> list[GroupSpec]:
                 tpm_limit=limits["tpm"] if limits else None,
                 active=item["active"],
                 where=item,
+                extra={key.key: item[key.key] for key in group_keys()},
             )
         )
     return groups
@@ -312,7 +315,7 @@ def apply_consumer_groups(ctx: ApplyContext, groups: list[GroupSpec]) -> None:
             if created:
                 ctx.report.add("created", "department", spec.wallet_team_id)
         try:
-            _, created, changed = services.consumer_group_upsert(
+            group, created, changed = services.consumer_group_upsert(
                 organization=ctx.organization,
                 name=spec.name,
                 raw_key=spec.raw_key,
@@ -328,6 +331,8 @@ def apply_consumer_groups(ctx: ApplyContext, groups: list[GroupSpec]) -> None:
         except ApplicationError as exc:
             where, line = spec.where.where("api_key" if not spec.key_env_ref else "api_key_ref")
             raise ConfigError(exc.message, path=where, line=line) from None
+        for key in group_keys():
+            changed = [*changed, *key.apply(ctx, group, spec.extra.get(key.key))]
         if created:
             ctx.report.add("created", "consumer_group", spec.name)
         elif changed:

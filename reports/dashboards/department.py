@@ -33,6 +33,7 @@ def department_page(*, organization, department, month: date, as_of: date | None
     )
     premium = sel.premium_spend_by_department(**scope).get(department.pk, ZERO)
     repeats = sel.repeats_by_department(**scope).get(department.pk, sel.Repeats())
+    cache_saved = sel.cache_saved_total(**scope)
     daily = sel.daily_spend(**scope)
     daily += [(day, None) for day in _days_after(as_of, date_to)]
 
@@ -64,6 +65,7 @@ def department_page(*, organization, department, month: date, as_of: date | None
         return table
 
     models = grouped("models", "By model", "model_requested", "Model")
+    caching = _caching_by_model(scope, models)
     providers = grouped("providers", "By provider", "provider", "Provider")
     users = grouped("users", "Top users", "user", "User", limit=15)
     daily_table = Table(
@@ -121,12 +123,43 @@ def department_page(*, organization, department, month: date, as_of: date | None
         "repeated": repeats.repeated,
         "repeat_requests": repeats.requests,
         "cache_savings": repeats.savings,
+        "cache_saved": to_cents(cache_saved),
+        "cache_hits": sum(r["cache_hits"] for r in caching.rows),
     }
     return {
         **figures,
-        "tables": [models, providers, users, daily_table, repeated],
+        "tables": [models, providers, users, daily_table, repeated, caching],
         "charts": _department_charts(figures, daily, budget, models, providers, users),
     }
+
+
+def _caching_by_model(scope: dict, models: Table) -> Table:
+    """Per model: what the response cache saved (its hits, net of the cache price) next to what
+    caching would still save (repeated prompts the provider answered again)."""
+    would = sel.repeats_by(field="model_requested", **scope)
+    table = Table(
+        "caching",
+        "Response cache by model",
+        [
+            Column("key", "Model"),
+            Column("cache_hits", "Cache hits", "int"),
+            Column("cache_saved", "Cache saved", "money"),
+            Column("repeated", "Repeats not cached", "int"),
+            Column("would_save", "Caching would save", "money"),
+        ],
+    )
+    for r in models.rows:
+        rep = would.get(r["key"], sel.Repeats())
+        table.rows.append(
+            {
+                "key": r["key"],
+                "cache_hits": r["cache_hits"],
+                "cache_saved": to_cents(r["cache_saved"]),
+                "repeated": rep.repeated,
+                "would_save": rep.savings,
+            }
+        )
+    return table
 
 
 def _days_after(day: date, last: date) -> list[date]:

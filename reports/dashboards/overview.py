@@ -33,8 +33,12 @@ def overview_page(
     visible = list(departments)
     if full_access:
         total = sel.spend_total(**scope)
+        cache_saved = sel.cache_saved_total(**scope)
     else:
         total = sum((spend[d.team_id]["cost"] for d in visible if d.team_id in spend), ZERO)
+        cache_saved = sum(
+            (spend[d.team_id]["cache_saved"] for d in visible if d.team_id in spend), ZERO
+        )
 
     rows = []
     for dept in visible:
@@ -57,6 +61,8 @@ def overview_page(
                 "premium_share": sel.share(premium.get(dept.pk, ZERO), cost),
                 "repeat_rate": rep.rate,
                 "cache_savings": rep.savings,
+                "cache_hits": row.get("cache_hits", 0),
+                "cache_saved": to_cents(row.get("cache_saved", ZERO)),
             }
         )
     rows.sort(key=lambda r: (-r["spend"], r["name"]))
@@ -79,9 +85,11 @@ def overview_page(
             Column("premium_share", "Premium models", "percent"),
             Column("repeat_rate", "Repeated prompts", "percent"),
             Column("cache_savings", "Caching would save", "money"),
+            Column("cache_hits", "Cache hits", "int"),
+            Column("cache_saved", "Cache saved", "money"),
         ],
         rows,
-        footer={"name": "Total", "spend": to_cents(total)},
+        footer={"name": "Total", "spend": to_cents(total), "cache_saved": to_cents(cache_saved)},
     )
     by_spend = {r["team_id"]: n for n, r in enumerate(rows)}
     ordered = sorted(visible, key=lambda d: by_spend[d.team_id])
@@ -94,7 +102,11 @@ def overview_page(
         "charts": _overview_charts(rows, month, previous, query),
         "budget_total": to_cents(sum((r["budget"] or ZERO) for r in rows)),
         "over_budget": [r["name"] for r in rows if r["used"] is not None and r["used"] > 1],
-        "cache_savings": to_cents(sum(r["cache_savings"] for r in rows)),
+        # Summed at full precision, rounded once (rows are rounded each).
+        "cache_savings": to_cents(
+            sum((repeats.get(d.pk, sel.Repeats()).repeated_cost for d in visible), ZERO)
+        ),
+        "cache_saved": to_cents(cache_saved),
     }
 
 
@@ -188,12 +200,13 @@ def _overview_charts(rows, month, previous, query) -> dict:
                 {
                     "label": r["name"],
                     "value": r["cache_savings"],
-                    "display": f"{money(r['cache_savings'])} ({charts.percent(r['repeat_rate'])})",
+                    "display": f"{money(r['cache_savings'])} ({charts.percent(r['repeat_rate'])})"
+                    + (f" · saved {money(r['cache_saved'])}" if r["cache_hits"] else ""),
                     "color": "#10b981",
                 }
                 for r in rows
             ],
-            title="Cacheable repeats: what caching would save",
+            title="Cacheable repeats: what caching would save, and what the cache saved",
             width=545,
             label_width=190,
         ),

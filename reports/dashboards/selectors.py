@@ -16,7 +16,13 @@ from chargeback.models import Department, Membership, Organization
 from chargeback.money import ZERO, to_cents
 from chargeback.periods import local_today, month_end, month_start
 from gateway.models import UsageEvent
-from gateway.selectors import COST_SUM, events_in_range, spend_by, spend_total
+from gateway.selectors import (
+    COST_SUM,
+    cache_saved_total,
+    events_in_range,
+    spend_by,
+    spend_total,
+)
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -143,6 +149,27 @@ class Repeats:
 def repeats_by_department(
     *, organization: Organization, date_from: date, date_to: date, department=None
 ) -> dict[int | None, Repeats]:
+    return repeats_by(
+        organization=organization,
+        date_from=date_from,
+        date_to=date_to,
+        department=department,
+        field="department_id",
+    )
+
+
+def repeats_by(
+    *,
+    organization: Organization,
+    date_from: date,
+    date_to: date,
+    field: str | tuple,
+    department=None,
+) -> dict:
+    """Repeats (a prompt fingerprint seen earlier in the same department and range) counted
+    under each value of an event field (department_id, model_requested, provider, user, ...;
+    a tuple of fields: keyed by their values' tuple): what caching would still save. Requests the response cache answered are not among them
+    (their status is `cache_hit`): what the cache did save is CACHE_SAVED_SUM."""
     qs = (
         events_in_range(
             organization=organization, date_from=date_from, date_to=date_to, department=department
@@ -150,12 +177,17 @@ def repeats_by_department(
         .filter(status=UsageEvent.Status.OK)
         .exclude(prompt_fingerprint="")
         .order_by("created_at", "id")
-        .values_list("department_id", "prompt_fingerprint", "cost")
+        .values_list(
+            "department_id",
+            "prompt_fingerprint",
+            "cost",
+            *(field if isinstance(field, tuple) else (field,)),
+        )
     )
     result = defaultdict(Repeats)
     seen = set()
-    for dept_id, fingerprint, cost in qs.iterator(chunk_size=5000):
-        stats = result[dept_id]
+    for dept_id, fingerprint, cost, *key in qs.iterator(chunk_size=5000):
+        stats = result[tuple(key) if isinstance(field, tuple) else key[0]]
         stats.requests += 1
         if (dept_id, fingerprint) in seen:
             stats.repeated += 1
@@ -253,6 +285,7 @@ def spend_by_department_months(
 __all__ = [
     "Repeats",
     "budgets_by_department",
+    "cache_saved_total",
     "daily_spend",
     "dashboard_department",
     "dashboard_departments",
@@ -263,6 +296,7 @@ __all__ = [
     "months_back",
     "premium_models",
     "premium_spend_by_department",
+    "repeats_by",
     "repeats_by_department",
     "share",
     "spend_by",

@@ -17,6 +17,7 @@ from budgets.models import Budget, BudgetAlert, WalletAlert
 from chargeback.models import AuditLog, Membership
 from chargeback.provider_secrets import provider_secret_set
 from gateway.models import UsageEvent
+from gateway.response_cache.services import cache_policy_set
 from reports.models import ExportJob, ProviderInvoice
 from sso.models import SsoConnection, SsoIdentity
 from tests.factories import (
@@ -133,6 +134,14 @@ def build_tenant(marker: str) -> Tenant:
         subject=f"{marker}-sub",
         user=get_user_model().objects.create_user(username=f"{marker}_sso"),
         groups=[f"{marker}-leads"],
+    )
+    cache_policy_set(organization=org, enabled=True, ttl_seconds=600, actor="x", via="config")
+    cache_policy_set(
+        organization=org,
+        consumer_group=owned.consumer_groups.get(),
+        excluded_models=[f"{marker}-model"],
+        actor=f"{marker}_admin",
+        via="config",
     )
     price = PriceFactory(organization=org, provider="fake", model=f"{marker}-model")
     for dept in (owned, other):

@@ -31,7 +31,8 @@ from chargeback.models import (
 from chargeback.provider_secrets import provider_secret_set
 from chargeback.targets import target_upsert
 from gateway import prices
-from gateway.models import Price
+from gateway.models import Price, ResponseCachePolicy
+from gateway.response_cache.services import cache_policy_set
 from reports.invoices import provider_invoice_save
 from reports.models import ProviderInvoice
 from tests.conftest import bearer_client
@@ -175,6 +176,17 @@ def _sso_save(tenant, *, secret_name=None, **changes):
         **changes,
     }
     return sso_connection_save(organization=tenant.org, actor="x", via="x", **fields)
+
+
+def _cache_set(tenant, group=None, **values):
+    return lambda: cache_policy_set(
+        organization=tenant.org, consumer_group=group, actor="x", via="x", **values
+    )
+
+
+def _action_of_config_cache(tenant) -> str:
+    cache_policy_set(organization=tenant.org, enabled=False, actor="cfg", via="config")
+    return AuditLog.objects.filter(organization=tenant.org).latest("id").action
 
 
 def _url(name, *args):
@@ -539,6 +551,50 @@ CASES = {
         good={"input_per_mtok": "9"},
         action="price.update",
     ),
+    "gateway.responsecachepolicy (add)": Case(
+        who="owner",
+        url=_url("gateway_responsecachepolicy_add"),
+        bad=[
+            ({"ttl_seconds": "0"}, lambda t: _cache_set(t, t.free_group, ttl_seconds=0)),
+            (
+                {"hit_price": "0.01"},
+                lambda t: _cache_set(t, t.free_group, hit_price=Decimal("0.01")),
+            ),
+            (
+                {"consumer_group": "", "enabled": "true"},
+                lambda t: (
+                    lambda: cache_policy_set(
+                        organization=t.org, enabled=True, new=True, actor="x", via="x"
+                    )
+                ),
+            ),
+        ],
+        good={},
+        action="cache_policy.set",
+        same_elsewhere=_action_of_config_cache,
+        extra={
+            "organization": lambda t: str(t.org.pk),
+            "consumer_group": lambda t: str(t.free_group.pk),
+            "enabled": "true",
+            "excluded_models": "[]",
+        },
+    ),
+    "gateway.responsecachepolicy (change)": Case(
+        who="owner",
+        url=_url("gateway_responsecachepolicy_change", lambda t: t.cache_policy.pk),
+        bad=[
+            (
+                {"max_entry_bytes": "10"},
+                lambda t: _cache_set(t, enabled=True, max_entry_bytes=10),
+            ),
+            (
+                {"hit_price": "-1"},
+                lambda t: _cache_set(t, enabled=True, hit_price=Decimal("-1")),
+            ),
+        ],
+        good={"ttl_seconds": "120"},
+        action="cache_policy.set",
+    ),
     "reports.providerinvoice (add)": Case(
         who="finance",
         url=_url("reports_providerinvoice_add"),
@@ -632,6 +688,10 @@ def tenant(acme, outsider, superuser):
     acme.secret = ProviderSecret.objects.get(organization=acme.org)
     acme.sso = acme.org.sso_connection
     acme.newcomer = get_user_model().objects.create_user(username="newcomer", password="x")
+    acme.free_group = ConsumerGroup.objects.get(organization=acme.org, department=acme.other)
+    acme.cache_policy = ResponseCachePolicy.objects.get(
+        organization=acme.org, consumer_group__isnull=True
+    )
     acme.users["superuser"] = superuser
     return acme
 

@@ -27,18 +27,25 @@ OUTSIDER_KEY = "kt_cg_outsider_prod"
 
 
 @pytest.fixture(scope="session")
-def fake_provider():
+def fake_provider_server():
     """The fake provider on 127.0.0.1, which the gateway refuses by default (a loopback
-    address): the tests allow exactly its host:port, as an operator would (chargeback/upstream.py)."""
+    address): the tests allow exactly its host:port, as an operator would (chargeback/upstream.py).
+    `server.calls` counts the requests it received, by path."""
     from django.conf import settings
 
     server, base_url = start_in_thread()
+    server.base_url = base_url
     saved = settings.KT_UPSTREAM_ALLOW_HOSTS
     settings.KT_UPSTREAM_ALLOW_HOSTS = [*saved, base_url.split("://", 1)[1]]
-    yield base_url
+    yield server
     settings.KT_UPSTREAM_ALLOW_HOSTS = saved
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def fake_provider(fake_provider_server):
+    return fake_provider_server.base_url
 
 
 @pytest.fixture(autouse=True)
@@ -144,3 +151,40 @@ def gateway_url(gw, live_server):
 # touches makes that flush a small TRUNCATE without re-creating content types and permissions.
 GATEWAY_APPS = ["chargeback", "wallets", "gateway", "budgets", "reports"]
 live_db = pytest.mark.django_db(transaction=True, available_apps=GATEWAY_APPS)
+
+
+# --- the response cache (gateway/response_cache) ---
+def _forget_cache_entries(store) -> None:
+    """Delete the response cache's keys in the tests' own Redis database (never FLUSHDB: in CI
+    the database is shared with whatever else the suite keeps there)."""
+    client = getattr(store, "client", None)
+    if client is not None:
+        for key in client.scan_iter("kt:rc:*", count=1000):
+            client.delete(key)
+
+
+@pytest.fixture
+def cache_store():
+    """The response cache's store, empty: Redis at the tests' REDIS_URL (the embedded SQLite
+    store without one)."""
+    from gateway.response_cache.store import response_store, response_store_reset
+
+    response_store_reset()
+    store = response_store()
+    _forget_cache_entries(store)
+    yield store
+    _forget_cache_entries(store)
+    response_store_reset()
+
+
+def cache_on(org, *, group=None, **settings):
+    """Switch the response cache on for the organization (or one group) through its service."""
+    from gateway.cache import clear_all
+    from gateway.response_cache.services import cache_policy_set
+
+    settings.setdefault("enabled", True)
+    policy, _ = cache_policy_set(
+        organization=org, consumer_group=group, actor="test", via="config", **settings
+    )
+    clear_all()  # keys carry their group's cache settings: reload them now
+    return policy

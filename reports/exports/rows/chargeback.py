@@ -20,6 +20,7 @@ from chargeback.models import Department
 from chargeback.money import ROUNDING, ZERO, to_cents
 from chargeback.periods import day_range, month_end
 from gateway.selectors import spend_grouped
+from reports.dashboards.selectors import Repeats, repeats_by
 from reports.exports.cells import DATE, DECIMAL, INT, JSON, TEXT, Column
 from reports.exports.rows import ExportContext, Totals
 from wallets.models import LedgerEntry, Wallet
@@ -34,7 +35,11 @@ COLUMNS = [
     Column("department", TEXT),
     Column("currency", TEXT),
     Column("requests", INT),
-    Column("failed_requests", INT, "requests whose status is not ok (mostly cost 0)"),
+    Column(
+        "failed_requests",
+        INT,
+        "requests neither answered nor served from the cache (mostly cost 0)",
+    ),
     Column("prompt_tokens", INT, "cached tokens included"),
     Column("cached_tokens", INT),
     Column("completion_tokens", INT),
@@ -49,6 +54,9 @@ COLUMNS = [
     Column("budget_used_percent", DECIMAL, "net_spend / budget, one decimal"),
     Column("allocations", DECIMAL, "allocation entries on the team wallet in the month"),
     Column("wallet_balance_end", DECIMAL, "team wallet balance at the end of the period"),
+    Column("cache_hits", INT, "requests the response cache answered (included in requests)"),
+    Column("cache_saved", DECIMAL, "realised: what the hits would have cost, less the cache price"),
+    Column("cache_would_save", DECIMAL, "repeated prompts the provider answered again: potential"),
 ]
 
 
@@ -130,6 +138,7 @@ def rows(ctx: ExportContext, totals: Totals) -> Iterator[tuple]:
             spend_grouped(fields=["department_id", "currency", "model_requested"], **scope),
             "model_requested",
         )
+        would = repeats_by(field=("department_id", "currency"), **scope)
         refunds = _ledger(ctx, start, end, [LedgerEntry.Kind.REFUND])
         allocations = _ledger(ctx, start, end, [LedgerEntry.Kind.ALLOCATION], Wallet.Scope.TEAM)
         balances = _ledger(ctx, start, end, None, Wallet.Scope.TEAM, before_only=True)
@@ -156,10 +165,15 @@ def rows(ctx: ExportContext, totals: Totals) -> Iterator[tuple]:
             allocated = allocations.get(key, ZERO)
             balance = balances.get(key, ZERO) if key in team_wallets else None
             prompt, completion = s.get("prompt_tokens") or 0, s.get("completion_tokens") or 0
+            saved = s.get("cache_saved", ZERO)
+            would_save = would.get(key, Repeats()).repeated_cost
 
             totals.add(currency, "spend", gross)
             totals.add(currency, "refunds", refund)
             totals.add(currency, "allocations", allocated)
+            totals.add(currency, "cache_saved", saved)
+            totals.add(currency, "cache_would_save", would_save)
+            totals.count(currency, "cache_hits", s.get("cache_hits", 0))
             totals.count(currency, "requests", s.get("requests", 0))
             totals.count(currency, "tokens", prompt + completion)
             yield (
@@ -185,6 +199,9 @@ def rows(ctx: ExportContext, totals: Totals) -> Iterator[tuple]:
                 _percent(net, budget_amount),
                 to_cents(allocated),
                 to_cents(balance) if balance is not None else None,
+                s.get("cache_hits", 0),
+                to_cents(saved),
+                to_cents(would_save),
             )
 
 

@@ -53,6 +53,12 @@ FIELDS = [
     ("ttft_ms", INT, "ttft_ms", "time to first token (streams)"),
     ("prompt_fingerprint", TEXT, "prompt_fingerprint", "hash of the prompt, never the text"),
     ("above_hold", BOOL, "above_hold", "the provider billed more than the hold reserved"),
+    (
+        "saved",
+        DECIMAL,
+        "saved",
+        "status cache_hit: what the provider call would have cost (its cost is the cache price)",
+    ),
 ]
 
 QUERY_FIELDS = [f for _, _, f, _ in FIELDS if f]
@@ -89,6 +95,7 @@ def count(ctx: ExportContext) -> int:
 def rows(ctx: ExportContext, totals: Totals) -> Iterator[tuple]:
     slug = (ctx.organization.slug,)
     ic, icur, ip, io = _I["cost"], _I["currency"], _I["prompt_tokens"], _I["completion_tokens"]
+    isaved = _I["saved"]
     # The two computed columns sit at fixed places: organization after request_id, total_tokens
     # before cost; slicing the fetched tuple keeps the per-row work small (1M rows in seconds).
     a, t, b = _I["request_id"] + 1, _I["tags_text"], _I["cost"]
@@ -105,6 +112,7 @@ def rows(ctx: ExportContext, totals: Totals) -> Iterator[tuple]:
         currency = v[icur]
         total_tokens = v[ip] + v[io]
         amounts[currency]["cost"] += v[ic]
+        amounts[currency]["saved"] += v[isaved]
         by_currency = counts[currency]
         by_currency["rows"] += 1
         by_currency["tokens"] += total_tokens

@@ -65,6 +65,7 @@ COLUMNS = [
     Column("x_ErrorCode", TEXT),
     Column("x_UsageSource", TEXT),
     Column("x_PromptFingerprint", TEXT),
+    Column("x_CacheSaved", DECIMAL, "a cache hit (x_Status cache_hit): the cost it avoided"),
 ]
 
 FIELDS = [
@@ -91,6 +92,7 @@ FIELDS = [
     "error_code",
     "usage_source",
     "prompt_fingerprint",
+    "saved",
 ]
 
 
@@ -146,9 +148,11 @@ def rows(ctx: ExportContext, totals: Totals) -> Iterator[tuple]:
         error_code,
         usage_source,
         fingerprint,
+        saved,
     ) in values:
         tokens = prompt_tokens + completion_tokens
         totals.add(currency, "BilledCost", cost)
+        totals.add(currency, "x_CacheSaved", saved)
         totals.count(currency, "rows", 1)
         totals.count(currency, "ConsumedQuantity", tokens)
         hour = created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
@@ -202,6 +206,7 @@ def rows(ctx: ExportContext, totals: Totals) -> Iterator[tuple]:
             error_code,
             usage_source,
             fingerprint,
+            saved,
         )
 
 
