@@ -1,0 +1,164 @@
+"""Budget and wallet alerts reach Slack and webhooks with the e-mail's facts, signed the way the
+docs tell a receiver to check (a real HTTP receiver on loopback, real PostgreSQL)."""
+
+import json
+import time
+
+import pytest
+from django.core import mail
+
+from alert_channels.models import ChannelDelivery
+from alert_channels.services.channels import channel_create
+from tests.factories import DepartmentFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_threshold_crossing_posts_one_signed_webhook_with_the_emails_facts(
+    org, budget, support, spend, receiver, verify_kt_signature
+):
+    _, secret = channel_create(
+        organization=org, name="finops", kind="webhook", url=receiver.url("/hook")
+    )
+    assert secret.startswith("whsec_")
+
+    spend(department=support, amount="520", model="gpt-4o")  # 52 %: the 50 % alert
+    spend(department=support, amount="300", model="o3")  # 82 %: the 80 % alert
+
+    (email_50, email_80) = mail.outbox
+    first, second = receiver.at("/hook")
+    assert len(receiver.requests) == 2
+    for request, email in ((first, email_50), (second, email_80)):
+        header = request.headers["X-KT-Signature"]
+        assert verify_kt_signature(secret, header, request.body)
+        body = request.json()
+        assert body["data"]["subject"] == email.subject
+        assert request.headers["X-KT-Event-Id"] == body["id"]
+        assert request.headers["X-KT-Event-Type"] == body["type"] == "budget.threshold_crossed"
+    body = second.json()
+    assert body["data"]["thresholds"] == [80]
+    assert body["data"]["spend"] == "820.00"
+    assert body["data"]["budget_amount"] == "1000.00"
+    assert body["data"]["percent_used"] == "82.0"
+    assert body["data"]["department"] == {"team_id": "team_support", "name": "Support"}
+    assert [m["model"] for m in body["data"]["top_models"]] == ["gpt-4o", "o3"]
+    assert body["data"]["url"].endswith("/dashboard/departments/team_support/")
+    assert body["time"].startswith("2026-05-02T12:")
+    assert "820.00 USD" in email_80.body  # the same number the e-mail says
+
+    # Anything else does not verify: another secret, a changed body, a replayed old request.
+    header = second.headers["X-KT-Signature"]
+    assert not verify_kt_signature("whsec_other", header, second.body)
+    assert not verify_kt_signature(secret, header, second.body.replace(b"820.00", b"8.00"))
+    assert not verify_kt_signature(secret, header, second.body, tolerance=-1)
+    timestamp = int(header.split(",")[0].removeprefix("t="))
+    assert abs(time.time() - timestamp) < 60
+
+    deliveries = ChannelDelivery.objects.order_by("pk")
+    assert [(d.status, d.attempts, d.response_code) for d in deliveries] == [
+        ("sent", 1, 200),
+        ("sent", 1, 200),
+    ]
+    assert json.loads(second.body) == deliveries[1].body  # what is recorded is what was sent
+
+
+def test_slack_gets_the_subject_as_text_and_the_facts_as_fields(
+    org, budget, support, spend, receiver
+):
+    channel_create(organization=org, name="support-slack", kind="slack", url=receiver.url("/slack"))
+    spend(department=support, amount="820", model="o3")
+
+    (request,) = receiver.at("/slack")
+    assert "X-KT-Signature" not in request.headers  # a Slack URL is its own credential
+    message = request.json()
+    (email,) = mail.outbox
+    assert message["text"] == email.subject
+    header, headline, facts, link = message["blocks"]
+    assert header == {"type": "header", "text": {"type": "plain_text", "text": email.subject}}
+    assert headline["type"] == "section"
+    assert headline["text"]["text"] == "Support has passed 50% and 80% of its May 2026 budget."
+    fields = [f["text"] for f in facts["fields"]]
+    assert "*Department*\nSupport" in fields
+    assert "*Spend*\n820.00 USD" in fields
+    assert "*Budget*\n1000.00 USD" in fields
+    assert "*Used*\n82.0%" in fields
+    assert all(f["type"] == "mrkdwn" for f in facts["fields"])
+    assert link["elements"][0]["text"].endswith("/dashboard/departments/team_support/|Open>")
+
+
+def test_each_channel_gets_only_the_events_of_its_scope_and_types(
+    org, budget, support, spend, receiver, outsider_org, outsider_budget, outsider_support
+):
+    engineering = DepartmentFactory(organization=org, team_id="team_engineering")
+
+    def make(name, **kwargs):
+        channel_create(
+            organization=kwargs.pop("organization", org),
+            name=name,
+            kind="webhook",
+            url=receiver.url(f"/{name}"),
+            **kwargs,
+        )
+
+    make("everything")
+    make("support", department=support)
+    make("support-month", department=support, budget_period="month")
+    make("support-quarter", department=support, budget_period="quarter")
+    make("engineering", department=engineering)
+    make("wallets-only", events=["wallet.low", "wallet.depleted"])
+    make("switched-off", is_active=False)
+    make("outsider", organization=outsider_org)
+
+    spend(department=support, amount="600")  # 60 % of the budget: the 50 % alert
+
+    got = {
+        name: len(receiver.at(f"/{name}"))
+        for name in (
+            "everything",
+            "support",
+            "support-month",
+            "support-quarter",
+            "engineering",
+            "wallets-only",
+            "switched-off",
+            "outsider",
+        )
+    }
+    assert got == {
+        "everything": 1,
+        "support": 1,
+        "support-month": 1,
+        "support-quarter": 0,
+        "engineering": 0,
+        "wallets-only": 0,
+        "switched-off": 0,
+        "outsider": 0,
+    }
+    ids = {r.json()["id"] for r in receiver.requests}
+    assert len(ids) == 1  # one event, the same id on every channel
+
+
+def test_a_wallet_running_low_and_empty_is_an_event_each(
+    org, support, support_wallet, spend, receiver, verify_kt_signature
+):
+    _, secret = channel_create(
+        organization=org,
+        name="wallets",
+        kind="webhook",
+        url=receiver.url("/wallets"),
+        events=["wallet.low", "wallet.depleted"],
+    )
+    spend(department=support, amount="4600")  # 400 of 5,000 left: under 10 %
+    spend(department=support, amount="400")  # nothing left
+
+    low, depleted = receiver.at("/wallets")
+    assert [low.json()["type"], depleted.json()["type"]] == ["wallet.low", "wallet.depleted"]
+    assert all(
+        verify_kt_signature(secret, r.headers["X-KT-Signature"], r.body) for r in (low, depleted)
+    )
+    data = depleted.json()["data"]
+    assert data["available"] == "0.00"
+    assert data["state"] == "depleted"
+    assert data["wallet"]["name"] == support_wallet.name
+    assert data["last_allocation"] == "5000.00"
+    assert data["subject"] in [m.subject for m in mail.outbox]
