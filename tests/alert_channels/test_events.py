@@ -6,9 +6,11 @@ import time
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 
 from alert_channels.models import ChannelDelivery
 from alert_channels.services.channels import channel_create
+from alert_channels.services.deliveries import DeliveryFailed, delivery_send, event_publish
 from tests.factories import DepartmentFactory
 
 pytestmark = pytest.mark.django_db
@@ -162,3 +164,62 @@ def test_a_wallet_running_low_and_empty_is_an_event_each(
     assert data["wallet"]["name"] == support_wallet.name
     assert data["last_allocation"] == "5000.00"
     assert data["subject"] in [m.subject for m in mail.outbox]
+
+
+def test_each_attempt_is_recorded_and_a_second_runner_never_sends_twice(
+    org, receiver, django_capture_on_commit_callbacks
+):
+    channel_create(organization=org, name="finops", kind="webhook", url=receiver.url())
+    delivery = event_publish(
+        organization_id=org.pk,
+        event_type="export.ready",
+        event_key="export_job:1",
+        facts={"subject": "ready"},
+        occurred_at=timezone.now(),
+    )[0]  # its on-commit send is not run here: the test sends by hand
+    receiver.statuses = [502]
+
+    with pytest.raises(DeliveryFailed):
+        delivery_send(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.response_code) == ("failed", 1, 502)
+    assert delivery.last_error == "HTTP 502: receiver is down"
+
+    assert delivery_send(delivery_id=delivery.pk) == 1
+    assert delivery_send(delivery_id=delivery.pk) == 0  # sent: a second runner skips it
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.response_code) == ("sent", 2, 200)
+    assert delivery.last_error == ""
+    assert len(receiver.requests) == 2
+    # Published again (a retried e-mail task, the hourly run): nothing new is created or sent.
+    with django_capture_on_commit_callbacks(execute=True):
+        again = event_publish(
+            organization_id=org.pk,
+            event_type="export.ready",
+            event_key="export_job:1",
+            facts={"subject": "ready"},
+            occurred_at=timezone.now(),
+        )
+    assert again == []
+    assert len(receiver.requests) == 2
+
+
+def test_the_upstream_rules_are_checked_again_on_each_connection(org, receiver, settings):
+    channel_create(organization=org, name="finops", kind="webhook", url=receiver.url())
+    delivery = event_publish(
+        organization_id=org.pk,
+        event_type="export.ready",
+        event_key="export_job:2",
+        facts={"subject": "ready"},
+        occurred_at=timezone.now(),
+    )[0]
+    settings.KT_UPSTREAM_ALLOW_HOSTS = []  # the operator no longer allows the receiver
+    settings.KT_UPSTREAM_ALLOW_HTTP = True  # so what refuses it is its address
+
+    with pytest.raises(DeliveryFailed):
+        delivery_send(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert delivery.status == "failed"
+    assert "a loopback address" in delivery.last_error
+    assert receiver.requests == []
