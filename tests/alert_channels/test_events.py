@@ -3,14 +3,17 @@ docs tell a receiver to check (a real HTTP receiver on loopback, real PostgreSQL
 
 import json
 import time
+from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from django.core import mail
 from django.utils import timezone
 
 from alert_channels.models import ChannelDelivery
 from alert_channels.services.channels import channel_create
 from alert_channels.services.deliveries import DeliveryFailed, delivery_send, event_publish
+from tests.budgets.conftest import run_hourly  # noqa: F401
 from tests.factories import DepartmentFactory
 
 pytestmark = pytest.mark.django_db
@@ -223,3 +226,37 @@ def test_the_upstream_rules_are_checked_again_on_each_connection(org, receiver, 
     assert delivery.status == "failed"
     assert "a loopback address" in delivery.last_error
     assert receiver.requests == []
+
+
+def test_the_forecast_over_budget_is_one_event_with_the_emails_forecast(
+    org,
+    budget,
+    support,
+    spend,
+    run_hourly,  # noqa: F811
+    receiver,
+):
+    channel_create(
+        organization=org,
+        name="forecasts",
+        kind="slack",
+        url=receiver.url("/slack"),
+        department=support,
+        budget_period="month",
+        events=["budget.forecast_over"],
+    )
+    with time_machine.travel(datetime(2026, 5, 10, 12, 0, tzinfo=UTC), tick=False):
+        spend(department=support, amount="400")  # 40 % after 9.5 days: heading for 1305.26
+        run_hourly()
+        run_hourly()
+
+    (request,) = receiver.requests  # one event, though the hourly run ran twice
+    message = request.json()
+    (email,) = mail.outbox
+    assert message["text"] == email.subject
+    assert "Forecast 1,305.26 USD is 131% of the May 2026 budget" in message["text"]
+    fields = [f["text"] for f in message["blocks"][2]["fields"]]
+    assert "*Forecast*\n1305.26 USD" in fields
+    (delivery,) = ChannelDelivery.objects.all()
+    assert delivery.event_type == "budget.forecast_over"
+    assert delivery.body["data"]["forecast"] == "1305.26"
