@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from alert_channels.models import AlertChannel, ChannelDelivery
-from alert_channels.services.channels import channel_secret_rotate
+from alert_channels.services.channels import channel_secret, channel_secret_rotate
 from chargeback.models import AuditLog
 from tests.alert_channels.conftest import receiver, verify_kt_signature  # noqa: F401
 
@@ -93,3 +93,26 @@ def test_a_viewer_can_see_deliveries_but_not_redeliver(acme, channel, login):
     page = client.get(reverse("admin:alert_channels_channeldelivery_changelist"))
     assert page.status_code == 200
     assert "redeliver" not in page.content.decode()
+
+
+def test_adding_a_webhook_shows_its_secret_once(acme, login):
+    client = login(acme.users["owner"])
+    response = client.post(
+        reverse("admin:alert_channels_alertchannel_add"),
+        {
+            "organization": str(acme.org.pk),
+            "name": "finops",
+            "kind": "webhook",
+            "url": "https://93.184.215.14/kt",
+            "events": "[]",
+            "is_active": "on",
+        },
+        follow=True,
+    )
+    shown = [str(m) for m in response.context["messages"] if "whsec_" in str(m)]
+    assert len(shown) == 1
+    secret = shown[0].rsplit(" ", 1)[1]
+    channel = AlertChannel.objects.get(organization=acme.org, name="finops")
+    assert channel_secret(channel) == secret  # what is stored (encrypted) is what was shown
+    page = client.get(reverse("admin:alert_channels_alertchannel_change", args=[channel.pk]))
+    assert secret not in page.content.decode()
