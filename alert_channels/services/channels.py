@@ -163,6 +163,7 @@ def channel_update(
             .get(pk=channel.pk)
         )
         before = _snapshot(channel)
+        before_values = {field: getattr(channel, field) for field in EDITABLE}
         for field, value in changes.items():
             setattr(channel, field, list(value) if field == "events" else value)
         channel.budget_period = channel.budget_period or ""
@@ -175,9 +176,8 @@ def channel_update(
             budget_period=channel.budget_period,
             events=channel.events,
         )
-        after = _snapshot(channel)
-        if after == before and changes.get("url", channel.url) == channel.url:
-            return channel
+        if {field: getattr(channel, field) for field in EDITABLE} == before_values:
+            return channel  # nothing changes: no write, no audit row
         channel.save()
         audit_record(
             organization=channel.organization,
@@ -186,7 +186,7 @@ def channel_update(
             action="alert_channel.update",
             obj=channel,
             before=before,
-            after=after,
+            after=_snapshot(channel),
         )
     return channel
 

@@ -64,6 +64,11 @@ def test_the_section_creates_the_channels_then_reports_no_changes(org, receiver)
     webhook.refresh_from_db()
     assert (webhook.scope, webhook.events) == ("department", ["wallet.low"])
 
+    # A Slack URL shows only its host, but a new one is a change all the same.
+    moved = changed.replace("/services/T0/B0/XYZ", "/services/T0/B0/NEW")
+    assert "changed alert_channel finance-slack (url)" in apply(org, SEED + moved).lines()
+    assert AlertChannel.objects.get(name="finance-slack").url.endswith("/B0/NEW")
+
     apply(org, SEED)  # no section: the channels are left alone
     assert AlertChannel.objects.filter(organization=org).count() == 2
 
