@@ -13,7 +13,7 @@ from alert_channels.serializers import (
     ChannelCreateInput,
     ChannelOutput,
     DeliveryOutput,
-    SecretOutput,
+    WebhookSecretOutput,
 )
 from alert_channels.services import channels as services
 from alert_channels.services.deliveries import channel_test_send
@@ -85,7 +85,7 @@ class WebhookTestApi(APIView):
 
 
 class WebhookRotateSecretApi(APIView):
-    @extend_schema(request=None, responses={200: SecretOutput, 404: NOT_FOUND})
+    @extend_schema(request=None, responses={200: WebhookSecretOutput, 404: NOT_FOUND})
     def post(self, request, webhook_id: int):
         channel = selectors.channel_get(organization=request.organization, channel_id=webhook_id)
         secret = services.channel_secret_rotate(

@@ -78,6 +78,7 @@ def test_another_organizations_webhooks_are_invisible_and_undeletable(
         ({"url": "http://hooks.example.com/x"}, "url", "uses plain http"),
         ({"events": ["budget.exploded"]}, "events", "is not a valid choice"),
         ({"budget_period": "month"}, "budget_period", "needs the budget's department"),
+        ({"budget_period": "yearly"}, "budget_period", "must be one of month, quarter"),
         ({"kind": "pager"}, "kind", "is not a valid choice"),
         ({"secret": "mine"}, "secret", "unknown field"),
     ],
