@@ -176,8 +176,11 @@ def department_budget_owners(*, department: Department) -> list[str]:
 
 
 def wallet_last_funding(*, wallet: Wallet) -> LedgerEntry | None:
+    """The wallet's latest positive allocation or credit: a few steps down the
+    ledger_wallet_funding index (wallets/models.py), not a walk through its captures."""
     return (
         LedgerEntry.objects.filter(
+            organization_id=wallet.organization_id,
             wallet=wallet,
             kind__in=[LedgerEntry.Kind.ALLOCATION, LedgerEntry.Kind.CREDIT],
             amount__gt=0,

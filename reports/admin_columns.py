@@ -26,8 +26,8 @@ from chargeback.money import ZERO, AmountField
 from chargeback.periods import day_range, local_today, month_end, month_start
 from gateway.models import UsageEvent
 from gateway.selectors import CACHE_SAVED_SUM
-from wallets.models import LedgerEntry, Wallet
-from wallets.selectors import FUNDING_KINDS, wallet_status_expression
+from wallets.models import Wallet
+from wallets.selectors import last_funding_subquery, wallet_status_expression
 
 _PERCENT = DecimalField(max_digits=20, decimal_places=2)
 
@@ -87,7 +87,9 @@ def _mtd_spend(organizations, total=None):
 def annotate_departments(qs, *, organizations):
     """mtd_spend, mtd_cache_saved, budget_amount, percent_used, wallet_available,
     wallet_status."""
-    team_wallet = Wallet.objects.filter(department=OuterRef("pk"), scope=Wallet.Scope.TEAM)
+    team_wallet = Wallet.objects.filter(
+        organization=OuterRef("organization"), department=OuterRef("pk"), scope=Wallet.Scope.TEAM
+    )
     qs = qs.annotate(
         mtd_spend=_mtd_spend(organizations),
         mtd_cache_saved=_mtd_spend(organizations, total=CACHE_SAVED_SUM),
@@ -102,15 +104,16 @@ def annotate_departments(qs, *, organizations):
             output_field=AmountField(),
         ),
         wallet_threshold=Subquery(team_wallet.values("low_threshold_percent")[:1]),
-        wallet_last_funding=Subquery(
-            LedgerEntry.objects.filter(
-                wallet__department=OuterRef("pk"),
-                wallet__scope=Wallet.Scope.TEAM,
-                kind__in=FUNDING_KINDS,
+        # By the team wallet's id, so the ledger_wallet_funding index answers it (a join on
+        # the wallet would walk the whole ledger by time, every organization's).
+        wallet_last_funding=last_funding_subquery(
+            Subquery(
+                Wallet.objects.filter(
+                    organization=OuterRef(OuterRef("organization")),
+                    department=OuterRef(OuterRef("pk")),
+                    scope=Wallet.Scope.TEAM,
+                ).values("pk")[:1]
             )
-            .order_by("-created_at", "-id")
-            .values("amount")[:1],
-            output_field=AmountField(),
         ),
     )
     return qs.annotate(
