@@ -161,7 +161,8 @@ def assert_ledger_read_by_partial_indexes(plan: str) -> None:
     assert "Seq Scan on wallets_ledgerentry" not in plan, plan
     used = set(re.findall(r"(?:using|Bitmap Index Scan on) (\S+)", plan))
     ledger_indexes = {name for name in used if "ledger" in name}
-    assert ledger_indexes and ledger_indexes <= PARTIAL, plan
+    assert ledger_indexes, plan
+    assert ledger_indexes <= PARTIAL, plan
     assert "ledger_wallet_funding" in plan, plan
 
 
