@@ -224,3 +224,6 @@ class ResponseCachePolicy(models.Model):
 
     def __str__(self):
         return f"cache: {self.consumer_group.name if self.consumer_group_id else 'organization'}"
+
+
+from gateway.rollup_models import SpendDaily, SpendDelta  # noqa: E402,F401  (daily rollups)

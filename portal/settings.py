@@ -261,6 +261,11 @@ CELERY_BEAT_SCHEDULE["gateway-sweep-expired-holds"] = {
     "task": "gateway.tasks.sweep_expired_holds",
     "schedule": env.float("KT_HOLD_SWEEP_SECONDS", default=60.0),
 }
+# The daily spend rollups' deltas folded into their days (gateway/rollups.py).
+CELERY_BEAT_SCHEDULE["gateway-fold-spend-rollups"] = {
+    "task": "gateway.tasks.fold_spend_rollups",
+    "schedule": env.float("KT_SPEND_ROLLUP_FOLD_SECONDS", default=60.0),
+}
 
 # --- exports ---
 # The previous month's chargeback and events exports for every organization: hourly on the 1st
