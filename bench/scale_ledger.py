@@ -6,6 +6,7 @@ on a year of ledger (issue 18, part A and B).
     KT_REPO=/work/main python bench/scale_ledger.py time --label before --runs 1
     python bench/scale_ledger.py migrate            # the partial indexes, timed, with sizes
     python bench/scale_ledger.py time --label after
+    python bench/scale_ledger.py inserts            # one-row event INSERT, rollup trigger on/off
     python bench/scale_ledger.py drop
 
 `build` creates the database, migrates it, takes the wallets app back to its migration 0004 (the
@@ -17,7 +18,9 @@ now and then; `balance_after` as a running sum and each wallet's balance = its l
 ledger's rule). The last 40 days of captures also become usage events (cost = the capture), so
 month-to-date columns and budget checks read real rows. `time` runs each read as the code of
 `KT_REPO` (default: this checkout) builds it and prints the median of `--runs` in ms and the
-plan's execution time (EXPLAIN ANALYZE); the hourly evaluation prints its query count.
+plan's execution time (EXPLAIN ANALYZE); the hourly evaluation prints its query count. The
+big organization's month figures (spend_total, spend_by, `GET /v1/spend`, the overview page's
+figures) are timed too: before the rollups they sum events, after they read the rollups.
 """
 
 import argparse
@@ -26,6 +29,7 @@ import os
 import statistics
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(os.environ.get("KT_REPO") or Path(__file__).resolve().parent.parent)
@@ -122,6 +126,9 @@ def build(entries: int) -> None:
             " WHERE s.wallet_id = w.id"
         )
         cursor.execute(EVENTS_SQL)
+        cursor.execute("SELECT to_regproc('gateway_spend_fold') IS NOT NULL")
+        if cursor.fetchone()[0]:
+            cursor.execute("SELECT gateway_spend_fold()")  # the deltas the INSERT appended
         cursor.execute("VACUUM ANALYZE wallets_ledgerentry")
         cursor.execute("VACUUM ANALYZE gateway_usageevent")
         cursor.execute("SELECT kind, count(*) FROM wallets_ledgerentry GROUP BY 1 ORDER BY 2 DESC")
@@ -271,11 +278,93 @@ def run_times(label: str, runs: int) -> None:
             median, times = median_ms(fn, runs)
             plan = f"{plan_ms(queryset):10.1f}" if queryset is not None else " " * 10
             print(f"{slug:5} {name:30} {median:10.1f} {plan}   runs {[round(t) for t in times]}")
+    spend_figures(runs)
     budgets_evaluate_all()  # first run creates the alerts due; later runs are the steady state
     with CaptureQueriesContext(connection) as queries:
         median, times = median_ms(budgets_evaluate_all, 1)
     median, times = median_ms(budgets_evaluate_all, runs)
     print(f"all   hourly evaluation             {median:10.1f}  queries {len(queries)}")
+
+
+def spend_figures(runs: int) -> None:
+    """Month figures of the big organization (this month and the last), as the code of KT_REPO
+    reads them: summing events before the rollups, from the rollups after."""
+    from django.utils import timezone
+    from rest_framework.test import APIClient
+
+    from chargeback.models import Department, Organization
+    from chargeback.periods import local_today, month_end
+    from gateway import selectors
+    from reports.dashboards.overview import overview_page
+
+    org = Organization.objects.get(slug="big")
+    this_month = local_today(org, timezone.now()).replace(day=1)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION="Bearer kt_admin_bench_big")
+    departments = list(Department.objects.filter(organization=org))
+    for label, month in (("this month", this_month), ("last month", last_month)):
+        scope = {"organization": org, "date_from": month, "date_to": month_end(month)}
+        rows = [
+            ("spend_total", lambda scope=scope: selectors.spend_total(**scope)),
+            (
+                "spend_by team",
+                lambda scope=scope: selectors.spend_by(field="department__team_id", **scope),
+            ),
+            (
+                "spend_by model",
+                lambda scope=scope: selectors.spend_by(field="model_requested", **scope),
+            ),
+            (
+                "GET /v1/spend?by=team",
+                lambda month=month: api.get(f"/v1/spend?by=team&month={month:%Y-%m}"),
+            ),
+            (
+                "/dashboard/ figures",
+                lambda month=month: overview_page(
+                    organization=org, departments=departments, month=month, full_access=True
+                ),
+            ),
+        ]
+        for name, fn in rows:
+            median, times = median_ms(fn, runs)
+            print(
+                f"big   {name + ', ' + label:41} {median:8.1f}   runs {[round(t) for t in times]}"
+            )
+
+
+def insert_cost(count: int = 2000) -> None:
+    """ms per one-row event INSERT (one statement each, as the gateway writes them) with the
+    rollup trigger and without it, 2,000 in a transaction rolled back."""
+    setup()
+    from django.db import connection, transaction
+
+    sql = (
+        'INSERT INTO gateway_usageevent (organization_id, department_id, request_id, "user",'
+        " tags, endpoint, provider, target_id, model_requested, model_served, stream,"
+        " prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens, cost, currency,"
+        " usage_source, status, http_status, error_code, latency_ms, prompt_fingerprint,"
+        " above_hold, saved, created_at) SELECT o.id, d.id, %s, 'u', '{}', 'chat.completions',"
+        " 'openai', 'openai', 'gpt-4o', 'gpt-4o', false, 500, 200, 0, 0, 0.0123, 'USD',"
+        " 'provider', 'ok', 200, '', 800, '', false, 0, now()"
+        " FROM chargeback_organization o JOIN chargeback_department d ON d.organization_id = o.id"
+        " WHERE o.slug = 'big' AND d.team_id = 'team_engineering'"
+    )
+    for attempt in range(3):  # alternating: this machine drifts
+        for trigger in (True, False):
+            with transaction.atomic(), connection.cursor() as cursor:
+                if not trigger:
+                    cursor.execute(
+                        "ALTER TABLE gateway_usageevent DISABLE TRIGGER gateway_spend_insert"
+                    )
+                began = time.perf_counter()
+                for n in range(count):
+                    cursor.execute(sql, [f"insert-cost-{attempt}-{trigger}-{n}"])
+                took = (time.perf_counter() - began) * 1000 / count
+                transaction.set_rollback(True)
+            print(
+                f"round {attempt + 1}: one-row event INSERT, rollup trigger {'on ' if trigger else 'off'}: {took:.3f} ms"
+            )
 
 
 def drop() -> None:
@@ -286,7 +375,7 @@ def drop() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("action", choices=["build", "migrate", "time", "drop"])
+    parser.add_argument("action", choices=["build", "migrate", "time", "inserts", "drop"])
     parser.add_argument("--entries", type=int, default=1_500_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--label", default="after")
@@ -297,6 +386,8 @@ def main() -> None:
         migrate()
     elif args.action == "time":
         run_times(args.label, args.runs)
+    elif args.action == "inserts":
+        insert_cost()
     else:
         drop()
 

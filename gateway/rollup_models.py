@@ -55,6 +55,10 @@ class SpendDaily(SpendFigures):
                 nulls_distinct=False,
             )
         ]
+        # A department's month (the admin's departments list, budgets).
+        indexes = [
+            models.Index(fields=["organization", "department", "day"], name="spend_daily_dept_day")
+        ]
 
     def __str__(self):
         return f"{self.day} {self.provider} {self.model}: {self.cost}"

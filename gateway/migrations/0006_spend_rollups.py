@@ -147,6 +147,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'constraints': [models.UniqueConstraint(fields=('organization', 'day', 'department', 'provider', 'model'), name='spend_daily_key', nulls_distinct=False)],
+                'indexes': [models.Index(fields=['organization', 'department', 'day'], name='spend_daily_dept_day')],
             },
         ),
         migrations.CreateModel(

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.db import connection
 from django.db.models import Count, Sum
@@ -26,6 +27,7 @@ from gateway.models import UsageEvent
 from gateway.rollup_models import SpendDaily, SpendDelta
 from gateway.rollups import rollups_fold, rollups_rebuild
 from gateway.selectors import CACHE_HITS, CACHE_SAVED_SUM, COST_SUM, events_in_range
+from reports.admin_columns import annotate_departments
 from reports.dashboards.selectors import daily_spend
 from tests.factories import DepartmentFactory, OrganizationFactory
 
@@ -235,3 +237,24 @@ def test_the_beat_folds_the_deltas_every_minute(dataset, settings):
     assert fold_spend_rollups.delay().get(timeout=10) > 0
     assert not SpendDelta.objects.exists()
     assert fold_spend_rollups() == 0
+
+
+def test_the_admin_departments_month_columns_equal_the_events(dataset):
+    kolkata, berlin, _ = dataset
+    rollups_fold()
+    UsageEvent.objects.filter(organization=berlin, request_id__endswith="3").update(cost=1)
+    with time_machine.travel(datetime(2026, 4, 20, 12, tzinfo=UTC), tick=False):
+        for organizations in ([kolkata], [kolkata, berlin]):  # one time zone, and a CASE of two
+            departments = annotate_departments(
+                Department.objects.filter(organization__in=organizations),
+                organizations=organizations,
+            )
+            for department in departments:
+                raw = raw_total(
+                    organization=department.organization,
+                    date_from=date(2026, 4, 1),
+                    date_to=date(2026, 4, 30),
+                    department=department,
+                )
+                assert department.mtd_spend == raw["total"], department
+                assert department.mtd_cache_saved == raw["saved"], department
