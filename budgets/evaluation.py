@@ -225,8 +225,8 @@ def budgets_evaluate_all(*, now: datetime | None = None) -> dict:
 
 
 def organization_evaluate(*, organization: Organization, now: datetime) -> dict:
-    """Every budget and wallet of one organization: its budgets (1 query), their spend (1 per
-    kind of period, selectors.budget_statuses), their alerts of the current periods (1), its
+    """Every budget and wallet of one organization: its budgets (1 query), their spend (2 per
+    kind of period, selectors.budget_statuses: the daily rollups), their alerts of the current periods (1), its
     wallets with their last funding (1) and those fundings' alerts (1); then only the alerts
     that are due and do not exist yet are written, each as budget_evaluate / wallet_evaluate
     would (get_or_create on the unique key, so a concurrent per-request check is harmless)."""

@@ -22,7 +22,13 @@ from chargeback.periods import (
     quarter_end,
     quarter_start,
 )
-from gateway.selectors import COST_SUM, events_in_range, spend_by, spend_total
+from gateway.selectors import (
+    COST_SUM,
+    events_in_range,
+    spend_by,
+    spend_per_department,
+    spend_total,
+)
 from wallets.models import LedgerEntry, Wallet
 
 SECONDS_PER_DAY = Decimal(86400)
@@ -79,8 +85,8 @@ def budget_statuses(
     *, organization: Organization, budgets: list[Budget], now: datetime | None = None
 ) -> dict[int, BudgetStatus]:
     """budget_status of each of the organization's `budgets` ({budget id: status}), with one
-    grouped query per kind of period (month, quarter) instead of one per budget: the same
-    events (events_in_range) and the same sum (COST_SUM), so the same figures to the cent."""
+    grouped read per kind of period (month, quarter) instead of one per budget: the same
+    rollups as spend_total, so the same figures to the cent."""
     now = now or timezone.now()
     today = local_today(organization, now)
     periods: dict[tuple[date, date], list[Budget]] = {}
@@ -88,14 +94,7 @@ def budget_statuses(
         periods.setdefault(budget_period(budget=budget, today=today), []).append(budget)
     statuses = {}
     for (start, end), members in periods.items():
-        rows = (
-            events_in_range(organization=organization, date_from=start, date_to=end)
-            .filter(department_id__in={b.department_id for b in members})
-            .order_by()
-            .values("department_id")
-            .annotate(total=COST_SUM)
-        )
-        spend = {row["department_id"]: row["total"] for row in rows}
+        spend = spend_per_department(organization=organization, date_from=start, date_to=end)
         for budget in members:
             statuses[budget.pk] = _status(
                 organization=organization,

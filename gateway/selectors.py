@@ -59,6 +59,20 @@ def spend_total(
     )["cost"]
 
 
+def spend_per_department(
+    *, organization: Organization, date_from: date, date_to: date
+) -> dict[int | None, Decimal]:
+    """Unrounded cost per department id (None: events without one), from the daily rollups:
+    spend_total of each department in one query."""
+    groups = rollup_figures(
+        organization=organization,
+        date_from=date_from,
+        date_to=date_to,
+        group_by=("department_id",),
+    )
+    return {department_id: figures["cost"] for (department_id,), figures in groups.items()}
+
+
 def spend_by(
     *,
     organization: Organization,

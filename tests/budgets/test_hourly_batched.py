@@ -84,9 +84,10 @@ def test_the_hourly_run_costs_the_same_queries_for_3_or_12_departments(
         run_hourly()
         steady_big = queries_of(run_hourly)
     assert steady_big == steady_small
-    # Per organization: budgets, spend per kind of period (2), their alerts, wallets with their
-    # last funding, those alerts; plus the organizations and the two resend sweeps.
-    assert steady_big <= 1 + 2 * 6 + 2
+    # Per organization: budgets, spend per kind of period (month, quarter: the daily rollups and
+    # their deltas, 2 each), their alerts, wallets with their last funding, those alerts; plus
+    # the organizations and the two resend sweeps.
+    assert steady_big <= 1 + 2 * 8 + 2
 
 
 def test_the_batched_run_creates_each_due_alert_once_as_the_per_request_check_would(
