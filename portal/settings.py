@@ -40,11 +40,13 @@ INSTALLED_APPS = [
     "gateway",
     "budgets",
     "reports",
+    "observability",  # probes, /metrics, traces (docs/operations.md)
     "sso",  # single sign-on (OpenID Connect), docs/operations.md "Single sign-on"
     "demo",
 ]
 
 MIDDLEWARE = [
+    "observability.middleware.OpsEndpointsMiddleware",  # /healthz, /readyz, /metrics: before all
     "gateway.middleware.GatewayShortcutMiddleware",  # first: the gateway skips the rest
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -409,3 +411,8 @@ KT_RESPONSE_CACHE_FILL_SECONDS = env.float("KT_RESPONSE_CACHE_FILL_SECONDS", def
 # uncached, and this process leaves the store alone for KT_RESPONSE_CACHE_RETRY_SECONDS.
 KT_RESPONSE_CACHE_TIMEOUT = env.float("KT_RESPONSE_CACHE_TIMEOUT", default=0.5)
 KT_RESPONSE_CACHE_RETRY_SECONDS = env.float("KT_RESPONSE_CACHE_RETRY_SECONDS", default=2.0)
+
+# --- operations: probes, metrics, traces, portal sessions (portal/settings_ops.py) ---
+from portal.settings_ops import *  # noqa: E402, F403
+
+CELERY_BEAT_SCHEDULE.update(OPS_BEAT_SCHEDULE)  # noqa: F405
