@@ -13,6 +13,8 @@ and 2 x 512 because only the requests in flight compete for the GIL. More worker
 """
 
 import os
+import shutil
+import tempfile
 
 bind = f"{os.environ.get('KT_HOST', '0.0.0.0')}:{os.environ.get('PORT', '41002')}"  # noqa: S104
 # gthread, with kept-alive clients that send at once served on the same thread
@@ -35,3 +37,27 @@ accesslog = os.environ.get("ACCESS_LOG") or None
 # shared by every instance on the host (the demo, tests, a second deployment); nothing here uses
 # it, so it is off.
 control_socket_disable = True
+
+# Metrics (observability/exposition.py): each worker writes its counters to
+# PROMETHEUS_MULTIPROC_DIR and a scrape sums them all. The directory is set here, before the
+# workers start (prometheus-client picks its mode when first imported), emptied when the server
+# starts, and an exited worker is marked dead. KT_METRICS_ENABLED=false leaves it all out.
+if os.environ.get("KT_METRICS_ENABLED", "true").lower() not in ("false", "0", "no", "off"):
+    os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR",
+        os.path.join(tempfile.gettempdir(), f"kt-metrics-{bind.rsplit(':', 1)[-1]}"),
+    )
+
+
+def on_starting(server):
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
