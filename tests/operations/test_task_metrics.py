@@ -132,3 +132,27 @@ def test_spend_is_counted_in_the_events_currency():
     call_recorded({**event, "cost": Decimal("0.00012345")}, None)
     call_recorded({**event, "cost": Decimal("0")}, None)
     assert value("kt_spend_total", **labels) - before == pytest.approx(0.00012345)
+
+
+def test_the_dashboard_and_alert_rules_use_only_metrics_that_exist():
+    import json
+    import re
+    from pathlib import Path
+
+    import observability.celery_metrics
+    import observability.metrics  # noqa: F401
+
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "gauge": [""]}
+    exposed = {
+        family.name + suffix
+        for family in [*REGISTRY.collect(), *gauges.SnapshotCollector().collect()]
+        for suffix in suffixes.get(family.type, [""])
+        if family.name.startswith("kt_")
+    }
+    root = Path(__file__).resolve().parents[2]
+    dashboard = json.loads((root / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    rules = (root / "deploy" / "prometheus" / "alerts.yml").read_text()
+    used = set(re.findall(r"\bkt_[a-z_]+", " ".join(exprs) + rules))
+    assert used, "the dashboard has queries"
+    assert used <= exposed, used - exposed
