@@ -1,3 +1,5 @@
+import os
+
 from django.apps import AppConfig
 from django.conf import settings
 
@@ -13,3 +15,7 @@ class ObservabilityConfig(AppConfig):
 
             on_call_recorded(metrics.call_recorded)
             celery_metrics.connect()
+        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):  # traces: off unless asked for
+            from observability.tracing import tracing_setup
+
+            tracing_setup()

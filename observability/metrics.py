@@ -90,6 +90,14 @@ def _name(cache, model, pk, field):
     return cache.get(pk, load) or str(pk)
 
 
+def organization_name(pk) -> str:
+    return _name(_organizations, Organization, pk, "slug")
+
+
+def department_name(pk) -> str:
+    return _name(_departments, Department, pk, "team_id")
+
+
 def call_recorded(fields: dict, hold_outcome: str | None) -> None:
     """gateway/hooks.py listener: one gateway call's usage event."""
     if hold_outcome is not None:
@@ -97,8 +105,8 @@ def call_recorded(fields: dict, hold_outcome: str | None) -> None:
     status = str(fields.get("status", ""))
     if status == "expired":  # the sweeper's placeholder: no call to count
         return
-    organization = _name(_organizations, Organization, fields.get("organization_id"), "slug")
-    department = _name(_departments, Department, fields.get("department_id"), "team_id")
+    organization = organization_name(fields.get("organization_id"))
+    department = department_name(fields.get("department_id"))
     model = fields.get("model_requested") or ""
     provider = fields.get("provider") or ""
     REQUESTS.labels(organization, department, model, provider, status).inc()
