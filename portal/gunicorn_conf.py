@@ -61,3 +61,9 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:  # the next start empties it anyway; leave nothing behind in the meantime
+        shutil.rmtree(path, ignore_errors=True)
