@@ -10,7 +10,6 @@ import hmac
 import ipaddress
 import logging
 import os
-import shutil
 from functools import cache
 from pathlib import Path
 
@@ -38,12 +37,14 @@ def multiproc_dir() -> str | None:
 
 def multiproc_dir_reset() -> None:
     """Empty the multiprocess directory (a server starting: the files of the last run's
-    processes would otherwise be summed in forever)."""
+    processes would otherwise be summed in forever). Only prometheus-client's files go: the
+    directory may be one the operator chose."""
     path = multiproc_dir()
     if path is None:
         return
-    shutil.rmtree(path, ignore_errors=True)
     Path(path).mkdir(parents=True, exist_ok=True)
+    for name in Path(path).glob("*.db"):
+        name.unlink(missing_ok=True)
 
 
 def process_dead(pid: int) -> None:

@@ -12,8 +12,9 @@ and 2 x 512 because only the requests in flight compete for the GIL. More worker
 (4 x 128) gave nothing but memory on 2 cores.
 """
 
+import contextlib
+import glob
 import os
-import shutil
 import tempfile
 
 bind = f"{os.environ.get('KT_HOST', '0.0.0.0')}:{os.environ.get('PORT', '41002')}"  # noqa: S104
@@ -52,8 +53,8 @@ if os.environ.get("KT_METRICS_ENABLED", "true").lower() not in ("false", "0", "n
 def on_starting(server):
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if path:
-        shutil.rmtree(path, ignore_errors=True)
         os.makedirs(path, exist_ok=True)
+        _metrics_files_remove(path)
 
 
 def child_exit(server, worker):
@@ -66,4 +67,13 @@ def child_exit(server, worker):
 def on_exit(server):
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if path:  # the next start empties it anyway; leave nothing behind in the meantime
-        shutil.rmtree(path, ignore_errors=True)
+        _metrics_files_remove(path)
+        with contextlib.suppress(OSError):
+            os.rmdir(path)  # only if nothing else is in it
+
+
+def _metrics_files_remove(path: str) -> None:
+    # Only prometheus-client's own files: the directory may be one the operator chose.
+    for name in glob.glob(os.path.join(path, "*.db")):
+        with contextlib.suppress(OSError):
+            os.remove(name)

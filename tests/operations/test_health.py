@@ -18,7 +18,7 @@ pytestmark = [
 def catalog():
     """The default pricing catalog, as migrations load it (a flushing test may have removed it)."""
     if not Price.objects.filter(organization__isnull=True).exists():
-        catalog_load(text=DEFAULT_CATALOG.read_text())
+        catalog_load(path=DEFAULT_CATALOG)
 
 
 def test_healthz_answers_without_touching_anything(client, settings, django_assert_num_queries):
