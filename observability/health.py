@@ -19,6 +19,22 @@ from django.http import JsonResponse
 
 from gateway.models import Price
 
+LIBPQ_OPTIONS = frozenset(
+    {
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "sslpassword",
+        "sslcrl",
+        "passfile",
+        "service",
+        "target_session_attrs",
+        "application_name",
+        "gssencmode",
+        "channel_binding",
+    }
+)
 _migrated = False  # once every migration was applied, it stays so for this process
 
 
@@ -60,6 +76,8 @@ def _database(alias: str, config: dict) -> str:
         except Exception as exc:  # noqa: BLE001 - any failure means not ready, and says why
             return _failure(exc)
         return "ok"
+    # The connection's own libpq settings (sslmode=require, ...); Django's pool options are not.
+    options = {k: v for k, v in (config.get("OPTIONS") or {}).items() if k in LIBPQ_OPTIONS}
     try:
         with psycopg.connect(
             dbname=config["NAME"],
@@ -68,8 +86,10 @@ def _database(alias: str, config: dict) -> str:
             host=config.get("HOST") or None,
             port=config.get("PORT") or None,
             connect_timeout=max(1, round(_timeout())),
-            options=f"-c statement_timeout={int(_timeout() * 1000)}",
+            **options,
         ) as conn:
+            # A plain SET rather than a startup option: pgbouncer refuses unknown ones.
+            conn.execute(f"SET statement_timeout = {int(_timeout() * 1000)}")
             conn.execute("SELECT 1")
     except Exception as exc:  # noqa: BLE001
         return _failure(exc)

@@ -121,3 +121,18 @@ def test_not_ready_while_a_migration_is_missing(client, catalog):
 
 def test_probes_take_no_other_method(client):
     assert client.post("/healthz").status_code == 405
+
+
+def test_the_database_check_uses_the_connections_libpq_options(client, settings, catalog):
+    """sslmode and the like reach the probe's connection (here one that cannot be met);
+    Django's own options (the pool) do not."""
+    default = settings.DATABASES["default"]
+    options = {
+        **default.get("OPTIONS", {}),
+        "sslmode": "verify-full",
+        "sslrootcert": "/nonexistent",
+    }
+    settings.DATABASES = {**settings.DATABASES, "default": {**default, "OPTIONS": options}}
+    checks = client.get("/readyz").json()["checks"]
+    assert checks["database:default"].startswith("OperationalError")
+    assert "/nonexistent" in checks["database:default"] or "SSL" in checks["database:default"]

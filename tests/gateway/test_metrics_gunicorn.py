@@ -78,6 +78,10 @@ def server(django_db_setup, django_db_blocker, fake_provider, tmp_path_factory):
         stderr=subprocess.PIPE,
     )
     _wait_listening(proc, port)
+    deadline = time.monotonic() + 60
+    while len(_workers(proc.pid)) < 2:  # the master listens before its workers are up
+        assert time.monotonic() < deadline, "gunicorn did not start its 2 workers"
+        time.sleep(0.1)
     proc.base_url = f"http://127.0.0.1:{port}"
     proc.multiproc = multiproc
     yield proc
