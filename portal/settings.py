@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "chargeback",
     "wallets",
     "gateway",
+    "alert_channels",  # Slack and webhooks (budgets publishes to it), docs/operations.md
     "budgets",
     "reports",
     "observability",  # probes, /metrics, traces (docs/operations.md)
