@@ -41,11 +41,13 @@ INSTALLED_APPS = [
     "alert_channels",  # Slack and webhooks (budgets publishes to it), docs/operations.md
     "budgets",
     "reports",
+    "observability",  # probes, /metrics, traces (docs/operations.md)
     "sso",  # single sign-on (OpenID Connect), docs/operations.md "Single sign-on"
     "demo",
 ]
 
 MIDDLEWARE = [
+    "observability.middleware.OpsEndpointsMiddleware",  # /healthz, /readyz, /metrics: before all
     "gateway.middleware.GatewayShortcutMiddleware",  # first: the gateway skips the rest
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -389,3 +391,8 @@ KT_RATELIMIT_STORE_RETRY_SECONDS = env.float("KT_RATELIMIT_STORE_RETRY_SECONDS",
 
 # The gateway's own settings: pricing, capture outbox, response cache, routing policies.
 from portal.settings_gateway import *  # noqa: E402,F403
+
+# --- operations: probes, metrics, traces, portal sessions (portal/settings_ops.py) ---
+from portal.settings_ops import *  # noqa: E402, F403
+
+CELERY_BEAT_SCHEDULE.update(OPS_BEAT_SCHEDULE)  # noqa: F405

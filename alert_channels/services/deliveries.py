@@ -16,6 +16,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import httpx
+from celery import shared_task
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -60,8 +61,6 @@ def channels_for(
 
 
 def _enqueue(delivery_id: int) -> None:
-    from alert_channels.tasks import deliver  # the task module imports this one
-
     def send():
         try:
             deliver.delay(delivery_id)
@@ -244,3 +243,19 @@ def deliveries_resend_stale(*, now: datetime | None = None) -> int:
     for delivery_id in ids:
         _enqueue(delivery_id)
     return len(ids)
+
+
+# The task lives beside the service it runs and enqueues (alert_channels/tasks.py only imports
+# it for Celery): exponential backoff (1 s, 2 s, 4 s ... capped at ten minutes, jittered), 15
+# retries: about an hour, as the e-mails; the hourly run (budgets.evaluate_all) enqueues what is
+# still failed. Safe to run twice: delivery_send locks and re-checks.
+@shared_task(
+    name="alert_channels.deliver",
+    autoretry_for=(DeliveryFailed,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=15,
+)
+def deliver(delivery_id: int) -> int:
+    return delivery_send(delivery_id=delivery_id)
