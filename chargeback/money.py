@@ -32,6 +32,20 @@ def quantize(value) -> Decimal:
     return Decimal(value).quantize(_AMOUNT_QUANTUM, rounding=ROUNDING)
 
 
+def exact_sum(value) -> Decimal | None:
+    """A sum of amounts as the database returned it, made exact: at storage precision (8
+    places, the one rounding rule). Every stored amount has at most 8 places, so their exact sum
+    does too; SQLite sums decimals as floats (52800.0000000002, 7300.00000000001), and this
+    rounds that artefact away and nothing else (exact up to 15 significant digits on SQLite,
+    i.e. totals below 10 million at 8 places; PostgreSQL sums exactly in any case). AmountField
+    applies it to every value it reads, aggregates included; call it for a sum read otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        value = Decimal(repr(value))
+    return quantize(value)
+
+
 def to_cents(value) -> Decimal:
     """A total as shown to people: 2 places, half up. Sum first, then call this."""
     return Decimal(value or 0).quantize(CENT, rounding=ROUNDING)
@@ -82,7 +96,12 @@ def token_cost(tokens: int, price_per_million: Decimal) -> Decimal:
 
 
 class AmountField(models.DecimalField):
-    """Wallet and event money: 20 digits, 8 places."""
+    """Wallet and event money: 20 digits, 8 places. Whatever reads as an AmountField (a column,
+    or a Sum / Coalesce / Subquery with `output_field=AmountField()`) comes back exact at 8
+    places on every backend (`exact_sum`)."""
+
+    def from_db_value(self, value, expression, connection):
+        return exact_sum(value)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("max_digits", AMOUNT_DIGITS)

@@ -100,7 +100,7 @@ def wallet_annotate_totals(*, queryset: QuerySet[Wallet]) -> QuerySet[Wallet]:
         .values("amount")[:1]
     )
     queryset = queryset.annotate(
-        available_amount=F("balance") - F("held"),
+        available_amount=ExpressionWrapper(F("balance") - F("held"), output_field=AmountField()),
         total_allocated=Coalesce(Subquery(allocated), ZERO, output_field=AmountField()),
         total_spent=Coalesce(Subquery(spent), ZERO, output_field=AmountField()),
         last_allocation=Subquery(last, output_field=AmountField()),
