@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.http import Http404
 
 from chargeback.admin_audit import AuditedAdminMixin, audit_admin_change, snapshot
+from chargeback.admin_fields import EmailListField
 from chargeback.admin_scope import (
     Scope,
     actor_of,
@@ -128,6 +129,11 @@ class OrgScopedAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     def is_shared_row(self, obj) -> bool:
         return self.shared_when_org_null and getattr(obj, "organization_id", 1) is None
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "owner_emails":  # a JSON list, edited as people write addresses
+            return EmailListField(required=not db_field.blank, label=db_field.verbose_name)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     # --- choices -------------------------------------------------------------------------------
 
