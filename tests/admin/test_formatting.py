@@ -16,7 +16,7 @@ from .conftest import make_event
 
 pytestmark = pytest.mark.django_db
 
-EXPONENT = re.compile(r"\d(?:\.\d+)?E[-+]?\d+")
+EXPONENT = re.compile(r"(?<![\w.])\d+(?:\.\d+)?E[-+]\d+(?![\w])")  # Decimal's 0E-8, 1E+3
 
 
 def _text(response) -> str:
