@@ -74,3 +74,37 @@ def test_owner_emails_are_edited_as_a_comma_separated_list(acme, login):
     budget.refresh_from_db()
     assert budget.owner_emails == ["lead@acme.example", "cfo@acme.example", "ops@acme.example"]
     assert budget.amount == Decimal("750")
+
+
+def test_no_changelist_or_change_page_shows_an_exponent(acme, login):
+    """Every admin list (and the first row's page) with a sub-cent capture and a zero held on
+    the books: Decimal's exponent form (0E-8, -4E-8) appears nowhere."""
+    from django.contrib import admin
+    from django.urls import NoReverseMatch, reverse
+
+    wallet = Wallet.objects.get(department=acme.owned)
+    ledger_append(wallet, kind="capture", amount=Decimal("-4E-8"), reference="req-tiny-2")
+    client = login(acme.users["owner"])
+    checked = 0
+    for model, model_admin in admin.site._registry.items():
+        opts = model._meta
+        try:
+            url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+        except NoReverseMatch:
+            continue
+        response = client.get(url)
+        if response.status_code != 200:
+            continue
+        pages = [response.content.decode()]
+        first = model_admin.get_queryset(response.wsgi_request).first()
+        if first is not None:
+            change = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[first.pk])
+            detail = client.get(change)
+            if detail.status_code == 200:
+                pages.append(detail.content.decode())
+        for page in pages:
+            found = EXPONENT.search(page)
+            assert not found, (url, page[found.start() - 200 : found.end() + 50])
+            assert "Traceback" not in page, url
+        checked += 1
+    assert checked > 15
