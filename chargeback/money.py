@@ -75,6 +75,12 @@ def exact_str(value) -> str | None:
     return f"{value:.{places}f}"
 
 
+def storage_str(value) -> str:
+    """An amount as the gateway's headers give it: plain digits at storage precision, 8 places,
+    never Decimal's exponent form (0 -> "0.00000000", not "0E-8"). "" for None."""
+    return "" if value is None else f"{quantize(value):f}"
+
+
 def parse_amount(value) -> Decimal:
     """A user-supplied amount as a Decimal, never via float. Raises ValueError."""
     if isinstance(value, bool) or value is None:

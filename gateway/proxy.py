@@ -16,7 +16,7 @@ import httpx
 from django.http import HttpResponse, StreamingHttpResponse
 
 from chargeback.errors import InsufficientFunds
-from chargeback.money import ZERO, exact_str
+from chargeback.money import ZERO, storage_str
 from gateway import egress, estimate, translate
 from gateway.attribution import end_user, tags_of
 from gateway.auth import GroupContext
@@ -200,7 +200,7 @@ class Call:
             message,
             type="insufficient_quota",
             code="insufficient_quota",
-            headers={"x-kt-wallet-available": exact_str(available or ZERO)},
+            headers={"x-kt-wallet-available": storage_str(available or ZERO)},
         )
 
     # --- the provider -----------------------------------------------------------------------
@@ -397,9 +397,9 @@ class Call:
 
     def _respond(self, response: HttpResponse) -> HttpResponse:
         response["x-kt-request-id"] = self.request_id
-        response["x-kt-cost"] = exact_str(self.cost)
+        response["x-kt-cost"] = storage_str(self.cost)
         if self.available is not None:
-            response["x-kt-wallet-available"] = exact_str(self.available)
+            response["x-kt-wallet-available"] = storage_str(self.available)
         return response
 
 

@@ -1,5 +1,5 @@
-"""Amounts in the gateway's headers are plain decimal digits, never Decimal's exponent form
-(an empty wallet's available used to read `0E-8`)."""
+"""Amounts in the gateway's headers are plain decimal digits at 8 places (docs/gateway.md),
+never Decimal's exponent form (an empty wallet's available used to read `0E-8`)."""
 
 from decimal import Decimal
 
@@ -12,7 +12,7 @@ from .conftest import KEY, live_db
 pytestmark = live_db
 
 
-def test_an_empty_wallet_answers_402_with_available_0_00(gw, live_server):
+def test_an_empty_wallet_answers_402_with_available_in_digits(gw, live_server):
     services.wallet_adjust(wallet=gw.wallet, amount=Decimal("-10.00"), reason="drain")
     assert gw.refresh().available == 0
 
@@ -24,7 +24,7 @@ def test_an_empty_wallet_answers_402_with_available_0_00(gw, live_server):
     )
 
     assert response.status_code == 402
-    assert response.headers["x-kt-wallet-available"] == "0.00"
+    assert response.headers["x-kt-wallet-available"] == "0.00000000"
 
 
 def test_a_charged_call_reports_its_cost_and_what_is_left_in_digits(gw, live_server):
