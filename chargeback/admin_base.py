@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.http import Http404
 
 from chargeback.admin_audit import AuditedAdminMixin, audit_admin_change, snapshot
-from chargeback.admin_fields import EmailListField
+from chargeback.admin_fields import AmountInput, EmailListField
 from chargeback.admin_scope import (
     Scope,
     actor_of,
@@ -28,6 +28,7 @@ from chargeback.admin_scope import (
     request_scope,
 )
 from chargeback.models import Organization
+from chargeback.money import AmountField
 
 TIMESTAMP_FIELDS = ("created_at", "updated_at", "imported_at")
 
@@ -133,6 +134,8 @@ class OrgScopedAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name == "owner_emails":  # a JSON list, edited as people write addresses
             return EmailListField(required=not db_field.blank, label=db_field.verbose_name)
+        if isinstance(db_field, AmountField):
+            kwargs.setdefault("widget", AmountInput(attrs={"step": "any"}))
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     # --- choices -------------------------------------------------------------------------------

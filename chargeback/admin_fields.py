@@ -2,10 +2,12 @@
 
 import json
 import re
+from decimal import Decimal
 
 from django import forms
 
 from chargeback import display
+from chargeback.money import exact_str
 
 
 class EmailListField(forms.CharField):
@@ -39,3 +41,13 @@ class EmailListField(forms.CharField):
 
     def has_changed(self, initial, data):
         return self.to_python(initial) != self.to_python(data)
+
+
+class AmountInput(forms.NumberInput):
+    """An amount's input shows it as typed, not at storage precision: 30000.00, not
+    30000.00000000 (every stored digit of a sub-cent amount is kept: 0.000123)."""
+
+    def format_value(self, value):
+        if isinstance(value, Decimal):
+            return exact_str(value)
+        return super().format_value(value)

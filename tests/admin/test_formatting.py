@@ -49,6 +49,7 @@ def test_money_counts_and_lists_read_for_people(acme, login):
     form = _text(client.get(f"/admin/budgets/budget/{acme.owned.budgets.get().pk}/change/"))
     assert "lead@acme.example, cfo@acme.example" in form
     assert "[&quot;lead@acme.example" not in form
+    assert 'value="30000.00"' in form  # the amount's input, not 30000.00000000
     events = _text(client.get("/admin/gateway/usageevent/"))
     assert "7,348,430 + 1,415,404" in events
     assert "0.00000004" in events
