@@ -148,6 +148,9 @@ class OrgScopedAdmin(AuditedAdminMixin, admin.ModelAdmin):
             # (staff never create shared rows, such as default-catalog prices). Kept in the form
             # so that uniqueness per organization is validated as a form error.
             kwargs.update(required=True, empty_label=None, initial=scope.organization_id)
+        elif db_field.remote_field.model is Organization and scope.organization_id is not None:
+            # A superuser who is a member (the demo's admin) starts with their organization.
+            kwargs.setdefault("initial", scope.organization_id)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):

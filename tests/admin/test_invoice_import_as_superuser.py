@@ -82,3 +82,12 @@ def test_a_bad_file_shows_what_is_wrong_without_a_traceback(acme, login):
         page = response.content.decode()
         assert "Traceback" not in page
         assert 'File "' not in page  # no frame of a stack trace either
+
+
+def test_a_new_rows_organization_starts_as_the_superusers_own(acme, outsider, login):
+    client = login(_superuser("admin", organization=acme.org))
+
+    form = client.get(reverse("admin:chargeback_department_add")).context["adminform"].form
+
+    assert form.fields["organization"].initial == acme.org.pk
+    assert set(form.fields["organization"].queryset) >= {acme.org, outsider.org}  # may pick
