@@ -18,6 +18,7 @@ ROUNDING = ROUND_HALF_UP
 ZERO = Decimal("0")
 CENT = Decimal("0.01")
 _AMOUNT_QUANTUM = Decimal(1).scaleb(-AMOUNT_PLACES)
+HALF_UNIT = _AMOUNT_QUANTUM / 2  # half the smallest amount: slack for float comparisons
 MAX_AMOUNT = Decimal(10) ** (AMOUNT_DIGITS - AMOUNT_PLACES)  # what an AmountField can hold
 TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
 

@@ -31,7 +31,7 @@ def main() -> None:
     client.credentials(HTTP_AUTHORIZATION="Bearer kt_admin_sqlite_probe")
     api = client.get("/v1/wallets", {"limit": 100}, HTTP_HOST="localhost").json()["results"]
     out = {}
-    for wallet in wallets_for_org(organization=org, scope=Wallet.Scope.TEAM):
+    for wallet in wallets_for_org(organization=org, scope=Wallet.Scope.TEAM):  # the demo's 8
         amounts = list(wallet.entries.filter(kind="capture").values_list("amount", flat=True))
         with connection.cursor() as cursor:
             cursor.execute(
@@ -47,7 +47,31 @@ def main() -> None:
             "selector_available": str(wallet.available_amount),
             "api": next(w for w in api if w["name"] == wallet.name),
         }
+    out["holds"] = _holds(org)
     json.dump(out, sys.stdout)
+
+
+def _holds(org) -> dict:
+    """0.1 held of 0.3, then 0.2 asked: exactly affordable (SQLite's floats say 0.1 + 0.2 >
+    0.3); then a millionth of a cent more than what is left: not affordable."""
+    from decimal import Decimal
+
+    from chargeback.errors import InsufficientFunds
+    from tests.factories import DepartmentFactory
+    from wallets import services
+
+    dept = DepartmentFactory(organization=org, team_id="team_holds")
+    services.wallet_allocate(department=dept, amount=Decimal("0.3"), currency="USD")
+    wallet = services.wallet_for_team(department=dept)
+    services.hold_place(wallet=wallet, amount=Decimal("0.1"), request_id="req_h1")
+    answers = {}
+    for name, amount in (("one_unit_over", "0.20000001"), ("exactly_affordable", "0.2")):
+        try:
+            services.hold_place(wallet=wallet, amount=Decimal(amount), request_id=f"req_{name}")
+            answers[name] = "placed"
+        except InsufficientFunds:
+            answers[name] = "refused"
+    return answers
 
 
 if __name__ == "__main__":

@@ -41,7 +41,8 @@ def test_every_amount_read_from_the_database_goes_through_it():
 
 def test_on_sqlite_the_demo_wallets_totals_are_exact_in_the_selectors_and_the_api(tmp_path):
     """The embedded default's backend: SQLite's own SUM of a wallet's captures is off (that is
-    what this test is about), the selectors' and the API's totals are exact."""
+    what this test is about), the selectors' and the API's totals are exact; and a hold that
+    the wallet can exactly afford is placed."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -59,6 +60,7 @@ def test_on_sqlite_the_demo_wallets_totals_are_exact_in_the_selectors_and_the_ap
     )
     assert done.returncode == 0, done.stderr
     wallets = json.loads(done.stdout)
+    holds = wallets.pop("holds")
     assert len(wallets) == 8
     off = [w for w in wallets.values() if Decimal(w["sqlite_sum"]) != Decimal(w["exact_spent"])]
     assert off, "SQLite summed exactly: this test no longer shows the artefact"
@@ -70,3 +72,5 @@ def test_on_sqlite_the_demo_wallets_totals_are_exact_in_the_selectors_and_the_ap
         assert wallet["api"]["total_spent"] == f"{exact:.2f}", name  # whole cents in the demo
         assert Decimal(wallet["api"]["available"]) == Decimal(wallet["selector_available"]), name
     assert wallets["team_engineering"]["api"]["total_spent"] == "52800.00"
+    # A hold compares balance >= held + amount: exactly, not as SQLite's floats would.
+    assert holds == {"one_unit_over": "refused", "exactly_affordable": "placed"}
