@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from alert_channels.services.deliveries import deliveries_resend_stale
 from budgets import selectors
 from budgets.delivery import send_budget_alerts, send_wallet_alert
 from budgets.models import Budget, BudgetAlert, WalletAlert
@@ -192,4 +193,6 @@ def budgets_evaluate_all(*, now: datetime | None = None) -> dict:
     ):
         _enqueue_wallet_alert(alert_id)
         counts["resent"] += 1
+    # The alert channels' deliveries that are still failed or pending get their retry here too.
+    counts["channel_deliveries_resent"] = deliveries_resend_stale(now=now)
     return counts

@@ -39,7 +39,7 @@ class OrganizationAdmin(ServiceAdmin):
         "rate_limits_unavailable",
     ]
     search_fields = ["name", "slug"]
-    fields = [*services.ORGANIZATION_EDITABLE, "env_refs_allowed"]
+    fields = [*services.ORGANIZATION_EDITABLE, "rate_limit_defaults", "env_refs_allowed"]
 
     def has_add_permission(self, request):
         return request.user.is_superuser  # tenants are created by the platform
@@ -78,7 +78,8 @@ class OrganizationAdmin(ServiceAdmin):
         services.organization_delete(organization=obj, actor=actor_of(request), via="admin")
 
     def get_readonly_fields(self, request, obj=None):
-        readonly = list(super().get_readonly_fields(request, obj))
+        # The defaults come from the config file (`rate_limit_defaults`), like the groups' limits.
+        readonly = [*super().get_readonly_fields(request, obj), "rate_limit_defaults"]
         # The operator's allow-list of server variables: never the tenant's to change.
         return readonly if request.user.is_superuser else [*readonly, "env_refs_allowed"]
 
@@ -109,6 +110,9 @@ class ConsumerGroupAdmin(ServiceAdmin):
         "allowed_models",
         "rpm_limit",
         "tpm_limit",
+        "tpd_limit",
+        "parallel_limit",
+        "user_rate_limits",
     ]
     readonly_fields = ["key_prefix", "key_env_ref", "previous_key_expires_at"]
     actions = ["rotate_key"]
@@ -131,6 +135,9 @@ class ConsumerGroupAdmin(ServiceAdmin):
             allowed_models=data["allowed_models"],
             rpm_limit=data["rpm_limit"],
             tpm_limit=data["tpm_limit"],
+            tpd_limit=data["tpd_limit"],
+            parallel_limit=data["parallel_limit"],
+            user_rate_limits=data["user_rate_limits"],
             is_active=data["is_active"],
             actor=actor_of(request),
             via="admin",

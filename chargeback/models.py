@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from chargeback.rate_limits import validate_rate_limit_defaults, validate_user_rate_limits
+
 
 def validate_time_zone(value):
     if value not in zoneinfo.available_timezones():
@@ -60,6 +62,11 @@ class Organization(models.Model):
         choices=RateLimitsUnavailable.choices,
         default=RateLimitsUnavailable.OPEN,
         help_text="Rate-limited consumer groups while the rate-limit store (Redis) is unavailable.",
+    )
+    # Every consumer group's limits where the group sets none, and each end user's (`per_user`):
+    # the config file's `rate_limit_defaults` (chargeback/rate_limits.py, gateway/ratelimit.py).
+    rate_limit_defaults = models.JSONField(
+        default=dict, blank=True, validators=[validate_rate_limit_defaults]
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -116,6 +123,12 @@ class ConsumerGroup(models.Model):
     allowed_models = models.JSONField(default=list, blank=True)
     rpm_limit = models.PositiveIntegerField(null=True, blank=True)
     tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    tpd_limit = models.PositiveIntegerField(null=True, blank=True)  # tokens per day
+    parallel_limit = models.PositiveIntegerField(null=True, blank=True)  # requests in flight
+    # The limits of each end user of the group: {"rpm", "tpm", "tpd", "parallel"}, any of them.
+    user_rate_limits = models.JSONField(
+        default=dict, blank=True, validators=[validate_user_rate_limits]
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -6,5 +6,6 @@ class GatewayConfig(AppConfig):
     verbose_name = "Gateway and usage"
 
     def ready(self):
-        from gateway import config_section  # noqa: F401  (registers `gateway:`)
+        # Register the config file's sections (and keys of `providers`) the gateway reads.
+        from gateway import config_policies, config_routing, config_section  # noqa: F401
         from gateway.response_cache import config_section as cache_section  # noqa: F401  (`cache:`)

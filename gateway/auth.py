@@ -15,6 +15,8 @@ from chargeback.keys import hash_key
 from chargeback.models import ConsumerGroup, Organization
 from gateway.cache import ttl_cache
 from gateway.errors import GatewayError
+from gateway.policies import Policy, policy_for
+from gateway.ratelimit import LimitSet
 from gateway.response_cache.rules import CacheRule, cache_rule_for
 
 _groups = ttl_cache()
@@ -29,8 +31,6 @@ class GroupContext:
     organization_id: int
     department_id: int | None
     allowed_models: frozenset
-    rpm_limit: int | None
-    tpm_limit: int | None
     cost_tracking: bool
     enforcement: bool
     currency: str
@@ -43,6 +43,10 @@ class GroupContext:
     rate_limits_fail_closed: bool = False
     # The response cache's settings for this group; None: no cache, nothing more to do.
     cache: CacheRule | None = None
+    # The group's rate limits (its own, else the organization's defaults); None: no limits.
+    limits: LimitSet | None = None
+    # The routing policy that applies to the group (gateway/policies.py); None: no policy.
+    policy: Policy | None = None
 
 
 def raw_key(request) -> str:
@@ -54,8 +58,11 @@ def raw_key(request) -> str:
 
 
 def _load(digest: str) -> GroupContext | None:
+    # The organization's gateway settings come in the same query (a LEFT JOIN; most have none).
     group = (
-        ConsumerGroup.objects.select_related("organization")
+        ConsumerGroup.objects.select_related(
+            "organization", "organization__gateway_settings", "department"
+        )
         .filter(Q(key_hash=digest) | Q(previous_key_hash=digest), is_active=True)
         .first()
     )
@@ -67,14 +74,19 @@ def _load(digest: str) -> GroupContext | None:
         if group.previous_key_expires_at is None:
             return None
         grace = group.previous_key_expires_at
+    own_limits = {
+        "rpm": group.rpm_limit,
+        "tpm": group.tpm_limit,
+        "tpd": group.tpd_limit,
+        "parallel": group.parallel_limit,
+    }
+    gateway_settings = getattr(org, "gateway_settings", None)
     return GroupContext(
         group_id=group.pk,
         group_name=group.name,
         organization_id=org.pk,
         department_id=group.department_id,
         allowed_models=frozenset(group.allowed_models or ()),
-        rpm_limit=group.rpm_limit,
-        tpm_limit=group.tpm_limit,
         cost_tracking=org.cost_tracking_enabled,
         enforcement=org.wallet_enforcement,
         currency=org.currency,
@@ -84,6 +96,14 @@ def _load(digest: str) -> GroupContext | None:
             org.rate_limits_unavailable == Organization.RateLimitsUnavailable.CLOSED
         ),
         cache=cache_rule_for(group),
+        limits=LimitSet.of(
+            group=own_limits, user=group.user_rate_limits or {}, defaults=org.rate_limit_defaults
+        ),
+        policy=policy_for(
+            gateway_settings.routing_policies if gateway_settings is not None else (),
+            group=group.name,
+            team_id=group.department.team_id if group.department_id else "",
+        ),
     )
 
 

@@ -75,6 +75,17 @@ def error_response(error: GatewayError, *, anthropic: bool = False) -> HttpRespo
     return response
 
 
+def retry_later(message: str, *, code: str, retry_after: int) -> GatewayError:
+    """A 503 the client may retry after `retry_after` seconds (the SDKs honour the header)."""
+    return GatewayError(
+        503,
+        message,
+        type="server_error",
+        code=code,
+        headers={"retry-after": str(retry_after)},
+    )
+
+
 # Seconds a client is told to wait when the database is away before its call reached the
 # provider. The SDKs retry a 503 by themselves and honour `retry-after`: 2 s twice (their
 # default of two retries) spans a PostgreSQL restart, which takes about 1-3 s.
@@ -84,11 +95,9 @@ DATABASE_RETRY_AFTER = 2
 def database_unavailable() -> GatewayError:
     """The 503 for a request that needed the database before the provider call (key lookup,
     routing, the hold) while it was unreachable: nothing was sent upstream, nothing charged."""
-    return GatewayError(
-        503,
+    return retry_later(
         "The gateway cannot reach its database right now; nothing was sent to the provider "
         f"and nothing was charged. Retry in {DATABASE_RETRY_AFTER} seconds.",
-        type="server_error",
         code="database_unavailable",
-        headers={"retry-after": str(DATABASE_RETRY_AFTER)},
+        retry_after=DATABASE_RETRY_AFTER,
     )

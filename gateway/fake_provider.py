@@ -18,8 +18,12 @@ never reaches the gateway. Hyphens and underscores are the same name here.
   capped at 48; more than max_tokens plays a provider that bills beyond the request's cap);
 - `cached` prompt tokens reported as cached (OpenAI `prompt_tokens_details.cached_tokens`,
   Anthropic `cache_read_input_tokens`); `cache-write` (Anthropic `cache_creation_input_tokens`);
-- `fault`: `500`, `429`, `timeout` (no byte for `hang` ms, default 30 s), `reset` (drop the
-  connection after half the chunks), `no_usage` (a stream without usage).
+- `fault`: `500`, `429`, `timeout` (no byte for `hang` ms, default 30 s), `stall` (a stream's
+  head, then no event for `hang` ms), `reset` (drop the connection after half the chunks),
+  `no_usage` (a stream without usage).
+
+`server.posts` counts the POST requests a server received (tests of failover count them);
+`server.calls` counts the well-formed ones by path.
 """
 
 import hashlib
@@ -116,6 +120,14 @@ class FakeProviderHandler(BaseHTTPRequestHandler):
             return True
         return False
 
+    def _stalled(self, options: dict) -> bool:
+        """`fault=stall`: the stream's head is out; nothing more for `hang` ms, then close."""
+        if options.get("fault") != "stall":
+            return False
+        time.sleep(option_int(options, "hang", 30_000) / 1000)
+        self.close_connection = True
+        return True
+
     # --- routes ---------------------------------------------------------------------------
 
     def do_GET(self):
@@ -129,6 +141,8 @@ class FakeProviderHandler(BaseHTTPRequestHandler):
         self._send_json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
     def do_POST(self):
+        with self.server.lock:
+            self.server.posts += 1
         body = self._read_json()
         if body is None or not isinstance(body, dict):
             self._send_json(
@@ -205,6 +219,8 @@ class FakeProviderHandler(BaseHTTPRequestHandler):
             return json.dumps(payload)
 
         self._start_stream()
+        if self._stalled(options):
+            return
         self._event(chunk({"role": "assistant", "content": ""}))
         for i, piece in enumerate(pieces):
             if fault == "reset" and i >= max(1, len(pieces) // 2):
@@ -285,6 +301,8 @@ class FakeProviderHandler(BaseHTTPRequestHandler):
         delay = option_int(options, "chunk_delay", 0) / 1000
         start_usage = {} if no_usage else {**usage, "output_tokens": 1}
         self._start_stream()
+        if self._stalled(options):
+            return
         self._event(
             json.dumps(
                 {
@@ -342,11 +360,12 @@ class FakeProviderServer(ThreadingHTTPServer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._calls_lock = threading.Lock()
-        self.calls: dict[str, int] = {}  # POSTs received, by path (what the tests count)
+        self.lock = threading.Lock()
+        self.posts = 0  # every POST, even a malformed one (failover tests count them)
+        self.calls: dict[str, int] = {}  # well-formed POSTs by path (the cache tests count them)
 
     def count(self, path: str) -> None:
-        with self._calls_lock:
+        with self.lock:
             self.calls[path] = self.calls.get(path, 0) + 1
 
 

@@ -148,6 +148,13 @@ class UsageEvent(models.Model):
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     prompt_fingerprint = models.CharField(max_length=64, blank=True)
+    # Failover (gateway/failover.py): the targets tried before the one that served, or skipped
+    # because their circuit was open, each with why: [{"target", "model", "reason"}].
+    attempts = models.JSONField(default=list, blank=True)
+    # The routing policy that changed the model, as "policy:rule" (gateway/policies.py), and
+    # what it saved: the usage at the price of the model it replaced, minus the cost.
+    policy = models.CharField(max_length=120, blank=True)
+    policy_saved = AmountField(default=ZERO)
     # The cost exceeded the request's hold: the provider reported more usage than the hold's
     # worst case allowed (charged anyway, the provider billed it). Rare; see docs/pricing.md.
     above_hold = models.BooleanField(default=False)
@@ -225,3 +232,25 @@ class ResponseCachePolicy(models.Model):
 
     def __str__(self):
         return f"cache: {self.consumer_group.name if self.consumer_group_id else 'organization'}"
+
+
+class GatewaySettings(models.Model):
+    """An organization's routing, from its config file: failover across the targets that serve
+    a model (`fallback`), the circuit breaker, the models to fall back to (`model_mapping`) and
+    the routing policies of its groups and departments (gateway/config_routing.py). Empty
+    values mean the feature is off; an organization without a row has none of them."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="gateway_settings"
+    )
+    fallback = models.JSONField(default=dict, blank=True)
+    circuit_breaker = models.JSONField(default=dict, blank=True)
+    model_mapping = models.JSONField(default=dict, blank=True)
+    routing_policies = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "gateway settings"
+
+    def __str__(self):
+        return f"gateway settings of {self.organization}"

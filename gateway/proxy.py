@@ -7,33 +7,28 @@ knows how the call ended (reply relayed, provider error, timeout, stream cut, cl
 process killed in between leaves a hold that expires and is swept (gateway/tasks.py).
 """
 
-import json
-import logging
 import secrets
 from decimal import Decimal
 
-import httpx
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 
 from chargeback.errors import InsufficientFunds
 from chargeback.money import ZERO, storage_str
-from gateway import egress, estimate, translate
+from gateway import estimate
 from gateway.attribution import end_user, tags_of
 from gateway.auth import GroupContext
+from gateway.call_routing import CallRouting
 from gateway.capture import usage_capture
 from gateway.errors import GatewayError
 from gateway.pricing import Usage, cost_of, worst_case_cost
-from gateway.providers import upstream_for, upstream_send
-from gateway.ratelimit import ratelimit_admit, ratelimit_spend
+from gateway.ratelimit import ratelimit_admit, ratelimit_finish
 from gateway.recording import event_record
-from gateway.response_cache.flow import cache_call
-from gateway.routing import route, wallet_of
-from gateway.streaming import Relay, elapsed_ms, release_connection
+from gateway.response_cache.flow import cache_begin
+from gateway.routing import wallet_of
+from gateway.streaming import elapsed_ms, release_connection
+from gateway.upstream_call import UpstreamCall
 from gateway.validation import lone_surrogate, storable
-from gateway.wire import StreamScanner, text_bytes_of_json, usage_from_json
 from wallets.services import hold_reserve
-
-log = logging.getLogger(__name__)
 
 EVENT_ENDPOINTS = {"chat": "chat.completions", "embeddings": "embeddings", "messages": "messages"}
 
@@ -53,7 +48,7 @@ def output_cap(endpoint: str, body: dict) -> int | None:
     return None
 
 
-class Call:
+class Call(CallRouting, UpstreamCall):
     def __init__(
         self,
         *,
@@ -81,6 +76,7 @@ class Call:
         self.cost = ZERO
         self.cache = None  # gateway.response_cache.flow.Fill when the group's cache is on
         self.available: Decimal | None = None
+        self.limits = None
 
     # --- before the provider ----------------------------------------------------------------
 
@@ -92,39 +88,34 @@ class Call:
         self.model = body.get("model")
         self.user = end_user(self.request, body)
         self.tags = tags_of(self.request)
-        self.target, self.price = route(ctx, model=self.model, endpoint=self.endpoint)
+        self._route()  # gateway/call_routing.py: policy, target, price, failover candidates
         self._bounds()
         self.fingerprint = estimate.prompt_fingerprint(body)
-        ratelimit_admit(ctx)
-        self.upstream = upstream_for(self.target)
-        self.translate = self.upstream.adapter.translates(self.endpoint)
-        self.upstream_endpoint = "chat" if self.translate else self.endpoint
-        self.fmt = self.upstream.adapter.wire_format(self.upstream_endpoint)
+        self.limits = ratelimit_admit(ctx, user=self.user, request_id=self.request_id)
         self.stream = self.endpoint != "embeddings" and body.get("stream") is True
-        payload = self.raw
-        self.strip_usage = False
-        if self.translate:
-            payload = json.dumps(translate.request_to_openai(body)).encode()
-            self.strip_usage = self.stream  # the Anthropic client gets usage in message_delta
-        elif self.stream and self.fmt == "openai":
-            options = body.get("stream_options")
-            options = dict(options) if isinstance(options, dict) else {}
-            if not options.get("include_usage"):
-                # Ask for the usage chunk; the client did not, so it will not see it.
-                self.strip_usage = True
-                options["include_usage"] = True
-                payload = json.dumps({**body, "stream_options": options}).encode()
-        if ctx.cache is not None:  # the response cache answers hits, stores misses' replies
-            return cache_call(self, payload)
-        self._hold()
-        return self._call(payload)
+        try:
+            self._connect()
+            if ctx.cache is not None:  # the response cache: a hit is answered from the store
+                hit = cache_begin(self)
+                if hit is not None:
+                    ratelimit_finish(self.limits, 0)
+                    return hit
+            self._hold()
+        except BaseException:
+            if self.cache is not None:
+                self.cache.abandon()  # nothing stored; requests waiting for this reply go on
+            ratelimit_finish(self.limits, 0)  # refused before the call: its slot freed
+            raise
+        if self.cache is not None:
+            return self.cache.fill(self)  # the call, its reply stored
+        return self._call()
 
-    def _call(self, payload: bytes) -> HttpResponse:
+    def _call(self) -> HttpResponse:
         try:
             release_connection()
             if self.stream:
-                return self._call_stream(payload)
-            return self._call_json(payload)
+                return self._call_stream()
+            return self._call_json()
         except BaseException:
             if not self.done:
                 self.finish(status="error", http_status=500, error_code="gateway_error")
@@ -203,123 +194,6 @@ class Call:
             headers={"x-kt-wallet-available": storage_str(available or ZERO)},
         )
 
-    # --- the provider -----------------------------------------------------------------------
-
-    def _send(self, payload: bytes) -> httpx.Response:
-        adapter, options = self.upstream.adapter, self.target.options
-        url = adapter.url(self.upstream.base_url, self.upstream_endpoint, options)
-        headers = adapter.headers(self.upstream.secret, self.request, options)
-        try:
-            return upstream_send(url, headers, payload, options.get("timeouts"))
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
-
-    def log_upstream_failure(self, exc: Exception, where: str = "before the reply"):
-        # The event keeps a code; the log keeps what happened, for whoever runs the gateway.
-        log.warning(
-            "request %s: target %s: %s: %s: %s",
-            self.request_id,
-            self.target.target_id,
-            where,
-            type(exc).__name__,
-            exc,
-        )
-
-    def _transport_error(self, exc: Exception):
-        self.log_upstream_failure(exc)
-        refused = egress.refusal_of(exc)
-        if refused is not None:  # the operator's address rules (gateway/egress.py)
-            self.finish(status="provider_error", http_status=502, error_code="upstream_not_allowed")
-            return GatewayError(
-                502,
-                f"The provider ({self.target.target_id}) is at an address the gateway may not "
-                f"connect to: {refused.reason}.",
-                type="server_error",
-                code="upstream_not_allowed",
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            self.finish(status="timeout", http_status=504, error_code="upstream_timeout")
-            return GatewayError(
-                504,
-                f"The provider ({self.target.target_id}) did not answer in time.",
-                type="timeout",
-                code="upstream_timeout",
-            )
-        self.finish(status="provider_error", http_status=502, error_code="upstream_unreachable")
-        return GatewayError(
-            502,
-            f"The provider ({self.target.target_id}) could not be reached: {type(exc).__name__}.",
-            type="server_error",
-            code="upstream_unreachable",
-        )
-
-    def _passthrough_error(self, status: int, content: bytes, content_type: str) -> HttpResponse:
-        data = _json_or_none(content)
-        usage = usage_from_json(self.fmt, data)
-        error = (data or {}).get("error") if isinstance(data, dict) else None
-        code = ""
-        if isinstance(error, dict):
-            code = str(error.get("code") or error.get("type") or "")[:100]
-        self.finish(
-            status="provider_error",
-            http_status=status,
-            error_code=code or f"http_{status}",
-            usage=usage,
-            usage_source="provider" if usage else "none",
-        )
-        if self.translate:
-            content = json.dumps(translate.error_to_anthropic(status, data)).encode()
-            content_type = "application/json"
-        return self._respond(HttpResponse(content, status=status, content_type=content_type))
-
-    def _call_json(self, payload: bytes) -> HttpResponse:
-        upstream = self._send(payload)
-        try:
-            content = upstream.read()
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
-        finally:
-            upstream.close()
-        content_type = upstream.headers.get("content-type", "application/json")
-        if upstream.status_code >= 400:
-            return self._passthrough_error(upstream.status_code, content, content_type)
-        data = _json_or_none(content)
-        usage = usage_from_json(self.fmt, data)
-        source = "provider"
-        if usage is None:
-            usage, source = self.estimated_usage(text_bytes_of_json(self.fmt, data)), "estimated"
-        self.model_served = str((data or {}).get("model") or "") if isinstance(data, dict) else ""
-        self.finish(status="ok", http_status=upstream.status_code, usage=usage, usage_source=source)
-        if self.translate and isinstance(data, dict):
-            reply = translate.reply_to_anthropic(data, usage, self.request_id)
-            content, content_type = json.dumps(reply).encode(), "application/json"
-        response = HttpResponse(content, status=upstream.status_code, content_type=content_type)
-        return self._respond(response)
-
-    def _call_stream(self, payload: bytes):
-        upstream = self._send(payload)
-        if upstream.status_code >= 400:
-            try:
-                content = upstream.read()
-            except httpx.HTTPError as exc:
-                raise self._transport_error(exc) from exc
-            finally:
-                upstream.close()
-            content_type = upstream.headers.get("content-type", "application/json")
-            return self._passthrough_error(upstream.status_code, content, content_type)
-        writer = None
-        if self.translate:
-            writer = translate.AnthropicStreamWriter(self.request_id, str(self.model))
-        relay = Relay(self, upstream, StreamScanner(self.fmt, strip_usage=self.strip_usage), writer)
-        response = StreamingHttpResponse(
-            relay if self.cache is None else self.cache.tee(self, relay),
-            content_type=upstream.headers.get("content-type", "text/event-stream"),
-        )
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"  # nginx: relay each chunk as it comes
-        response["x-kt-request-id"] = self.request_id
-        return response
-
     # --- after the provider -----------------------------------------------------------------
 
     def estimated_usage(self, completion_bytes: int, prompt_tokens: int = 0) -> Usage:
@@ -350,7 +224,7 @@ class Call:
             "provider": target.provider if target else "",
             "target_id": target.target_id if target else "",
             "model_requested": str(self.model or "")[:200],
-            "model_served": storable(getattr(self, "model_served", ""), 200),
+            "model_served": storable(self._model_served(), 200),
             "stream": getattr(self, "stream", False),
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
@@ -368,7 +242,24 @@ class Call:
             "prompt_fingerprint": getattr(self, "fingerprint", ""),
             # The provider billed more than the hold reserved (charged anyway; docs/pricing.md).
             "above_hold": self.hold is not None and self.cost > self.hold.amount,
+            "attempts": self.failover.attempts if self.failover is not None else [],
+            "policy": self.policy,
+            "policy_saved": self._policy_saved(usage),
         }
+
+    def _model_served(self) -> str:
+        """What the provider said it served; else, when the gateway sent another model than the
+        one requested (a policy, a fallback), that one."""
+        served = getattr(self, "model_served", "")
+        routed = getattr(self, "routed_model", self.model)
+        return served or (routed if routed != self.model else "")
+
+    def _policy_saved(self, usage: Usage) -> Decimal:
+        """What a policy's downgrade saved: the usage at the replaced model's price minus the
+        cost (0 without a downgrade, or without usage)."""
+        if self.replaced is None or self.usage is None:
+            return ZERO
+        return cost_of(self.replaced, usage) - self.cost
 
     def finish(self, *, status, http_status, error_code="", usage=None, usage_source="none"):
         """Price the usage, capture it (or release the hold) and write the event. Once."""
@@ -391,20 +282,16 @@ class Call:
             self.available = usage_capture(self.hold, self.cost, fields)
         else:
             usage_capture(None, ZERO, {**fields, "wallet_id": None}, tracked=False)
-        if usage is not None:
-            # After the capture; it never raises (a store that fails cannot fail a charged call).
-            ratelimit_spend(self.ctx, usage.prompt_tokens + usage.completion_tokens)
+        # After the capture; it never raises (a store that fails cannot fail a charged call).
+        tokens = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
+        ratelimit_finish(self.limits, tokens)
 
     def _respond(self, response: HttpResponse) -> HttpResponse:
         response["x-kt-request-id"] = self.request_id
         response["x-kt-cost"] = storage_str(self.cost)
         if self.available is not None:
             response["x-kt-wallet-available"] = storage_str(self.available)
+        if self.limits is not None:
+            for name, value in self.limits.headers().items():
+                response[name] = value
         return response
-
-
-def _json_or_none(content: bytes):
-    try:
-        return json.loads(content)
-    except ValueError:
-        return None

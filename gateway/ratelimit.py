@@ -1,207 +1,245 @@
-"""Per consumer group requests-per-minute and tokens-per-minute limits (fixed one-minute windows).
+"""Rate limits per consumer group and per end user: requests per minute, tokens per minute,
+tokens per day and requests in flight (`max_parallel_requests`), with the organization's
+`rate_limit_defaults` where a group sets none (chargeback/rate_limits.py).
 
-Counters live in the Django cache: Redis when REDIS_URL is set (shared by every process), else
-local memory (per process). Groups without limits cost nothing here. The token window counts the
-tokens of finished requests; a request is admitted while the window is below the limit.
+The limits are token buckets kept in the shared store (gateway/store.py: Redis, so every
+process and instance sees the same counts; per process without Redis); the arithmetic is in
+gateway/ratelimit_buckets.py. A request costs one round trip to the store when it is admitted
+(every limit checked at once, atomically) and one when it ends (its tokens taken, its in-flight
+slot freed); a group without limits costs nothing here. Responses carry OpenAI's
+`x-ratelimit-limit-*`, `x-ratelimit-remaining-*` and `x-ratelimit-reset-*` headers for requests
+and tokens (the tightest limit of each kind that applies), and a refusal is OpenAI's 429 with
+`retry-after`.
 
-Without its store: when a call to the store fails (Redis down, or slower than the cache's socket
-timeouts KT_CACHE_CONNECT_TIMEOUT / KT_CACHE_TIMEOUT), the request gets its organization's choice,
-`Organization.rate_limits_unavailable`: `open` serves it without limits, `closed` answers 503 with
-`retry-after`. Never a 500. After a failure this process leaves the store alone for
-KT_RATELIMIT_STORE_RETRY_SECONDS, so an outage costs one timeout per process and interval, not
-one per request. `ratelimit_spend` runs after the capture and never raises: tokens the store
-cannot take are left out of the window. Each of these is counted (`outage_counts()`, per
-process) and logged: a warning when the store goes away, a summary at most once a minute while
-it stays away, and one when it is back.
+Without its store: when a call to the store fails, the request gets its organization's choice,
+`Organization.rate_limits_unavailable`: `open` serves it without limits, `closed` answers 503
+with `retry-after`. Never a 500. `ratelimit_finish` runs after the capture and never raises:
+tokens the store cannot take are left out of the buckets.
 """
 
+import hashlib
 import logging
 import math
-import threading
-import time
-from collections import Counter
+from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
-from redis.exceptions import RedisError
 
-from gateway.auth import GroupContext
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, retry_later
+from gateway.ratelimit_buckets import ADMIT, FINISH, LocalBuckets, duration, reset_seconds
+from gateway.store import (
+    StoreUnavailable,
+    outage_count,
+    outage_counts,
+    store_reset,
+    store_run,
+)
 
 log = logging.getLogger(__name__)
 
-WINDOW = 60
-REPORT_SECONDS = 60.0
-# What is counted while the store is unavailable.
+# What is counted while the store is unavailable (gateway.store.outage_counts).
 SERVED = "served without limits"  # fail open
 REFUSED = "refused with 503"  # fail closed
-TOKENS_LOST = "token counts lost"  # ratelimit_spend after the capture
+TOKENS_LOST = "token counts lost"  # ratelimit_finish after the capture
 
+# kind, period (seconds), the limit's words in messages, OpenAI's header kind
+KINDS = {
+    "rpm": ("r", 60, "requests per minute", "requests"),
+    "tpm": ("t", 60, "tokens per minute", "tokens"),
+    "tpd": ("t", 86_400, "tokens per day", "tokens"),
+    "parallel": ("p", 0, "requests in flight", ""),
+}
 
-class StoreUnavailable(Exception):
-    """The store failed just now, or failed recently and is being left alone."""
+__all__ = [
+    "REFUSED",
+    "SERVED",
+    "TOKENS_LOST",
+    "LimitSet",
+    "outage_counts",
+    "ratelimit_admit",
+    "ratelimit_finish",
+    "ratelimit_store_reset",
+]
 
-
-class _StoreHealth:
-    """This process's view of the store: healthy, or down since a failure."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.down_since: float | None = None  # time.monotonic()
-        self.retry_at = 0.0
-        self.reported_at = 0.0
-        self.counts: Counter = Counter()  # since the process started
-        self.unreported: Counter = Counter()
-
-    def check(self) -> None:
-        if self.down_since is not None and time.monotonic() < self.retry_at:
-            raise StoreUnavailable
-
-    def failed(self, exc: Exception) -> None:
-        now = time.monotonic()
-        with self._lock:
-            first = self.down_since is None
-            if first:
-                self.down_since = now
-            self.retry_at = now + settings.KT_RATELIMIT_STORE_RETRY_SECONDS
-        if first:
-            log.warning(
-                "rate-limit store unavailable (%s: %s): rate-limited consumer groups are served "
-                "without limits or refused with 503, as their organization chose",
-                type(exc).__name__,
-                exc,
-            )
-
-    def succeeded(self) -> None:
-        if self.down_since is None:  # the common case: no lock
-            return
-        with self._lock:
-            if self.down_since is None:
-                return
-            seconds = time.monotonic() - self.down_since
-            self.down_since = None
-            counts, self.unreported = self.unreported, Counter()
-        log.warning("rate-limit store available again after %.1f s (%s)", seconds, _text(counts))
-
-    def count(self, what: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self.counts[what] += 1
-            self.unreported[what] += 1
-            due = now - self.reported_at >= REPORT_SECONDS
-            if due:
-                self.reported_at = now
-                counts, self.unreported = self.unreported, Counter()
-        if due:
-            log.warning("rate-limit store unavailable: %s", _text(counts))
-
-
-def _text(counts: Counter) -> str:
-    return ", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "nothing affected"
-
-
-_health = _StoreHealth()
-
-
-def outage_counts() -> dict[str, int]:
-    """What this process did without its store since it started, by kind."""
-    return dict(_health.counts)
+_local = LocalBuckets()
 
 
 def ratelimit_store_reset() -> None:
-    """Forget the store's health and the counts (tests)."""
-    global _health
-    _health = _StoreHealth()
+    """Forget the store's health, the counts and the per-process buckets (tests)."""
+    global _local
+    store_reset()
+    _local = LocalBuckets()
 
 
-def _store(call):
-    """`call()` against the store, or StoreUnavailable."""
-    health = _health
-    health.check()
+@dataclass(frozen=True)
+class LimitSet:
+    """A group's effective limits (its own, else its organization's defaults), decided when the
+    group's key is loaded (gateway/auth.py): `group` applies to the whole group, `user` to each
+    end user of it; each is a tuple of (name, value), name one of KINDS."""
+
+    group: tuple = ()
+    user: tuple = ()
+
+    @classmethod
+    def of(cls, *, group: dict, user: dict, defaults: dict) -> "LimitSet | None":
+        per_user = defaults.get("per_user") or {}
+        own = tuple((n, group.get(n) or defaults.get(n)) for n in KINDS)
+        users = tuple((n, user.get(n) or per_user.get(n)) for n in KINDS)
+        found = cls(
+            group=tuple((n, v) for n, v in own if v), user=tuple((n, v) for n, v in users if v)
+        )
+        return found if found.group or found.user else None
+
+
+@dataclass(frozen=True)
+class Limit:
+    key: str
+    name: str  # rpm, tpm, tpd, parallel
+    value: int
+    who: str  # "consumer group support", "end user alice"
+
+    @property
+    def kind(self) -> str:
+        return KINDS[self.name][0]
+
+    @property
+    def period(self) -> int:
+        return KINDS[self.name][1]
+
+    def args(self) -> list:
+        return [self.kind, self.value, self.period]
+
+
+class Admission:
+    """An admitted request's limits: what it ends with (`ratelimit_finish`) and the headers of
+    its response."""
+
+    def __init__(self, limits: list[Limit], request_id: str, levels: list[float] | None):
+        self.limits = limits
+        self.request_id = request_id
+        self.levels = levels  # None: admitted without the store (no headers)
+        self.finished = False
+
+    def headers(self) -> dict:
+        if self.levels is None:
+            return {}
+        return _headers(self.limits, self.levels, admitted=True)
+
+
+def _limits_of(ctx, user: str) -> list[Limit]:
+    limits = [
+        Limit(f"kt:rl:{ctx.limit_key}:{name}", name, value, f"consumer group {ctx.group_name}")
+        for name, value in ctx.limits.group
+    ]
+    if user and ctx.limits.user:
+        digest = hashlib.sha256(user.encode()).hexdigest()[:24]
+        limits += [
+            Limit(f"kt:rl:{ctx.limit_key}:u:{digest}:{name}", name, value, f"end user {user}")
+            for name, value in ctx.limits.user
+        ]
+    return limits
+
+
+def ratelimit_admit(ctx, *, user: str, request_id: str) -> Admission | None:
+    """Admit this request under every limit of its group and end user, or GatewayError 429
+    (503 when the store is unavailable and the organization fails closed). None when the group
+    has no limits (nothing to do at its end either)."""
+    if ctx.limits is None:
+        return None
+    limits = _limits_of(ctx, user)
+    if not limits:
+        return None
+    slot_seconds = settings.KT_HOLD_TTL_SECONDS  # a request never holds a slot longer
+    args = [request_id, slot_seconds]
+    for limit in limits:
+        args += limit.args()
     try:
-        result = call()
-    except (RedisError, OSError) as exc:
-        health.failed(exc)
-        raise StoreUnavailable from exc
-    health.succeeded()
-    return result
-
-
-def _window() -> tuple[int, int]:
-    now = time.time()
-    return int(now // WINDOW), int(WINDOW - now % WINDOW) + 1
-
-
-def _incr(key: str, by: int) -> int:
-    cache.add(key, 0, WINDOW * 2)
-    try:
-        return cache.incr(key, by)
-    except ValueError:  # expired between add and incr
-        cache.set(key, by, WINDOW * 2)
-        return by
-
-
-def ratelimit_admit(ctx: GroupContext) -> None:
-    """Count this request; GatewayError 429 when the group is over its rpm or tpm limit, 503
-    when the store is unavailable and the organization fails closed."""
-    if not ctx.rpm_limit and not ctx.tpm_limit:
-        return
-    window, retry_after = _window()
-    try:
-        if ctx.rpm_limit:
-            requests = _store(lambda: _incr(f"kt:rl:r:{ctx.limit_key}:{window}", 1))
-            if requests > ctx.rpm_limit:
-                raise GatewayError(
-                    429,
-                    f"Rate limit reached for consumer group {ctx.group_name}: "
-                    f"{ctx.rpm_limit} requests per minute. Try again in {retry_after}s.",
-                    type="requests",
-                    code="rate_limit_exceeded",
-                    headers={"retry-after": str(retry_after)},
-                )
-        if ctx.tpm_limit:
-            tokens = _store(lambda: cache.get(f"kt:rl:t:{ctx.limit_key}:{window}") or 0)
-            if tokens >= ctx.tpm_limit:
-                raise GatewayError(
-                    429,
-                    f"Rate limit reached for consumer group {ctx.group_name}: "
-                    f"{ctx.tpm_limit} tokens per minute. Try again in {retry_after}s.",
-                    type="tokens",
-                    code="rate_limit_exceeded",
-                    headers={"retry-after": str(retry_after)},
-                )
+        result = store_run(ADMIT, _local.admit, [limit.key for limit in limits], args)
     except StoreUnavailable:
         _without_store(ctx)
+        return Admission(limits, request_id, None)
+    refused, wait = int(result[0]), float(result[1])
+    levels = [float(level) for level in result[2:]]
+    if refused:
+        raise _refusal(limits, levels, limits[refused - 1], wait)
+    return Admission(limits, request_id, levels)
 
 
-def _without_store(ctx: GroupContext) -> None:
-    if not ctx.rate_limits_fail_closed:
-        _health.count(SERVED)
-        return
-    _health.count(REFUSED)
-    retry_after = max(1, math.ceil(settings.KT_RATELIMIT_STORE_RETRY_SECONDS))
-    raise GatewayError(
-        503,
-        f"The rate limits of consumer group {ctx.group_name} cannot be checked right now, and "
-        f"its organization does not serve it unchecked. Try again in {retry_after}s.",
-        type="server_error",
-        code="rate_limit_unavailable",
-        headers={"retry-after": str(retry_after)},
+def _refusal(limits: list[Limit], levels: list[float], limit: Limit, wait: float) -> GatewayError:
+    retry_after = max(1, math.ceil(wait))
+    words, header_kind = KINDS[limit.name][2], KINDS[limit.name][3]
+    headers = _headers(limits, levels, admitted=False)
+    headers["retry-after"] = str(retry_after)
+    headers["retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))
+    return GatewayError(
+        429,
+        f"Rate limit reached for {limit.who}: {limit.value} {words}. "
+        f"Please try again in {duration(wait)}.",
+        type=header_kind or "requests",
+        code="rate_limit_exceeded",
+        headers=headers,
     )
 
 
-def ratelimit_spend(ctx: GroupContext, tokens: int) -> None:
-    """Add a finished request's tokens to the group's current token window.
+def _headers(limits: list[Limit], levels: list[float], *, admitted: bool) -> dict:
+    """OpenAI's headers for requests and for tokens: of each kind, the limit with the least
+    left (per minute or per day, group or end user)."""
+    headers = {}
+    for header_kind in ("requests", "tokens"):
+        tightest = None
+        for limit, level in zip(limits, levels, strict=True):
+            if KINDS[limit.name][3] != header_kind:
+                continue
+            remaining = max(0, math.floor(level))
+            if tightest is None or remaining < tightest[1]:
+                tightest = (limit, remaining, level)
+        if tightest is None:
+            continue
+        limit, remaining, level = tightest
+        reset = reset_seconds(limit.kind, limit.value, limit.period, level)
+        headers[f"x-ratelimit-limit-{header_kind}"] = str(limit.value)
+        headers[f"x-ratelimit-remaining-{header_kind}"] = str(remaining)
+        headers[f"x-ratelimit-reset-{header_kind}"] = duration(reset)
+    return headers
+
+
+def _without_store(ctx) -> None:
+    if not ctx.rate_limits_fail_closed:
+        outage_count(SERVED)
+        return
+    outage_count(REFUSED)
+    retry_after = max(1, math.ceil(settings.KT_RATELIMIT_STORE_RETRY_SECONDS))
+    raise retry_later(
+        f"The rate limits of consumer group {ctx.group_name} cannot be checked right now, and "
+        f"its organization does not serve it unchecked. Try again in {retry_after}s.",
+        code="rate_limit_unavailable",
+        retry_after=retry_after,
+    )
+
+
+def ratelimit_finish(admission: Admission | None, tokens: int) -> None:
+    """End an admitted request: take its tokens from its token buckets and free its in-flight
+    slots. Once per admission.
 
     Runs after the capture, so it never raises: the request has been served and charged, and a
-    count the store cannot take only lets the group's next requests through more easily."""
-    if not ctx.tpm_limit or tokens <= 0:
+    count the store cannot take only lets the group's next requests through more easily (a
+    slot it cannot free expires after KT_HOLD_TTL_SECONDS)."""
+    if admission is None or admission.finished:
         return
+    admission.finished = True
+    limits = [
+        limit
+        for limit in admission.limits
+        if limit.kind == "p" or (limit.kind == "t" and tokens > 0)
+    ]
+    if not limits:
+        return
+    args = [admission.request_id, max(0, tokens)]
+    for limit in limits:
+        args += limit.args()
     try:
-        window, _ = _window()
-        _store(lambda: _incr(f"kt:rl:t:{ctx.limit_key}:{window}", tokens))
+        store_run(FINISH, _local.finish, [limit.key for limit in limits], args)
     except StoreUnavailable:
-        _health.count(TOKENS_LOST)
+        outage_count(TOKENS_LOST)
     except Exception:
-        _health.count(TOKENS_LOST)
-        log.exception("counting the tokens of consumer group %s failed", ctx.group_name)
+        outage_count(TOKENS_LOST)
+        log.exception("ending the rate limits of request %s failed", admission.request_id)

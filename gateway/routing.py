@@ -2,7 +2,9 @@
 
 A target serves the models in its `served_models`; a target with an empty list serves any model
 that has a price for its provider. Targets whose `served_models` names the model explicitly win
-over catch-all targets; otherwise the first by `target_id`.
+over catch-all targets; otherwise the first by `target_id`. With failover configured, every
+target that serves the model is a candidate (`serving`, ordered by gateway/failover.py). The
+organization's failover settings are loaded with its targets, in the same query.
 """
 
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from gateway.cache import ttl_cache
 from gateway.errors import GatewayError, bad_request
 from gateway.models import Price
 from gateway.pricing import price_for
+from gateway.routing_settings import FailoverSettings
 from wallets.selectors import effective_wallet
 
 # Which wire formats each provider kind can serve (see gateway/providers.py).
@@ -51,28 +54,39 @@ class Target:
     secret_token: str = field(default="", repr=False)
 
 
-def targets_of(organization_id: int) -> list[Target]:
-    def load():
-        return [
-            Target(
-                pk=t.pk,
-                target_id=t.target_id,
-                provider=t.provider,
-                base_url=t.base_url,
-                secret_env=t.secret_env,
-                served_models=tuple(t.served_models or ()),
-                options=dict(t.options or {}),
-                organization_id=t.organization_id,
-                secret_env_allowed=env_ref_allowed(t.organization.env_refs_allowed, t.secret_env),
-                secret_name=t.secret.name if t.secret_id else "",
-                secret_token=t.secret.ciphertext if t.secret_id else "",
-            )
-            for t in ProviderTarget.objects.filter(organization_id=organization_id)
-            .select_related("organization", "secret")
-            .order_by("target_id")
-        ]
+def _target(t: ProviderTarget) -> Target:
+    return Target(
+        pk=t.pk,
+        target_id=t.target_id,
+        provider=t.provider,
+        base_url=t.base_url,
+        secret_env=t.secret_env,
+        served_models=tuple(t.served_models or ()),
+        options=dict(t.options or {}),
+        organization_id=t.organization_id,
+        secret_env_allowed=env_ref_allowed(t.organization.env_refs_allowed, t.secret_env),
+        secret_name=t.secret.name if t.secret_id else "",
+        secret_token=t.secret.ciphertext if t.secret_id else "",
+    )
 
-    return _targets.get(organization_id, load)
+
+def _load_targets(organization_id: int) -> tuple[list[Target], FailoverSettings | None]:
+    rows = list(
+        ProviderTarget.objects.filter(organization_id=organization_id)
+        .select_related("organization", "organization__gateway_settings", "secret")
+        .order_by("target_id")
+    )
+    row = getattr(rows[0].organization, "gateway_settings", None) if rows else None
+    return [_target(t) for t in rows], FailoverSettings.of(row)
+
+
+def targets_of(organization_id: int) -> list[Target]:
+    return _targets.get(organization_id, lambda: _load_targets(organization_id))[0]
+
+
+def failover_of(organization_id: int) -> FailoverSettings | None:
+    """The organization's failover and circuit-breaker settings; None when it has neither."""
+    return _targets.get(organization_id, lambda: _load_targets(organization_id))[1]
 
 
 def price_now(*, organization_id: int, provider: str, model: str) -> Price | None:
@@ -131,6 +145,51 @@ def route(ctx: GroupContext, *, model: str, endpoint: str) -> tuple[Target, Pric
         code="model_not_found",
         param="model",
     )
+
+
+def serving(ctx: GroupContext, *, model: str, endpoint: str) -> list[tuple[Target, Price]]:
+    """Every target that can serve `model` on `endpoint` now, with its price, by target id:
+    the candidates of a failover (gateway/failover.py orders them)."""
+    found = []
+    for target in targets_of(ctx.organization_id):
+        if endpoint not in ENDPOINTS[target.provider]:
+            continue
+        if target.served_models and model not in target.served_models:
+            continue
+        price = price_now(
+            organization_id=ctx.organization_id, provider=target.provider, model=model
+        )
+        if price is not None:
+            found.append((target, price))
+    return found
+
+
+def serving_price(organization_id: int, model: str) -> Price | None:
+    """The price of `model` on the first of the organization's targets that serves it, read
+    from the database now (not the request path's caches: a config apply has just written the
+    targets in its transaction); None when none does."""
+    now = timezone.now()
+    for target in ProviderTarget.objects.filter(organization_id=organization_id).order_by(
+        "target_id"
+    ):
+        if target.served_models and model not in target.served_models:
+            continue
+        price = price_for(
+            organization_id=organization_id, provider=target.provider, model=model, at=now
+        )
+        if price is not None:
+            return price
+    return None
+
+
+def serving_problem(organization_id: int, model: str) -> str | None:
+    """Why none of the organization's targets can serve `model` (None: one can)."""
+    if serving_price(organization_id, model) is None:
+        return (
+            f"no target of this organization serves {model} with a price in the catalog "
+            "(list it in a target's served_models, or price it for a target's provider)"
+        )
+    return None
 
 
 def wallet_of(ctx: GroupContext, user_ref: str):

@@ -145,3 +145,41 @@ def spend_grouped(
         )
         .order_by(*fields)
     )
+
+
+def premium_spend_share(*, organization: Organization, department_id: int, month: date) -> Decimal:
+    """A department's spend on premium models (the catalog's flag on the price that priced each
+    event) as a fraction of its spend, from `month`'s first day to now; 0 without spend."""
+    start, _ = day_range(organization, month, month)
+    totals = UsageEvent.objects.filter(
+        organization=organization, department_id=department_id, created_at__gte=start
+    ).aggregate(
+        total=COST_SUM,
+        premium=Coalesce(
+            Sum("cost", filter=Q(price__premium=True)), ZERO, output_field=AmountField()
+        ),
+    )
+    return totals["premium"] / totals["total"] if totals["total"] else ZERO
+
+
+POLICY_SAVED_SUM = Coalesce(Sum("policy_saved"), ZERO, output_field=AmountField())
+
+
+def savings_by_policy(
+    *,
+    organization: Organization,
+    date_from: date,
+    date_to: date,
+    department: Department | None = None,
+) -> list[dict]:
+    """What each routing policy rule changed and saved (gateway/policies.py), largest saving
+    first: [{policy, requests, cost, saved}], unrounded; `policy` is "name:rule"."""
+    qs = events_in_range(
+        organization=organization, date_from=date_from, date_to=date_to, department=department
+    ).exclude(policy="")
+    rows = (
+        qs.values("policy")
+        .annotate(requests=Count("id"), cost=COST_SUM, saved=POLICY_SAVED_SUM)
+        .order_by("-saved", "policy")
+    )
+    return list(rows)

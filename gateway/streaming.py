@@ -35,9 +35,13 @@ class Relay:
 
     `close()` also covers a generator that was never started (closing one runs no code)."""
 
-    def __init__(self, call, upstream: httpx.Response, scanner: StreamScanner, writer=None):
+    def __init__(
+        self, call, upstream: httpx.Response, scanner: StreamScanner, writer=None, lines=None
+    ):
         self.call = call
         self.upstream = upstream
+        # The reply's lines: a failover has read the first one already (gateway/upstream_call.py).
+        self.lines = upstream.iter_lines() if lines is None else lines
         self.scanner = scanner
         self.writer = writer  # translates OpenAI chunks for an Anthropic client
         self._events = self._run()
@@ -88,7 +92,7 @@ class Relay:
         renew_every = settings.KT_HOLD_TTL_SECONDS / 3
         renewed = time.monotonic()
         try:
-            for line in self.upstream.iter_lines():
+            for line in self.lines:
                 out = scanner.feed(line)
                 if out is None:
                     continue

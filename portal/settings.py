@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "chargeback",
     "wallets",
     "gateway",
+    "alert_channels",  # Slack and webhooks (budgets publishes to it), docs/operations.md
     "budgets",
     "reports",
     "sso",  # single sign-on (OpenID Connect), docs/operations.md "Single sign-on"
@@ -276,17 +277,6 @@ CELERY_BEAT_SCHEDULE["exports-monthly"] = {
     "schedule": crontab(minute=20, day_of_month="1,2"),
 }
 
-# --- pricing (gateway/pricing.py, gateway/fastpath.py) ---
-# Price rows of a model stay in each process this long (picked by time, so a price change that
-# starts later is exact; one loaded after its start is seen within this delay).
-KT_PRICE_CACHE_SECONDS = env.float("KT_PRICE_CACHE_SECONDS", default=5.0)
-# true: the gateway's hold and capture statements (PostgreSQL) commit without waiting for the
-# WAL flush; a database crash may lose the last fraction of a second of them (docs/performance.md).
-KT_GATEWAY_ASYNC_COMMIT = env.bool("KT_GATEWAY_ASYNC_COMMIT", default=False)
-# true: captures that arrive together commit in one transaction (gateway/groupcommit.py); each
-# request still returns only after its capture committed.
-KT_GATEWAY_GROUP_COMMIT = env.bool("KT_GATEWAY_GROUP_COMMIT", default=True)
-
 # --- security (docs/configuration.md, "Security") ---
 # HTTPS settings follow SITE_URL's scheme: a site served over https gets Secure cookies, HSTS
 # and the redirect to https by default; the demo (http://localhost) gets none of them.
@@ -350,15 +340,7 @@ AXES_CLIENT_IP_CALLABLE = "portal.security.client_ip"
 AXES_LOCKOUT_CALLABLE = "portal.security.lockout_response"
 AXES_VERBOSE = False
 
-# --- capture outbox (gateway/capture.py, gateway/outbox.py) ---
-# A capture that cannot commit (the database is away) is retried this long, then kept in the
-# outbox directory on this host and replayed once the database is back (docs/reliability.md).
-KT_CAPTURE_RETRY_SECONDS = env.float("KT_CAPTURE_RETRY_SECONDS", default=2.0)
-# Must survive a restart of the gateway (a volume in containers); the gateway processes of the
-# host replay it, and so does the Celery worker if it mounts the same directory.
-KT_CAPTURE_OUTBOX_DIR = env(
-    "KT_CAPTURE_OUTBOX_DIR", default=str(BASE_DIR / "var" / "capture-outbox")
-)
+# Captures kept in the outbox while the database was away (portal/settings_gateway.py).
 CELERY_BEAT_SCHEDULE["gateway-replay-capture-outbox"] = {
     "task": "gateway.tasks.replay_capture_outbox",
     "schedule": 60.0,
@@ -397,18 +379,5 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # `retry-after` of a fail-closed 503 says the same (gateway/ratelimit.py).
 KT_RATELIMIT_STORE_RETRY_SECONDS = env.float("KT_RATELIMIT_STORE_RETRY_SECONDS", default=2.0)
 
-# --- response cache (gateway/response_cache, docs/gateway.md "Response cache") ---
-# Where replies are kept: a Redis URL (default REDIS_URL), else the embedded SQLite file below,
-# which the gateway processes of one host share (the demo).
-KT_RESPONSE_CACHE_URL = env("KT_RESPONSE_CACHE_URL", default=REDIS_URL)
-KT_RESPONSE_CACHE_PATH = env(
-    "KT_RESPONSE_CACHE_PATH", default=str(BASE_DIR / "var" / "response-cache.sqlite3")
-)
-# What one organization's entries may take (bytes); above it the entries closest to expiry go.
-KT_RESPONSE_CACHE_MAX_BYTES = env.int("KT_RESPONSE_CACHE_MAX_BYTES", default=256 * 1024 * 1024)
-# Identical requests wait at most this long (seconds) for the one that calls the provider.
-KT_RESPONSE_CACHE_FILL_SECONDS = env.float("KT_RESPONSE_CACHE_FILL_SECONDS", default=30.0)
-# A Redis call slower than this (seconds) counts as the store being away: the request goes on
-# uncached, and this process leaves the store alone for KT_RESPONSE_CACHE_RETRY_SECONDS.
-KT_RESPONSE_CACHE_TIMEOUT = env.float("KT_RESPONSE_CACHE_TIMEOUT", default=0.5)
-KT_RESPONSE_CACHE_RETRY_SECONDS = env.float("KT_RESPONSE_CACHE_RETRY_SECONDS", default=2.0)
+# The gateway's own settings: pricing, capture outbox, response cache, routing policies.
+from portal.settings_gateway import *  # noqa: E402,F403

@@ -110,10 +110,20 @@ def statement_params(param_fields, values: dict) -> dict:
         else:
             value = field.get_default()
         if prepare:
-            db = db or connections[DEFAULT_DB_ALIAS]
-            value = field.get_db_prep_save(value, db)
+            if isinstance(value, dict | list) and not value:
+                value = _empty_json(field, type(value))  # no tags, no failover attempts: usual
+            else:
+                db = db or connections[DEFAULT_DB_ALIAS]
+                value = field.get_db_prep_save(value, db)
         params[name] = value
     return params
+
+
+@cache
+def _empty_json(field, kind):
+    """An empty JSON value prepared once per field: the adapter only holds the value, which is
+    never changed, so every statement may pass the same one."""
+    return field.get_db_prep_save(kind(), connections[DEFAULT_DB_ALIAS])
 
 
 # A hold commits without waiting for the WAL flush, always: it moves no money (only `held` and

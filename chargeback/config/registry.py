@@ -16,6 +16,12 @@ Upper apps may also add a key to each consumer group (`consumer_groups[].<key>`)
 `parse(node, path)` as above; `apply(ctx, group, value)` runs after the group itself was
 applied, with `value` None when the group has no such key (reset it), and returns the names of
 what it changed (they join the group's `changed consumer_group ...` line).
+
+A key inside a built-in section can be registered the same way (`register_subkey`), for a
+setting an upper app owns that the file format puts there (`providers.fallback`, read and stored
+by the gateway): its `parse(node, path)` reads the key's node; its `apply(ctx, value, parent)`
+runs after the section's own apply with the parsed value, or None when the section is in the
+file without the key (the key's default), and the section's parsed value.
 """
 
 from collections.abc import Callable
@@ -31,7 +37,16 @@ class Section:
     order: int = 100
 
 
+@dataclass(frozen=True)
+class SubKey:
+    section: str
+    key: str
+    parse: Callable
+    apply: Callable
+
+
 _SECTIONS: dict[str, Section] = {}
+_SUBKEYS: dict[tuple[str, str], SubKey] = {}
 
 
 def register_section(key: str, *, parse: Callable, apply: Callable, order: int = 100) -> None:
@@ -49,6 +64,16 @@ def sections() -> list[Section]:
 
 def section(key: str) -> Any:
     return _SECTIONS.get(key)
+
+
+def register_subkey(section: str, key: str, *, parse: Callable, apply: Callable) -> None:
+    """Add (or replace) the handler of `key` inside the built-in `section`."""
+    _SUBKEYS[(section, key)] = SubKey(section=section, key=key, parse=parse, apply=apply)
+
+
+def subkeys(section: str) -> list[SubKey]:
+    """The keys registered inside `section`, in the order they were registered."""
+    return [sub for (name, _key), sub in _SUBKEYS.items() if name == section]
 
 
 @dataclass(frozen=True)

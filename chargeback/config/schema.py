@@ -202,6 +202,17 @@ class Located:
         return f"{self.path}.{key}" if self.path else key, line_of(node)
 
 
+def at_most_one(located: Located, keys, message) -> None:
+    """ConfigError at the second of `keys` given in the mapping (in the file's order), with
+    `message(first, second)`: for keys that say the same thing two ways."""
+    given = sorted(
+        (key for key in keys if located[key] is not None), key=lambda key: located.where(key)[1]
+    )
+    if len(given) > 1:
+        path, line = located.where(given[1])
+        raise ConfigError(message(given[0], given[1]), path=path, line=line)
+
+
 def mapping(
     fields: dict[str, Field],
     *,

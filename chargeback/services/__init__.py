@@ -30,6 +30,7 @@ from chargeback.services.organizations import (
     organization_create,
     organization_delete,
     organization_get_or_create,
+    organization_rate_limit_defaults_set,
     organization_rate_limits_unavailable_set,
     organization_update,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "organization_create",
     "organization_delete",
     "organization_get_or_create",
+    "organization_rate_limit_defaults_set",
     "organization_rate_limits_unavailable_set",
     "organization_update",
     "target_delete",

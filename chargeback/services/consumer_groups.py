@@ -19,6 +19,9 @@ def _group_state(group: ConsumerGroup) -> dict:
         "allowed_models": list(group.allowed_models),
         "rpm_limit": group.rpm_limit,
         "tpm_limit": group.tpm_limit,
+        "tpd_limit": group.tpd_limit,
+        "parallel_limit": group.parallel_limit,
+        "user_rate_limits": dict(group.user_rate_limits),
         "is_active": group.is_active,
     }
 
@@ -53,6 +56,9 @@ def consumer_group_upsert(
     allowed_models: list[str] | None = None,
     rpm_limit: int | None = None,
     tpm_limit: int | None = None,
+    tpd_limit: int | None = None,
+    parallel_limit: int | None = None,
+    user_rate_limits: dict | None = None,
     is_active: bool = True,
     actor: str,
     via: str,
@@ -88,6 +94,9 @@ def consumer_group_upsert(
         "allowed_models": list(allowed_models or []),
         "rpm_limit": rpm_limit,
         "tpm_limit": tpm_limit,
+        "tpd_limit": tpd_limit,
+        "parallel_limit": parallel_limit,
+        "user_rate_limits": dict(user_rate_limits or {}),
         "is_active": is_active,
     }
     if group is None:

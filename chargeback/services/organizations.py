@@ -1,5 +1,5 @@
 """Organizations: created by the platform, their settings changed by their owners (or a
-config file's cost_tracking and gateway sections), deleted by the platform."""
+config file's cost_tracking, gateway and rate_limit_defaults sections), deleted by the platform."""
 
 import zoneinfo
 
@@ -10,6 +10,7 @@ from chargeback.audit import audit_changes, audit_record
 from chargeback.errors import ApplicationError, Conflict, collect_errors
 from chargeback.models import Organization
 from chargeback.money import CURRENCIES
+from chargeback.rate_limits import rate_limits_problem
 from chargeback.validation import SLUG_RE, email_list_problems
 
 
@@ -79,6 +80,18 @@ def organization_rate_limits_unavailable_set(
     return bool(changed)
 
 
+def organization_rate_limit_defaults_set(
+    *, organization: Organization, value: dict, actor: str, via: str
+) -> bool:
+    """Set every consumer group's default rate limits (chargeback/rate_limits.py: `rpm`, `tpm`,
+    `tpd`, `parallel` and a `per_user` set); True when they changed. Gateway processes see them
+    within KT_KEY_CACHE_SECONDS."""
+    changed = organization_update(
+        organization=organization, actor=actor, via=via, rate_limit_defaults=value
+    )
+    return bool(changed)
+
+
 ORGANIZATION_EDITABLE = (
     "name",
     "slug",
@@ -89,6 +102,8 @@ ORGANIZATION_EDITABLE = (
     "wallet_enforcement",
     "rate_limits_unavailable",
 )
+# Set from the config file only (`rate_limit_defaults`); shown read-only in the admin.
+ORGANIZATION_FROM_CONFIG = ("rate_limit_defaults",)
 
 
 def _organization_check(organization: Organization) -> None:
@@ -107,6 +122,9 @@ def _organization_check(organization: Organization) -> None:
         errors.add("finance_emails", problem)
     if organization.rate_limits_unavailable not in Organization.RateLimitsUnavailable.values:
         errors.add("rate_limits_unavailable", "open or closed")
+    problem = rate_limits_problem(organization.rate_limit_defaults, nested=True)
+    if problem:
+        errors.add("rate_limit_defaults", problem)
     errors.raise_if_any()
 
 
@@ -116,7 +134,7 @@ def organization_update(
     """Change an organization's settings; return the names of the fields that changed (no
     write, no audit row when none did). Its currency cannot change once it has wallets: their
     ledgers are in the old one."""
-    unknown = set(changes) - set(ORGANIZATION_EDITABLE)
+    unknown = set(changes) - set(ORGANIZATION_EDITABLE) - set(ORGANIZATION_FROM_CONFIG)
     if unknown:
         raise ApplicationError(f"cannot change {', '.join(sorted(unknown))}")
 

@@ -1,4 +1,5 @@
-"""The response cache on the request path: `cache_begin` is the one hook in gateway/proxy.py.
+"""The response cache on the request path: `cache_begin` and `Fill.fill` are its hooks in
+gateway/proxy.py.
 
 For a group with the cache on (`GroupContext.cache`), after routing and before the hold:
 - `x-kt-cache: bypass` or `Cache-Control: no-store`, a model in `excluded_models`, or a store
@@ -36,22 +37,6 @@ def request_mode(request) -> str:
         if "no-cache" in directives:
             return REFRESH
     return USE
-
-
-def cache_call(call, payload: bytes):
-    """gateway.proxy.Call's tail for a group with the cache on: a hit answered from the store;
-    else the hold and the provider call as always, the reply stored (or, if there is none to
-    store, the requests waiting for it released, whatever ends the call)."""
-    hit = cache_begin(call)
-    if hit is not None:
-        return hit
-    try:
-        call._hold()
-        response = call._call(payload)
-    except BaseException:
-        call.cache.abandon()  # nothing stored; requests waiting for this reply go on
-        raise
-    return call.cache.settle(call, response)
 
 
 def cache_begin(call):
@@ -102,6 +87,16 @@ class Fill:
     def __init__(self, status: str, *, rule=None, lead: Lead | None = None):
         self.status, self.rule, self.lead = status, rule, lead
         self.find_usage = self.hide_usage = False
+
+    def fill(self, call):
+        """Make the call (the hold is placed) and store its reply; whatever ends the call
+        without a reply to store releases the requests waiting for it."""
+        try:
+            response = call._call()
+        except BaseException:
+            self.abandon()
+            raise
+        return self.settle(call, response)
 
     def settle(self, call, response):
         """The call's response is ready: store a JSON reply (a stream stores itself, CacheTee)."""

@@ -12,28 +12,28 @@ goes away and when it is back.
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 from django.conf import settings
 
 from gateway.response_cache import store_embedded, store_redis
+from gateway.store_health import StoreHealth, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 _ERRORS = store_redis.ERRORS + store_embedded.ERRORS
 
 
-class StoreUnavailable(Exception):
-    """The store failed just now, or failed recently and is being left alone."""
-
-
 class _State:
     def __init__(self):
         self.lock = threading.Lock()
         self.store = None
-        self.down_since: float | None = None
-        self.retry_at = 0.0
+        self.health = StoreHealth(
+            name="response cache store",
+            retry_setting="KT_RESPONSE_CACHE_RETRY_SECONDS",
+            meaning="requests go to their provider uncached until it is back",
+            log=log,
+        )
 
 
 _state = _State()
@@ -69,31 +69,12 @@ def response_store_reset() -> None:
 
 def store_call(call: Callable):
     """`call(store)`, or StoreUnavailable."""
-    state = _state
-    if state.down_since is not None and time.monotonic() < state.retry_at:
-        raise StoreUnavailable
+    health = _state.health
+    health.check()
     try:
         result = call(response_store())
     except _ERRORS as exc:
-        now = time.monotonic()
-        with state.lock:
-            first = state.down_since is None
-            if first:
-                state.down_since = now
-            state.retry_at = now + settings.KT_RESPONSE_CACHE_RETRY_SECONDS
-        if first:
-            log.warning(
-                "response cache store unavailable (%s: %s): requests go to their provider "
-                "uncached until it is back",
-                type(exc).__name__,
-                exc,
-            )
+        health.failed(exc)
         raise StoreUnavailable from exc
-    if state.down_since is not None:
-        with state.lock:
-            since, state.down_since = state.down_since, None
-        if since is not None:
-            log.warning(
-                "response cache store available again after %.1f s", time.monotonic() - since
-            )
+    health.succeeded()
     return result

@@ -6,12 +6,14 @@ from chargeback.money import ZERO, to_cents
 from chargeback.periods import local_today, month_end
 from reports.dashboards import charts
 from reports.dashboards import selectors as sel
+from reports.dashboards.policies import policy_table
 from reports.dashboards.tables import Column, Table, money
 
 
 def department_page(*, organization, department, month: date, as_of: date | None = None) -> dict:
     """One department's month: by model, provider, user and day, budget line and forecast,
-    repeated prompts and what caching them would save, premium-model share."""
+    repeated prompts and what caching them would save, premium-model share, and what each
+    routing policy saved."""
     date_from, date_to = month, month_end(month)
     days_in_month = date_to.day
     if as_of is None:
@@ -103,6 +105,7 @@ def department_page(*, organization, department, month: date, as_of: date | None
         ],
         sel.top_repeated_prompts(**scope),
     )
+    policies, policy_saved = policy_table(**scope)
     figures = {
         "spend": to_cents(spend),
         "spend_to_date": to_cents(spend_to_date),
@@ -125,10 +128,12 @@ def department_page(*, organization, department, month: date, as_of: date | None
         "cache_savings": repeats.savings,
         "cache_saved": to_cents(cache_saved),
         "cache_hits": sum(r["cache_hits"] for r in caching.rows),
+        "policy_saved": to_cents(policy_saved),
+        "policy_requests": sum(r["requests"] for r in policies.rows),
     }
     return {
         **figures,
-        "tables": [models, providers, users, daily_table, repeated, caching],
+        "tables": [models, providers, users, daily_table, repeated, caching, policies],
         "charts": _department_charts(figures, daily, budget, models, providers, users),
     }
 

@@ -77,3 +77,22 @@ def test_kt_config_reports_a_missing_file_and_a_bad_token(live_server, org, admi
     refused = kt(live_server, "kt_admin_not_a_token", "config", "validate", str(SEED_FILE))
     assert refused.returncode != 0
     assert "rejected KT_TOKEN" in refused.stderr
+
+
+def test_kt_config_validate_names_the_path_and_line_of_a_bad_failover_key(
+    live_server, org, admin_token, tmp_path
+):
+    bad = tmp_path / "fallback.yaml"
+    bad.write_text(
+        SEED_FILE.read_text().replace(
+            "consumer_groups:", "  fallback:\n    strategy: fastest\nconsumer_groups:", 1
+        )
+    )
+
+    result = kt(live_server, admin_token, "config", "validate", str(bad))
+
+    assert result.returncode != 0
+    assert result.stderr == (
+        f"kt: {bad}: providers.fallback.strategy: unknown value 'fastest' (expected one of: "
+        "ordered, cost, latency, round-robin) (line 9)\n"
+    )

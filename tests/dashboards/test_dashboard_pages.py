@@ -8,6 +8,7 @@ from django.contrib.auth.models import User
 
 from chargeback.models import Membership
 from chargeback.money import to_cents
+from gateway.models import UsageEvent
 from gateway.selectors import spend_by, spend_total
 
 pytestmark = pytest.mark.django_db
@@ -161,3 +162,33 @@ def test_user_names_from_request_headers_are_escaped_in_charts(client, month, me
     page = client.get("/dashboard/departments/team_support/?month=2026-05")
     assert b"<script>alert" not in page.content
     assert b"&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page.content
+
+
+def test_the_department_page_shows_what_each_routing_policy_saved(client, month, member, org):
+    eng = month["engineering"]
+    changed = UsageEvent.objects.filter(department=eng, price__premium=False, status="ok")
+    changed.filter(created_at__day__lte=2).update(
+        policy="routine:max_price", policy_saved=Decimal("1.234567891")
+    )
+    changed.filter(created_at__day=3).update(policy="drafts:alias")
+    # The outsider's savings and another department's are not engineering's.
+    UsageEvent.objects.exclude(department=eng).update(
+        policy="routine:max_price", policy_saved=Decimal("50")
+    )
+    client.force_login(member)
+
+    page = client.get("/dashboard/departments/team_engineering/?month=2026-05")
+
+    table = next(t for t in page.context["tables"] if t.name == "policies")
+    assert [(r["policy"], r["rule"], r["requests"], r["saved"]) for r in table.rows] == [
+        ("routine", "over the price cap: downgraded", 2, Decimal("2.47")),
+        ("drafts", "alias to another model", 1, Decimal("0.00")),
+    ]
+    assert page.context["policy_saved"] == Decimal("2.47")  # 2.469135782, rounded once
+    assert "saved <strong>$2.47</strong>" in page.content.decode()
+    download = client.get(
+        "/dashboard/departments/team_engineering/?month=2026-05&format=csv&table=policies"
+    )
+    lines = download.content.decode().splitlines()
+    assert lines[0] == "Policy,Rule,Requests changed,Spend,Saved"
+    assert lines[1].startswith("routine,over the price cap: downgraded,2,")

@@ -48,6 +48,41 @@ def fake_provider(fake_provider_server):
     return fake_provider_server.base_url
 
 
+@dataclass
+class FakePair:
+    """Two fake providers of the tests' own, for failover: `primary` and `backup` servers and
+    their base URLs (their hosts allowed like the shared one's)."""
+
+    primary: object
+    primary_url: str
+    backup: object
+    backup_url: str
+
+    def reset_counts(self) -> None:
+        for server in (self.primary, self.backup):
+            with server.lock:
+                server.posts = 0
+
+
+@pytest.fixture(scope="session")
+def fake_pair_servers():
+    primary, primary_url = start_in_thread()
+    backup, backup_url = start_in_thread()
+    yield FakePair(primary, primary_url, backup, backup_url)
+    for server in (primary, backup):
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def fake_pair(fake_pair_servers, fake_provider, settings):
+    """The pair, their hosts allowed for this test only (like the shared one's, for the session)."""
+    pair = fake_pair_servers
+    hosts = [url.split("://", 1)[1] for url in (pair.primary_url, pair.backup_url)]
+    settings.KT_UPSTREAM_ALLOW_HOSTS = [*settings.KT_UPSTREAM_ALLOW_HOSTS, *hosts]
+    return pair
+
+
 @pytest.fixture(autouse=True)
 def _offline_notice_reset():
     """Every test starts cold (tests/conftest.py clears the gateway caches)."""

@@ -6,6 +6,7 @@ condition after any concurrent writer commits, so two holds can never both take 
 and a hold already resolved is never resolved again.
 """
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -14,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from chargeback.errors import ApplicationError
 from chargeback.money import HALF_UNIT, ZERO, quantize
 from wallets import fastpath
 from wallets.ledger import ledger_append
@@ -75,6 +77,39 @@ def hold_place(
             expires_at=now + timedelta(seconds=ttl),
             created_at=now,
         )
+
+
+def hold_raise(*, hold, amount: Decimal, enforce: bool = True):
+    """Raise a pending hold to `amount` (a request moved to a dearer model: its worst case grew;
+    gateway/failover.py). The same hold: still one per request, resolved once. Returns the hold
+    with its new amount (`hold` itself when `amount` is not more than it holds).
+
+    With `enforce`, refused (InsufficientFunds, nothing changed) unless the wallet's available
+    funds cover the difference; the check and the reservation are one conditional UPDATE of the
+    wallet, as for hold_place. Lock order as everywhere: the hold row (which must still be
+    pending and this request's, else ApplicationError), then the wallet row."""
+    amount = quantize(amount)
+    if amount <= hold.amount:
+        return hold
+    with transaction.atomic():
+        row = (
+            Hold.objects.select_for_update()
+            .filter(pk=hold.pk, request_id=hold.request_id, status=Hold.Status.PENDING)
+            .first()
+        )
+        if row is None:
+            raise ApplicationError(f"hold {hold.pk} is no longer pending")
+        extra = amount - row.amount
+        wallets = Wallet.objects.filter(pk=row.wallet_id)
+        if enforce:
+            wallets = wallets.filter(balance__gte=F("held") + extra - _float_slack())
+        if not wallets.update(held=F("held") + extra):
+            raise hold_refusal(wallet=Wallet(pk=row.wallet_id), amount=amount)
+        Hold.objects.filter(pk=row.pk).update(amount=amount)
+    if isinstance(hold, Hold):
+        hold.amount = amount
+        return hold
+    return replace(hold, amount=amount)
 
 
 def _resolve(hold: Hold, status: str, captured: Decimal | None = None) -> bool:

@@ -59,6 +59,9 @@ FIELDS = [
         "saved",
         "status cache_hit: what the provider call would have cost (its cost is the cache price)",
     ),
+    ("policy", TEXT, "policy", "the routing policy and rule that changed the model (name:rule)"),
+    ("policy_saved", DECIMAL, "policy_saved", "what that policy saved against the model asked for"),
+    ("attempts", JSON, "attempts", "failover: targets tried or skipped before the one that served"),
 ]
 
 QUERY_FIELDS = [f for _, _, f, _ in FIELDS if f]

@@ -1,0 +1,51 @@
+"""The gateway's settings (imported by portal/settings.py): pricing, the capture outbox, the
+response cache and routing policies. docs/configuration.md lists them all."""
+
+from pathlib import Path
+
+import environ
+
+_BASE_DIR = Path(__file__).resolve().parent.parent
+_env = environ.Env()  # underscored: `import *` brings only the settings
+
+# --- pricing (gateway/pricing.py, gateway/fastpath.py) ---
+# Price rows of a model stay in each process this long (picked by time, so a price change that
+# starts later is exact; one loaded after its start is seen within this delay).
+KT_PRICE_CACHE_SECONDS = _env.float("KT_PRICE_CACHE_SECONDS", default=5.0)
+# true: the gateway's hold and capture statements (PostgreSQL) commit without waiting for the
+# WAL flush; a database crash may lose the last fraction of a second of them (docs/performance.md).
+KT_GATEWAY_ASYNC_COMMIT = _env.bool("KT_GATEWAY_ASYNC_COMMIT", default=False)
+# true: captures that arrive together commit in one transaction (gateway/groupcommit.py); each
+# request still returns only after its capture committed.
+KT_GATEWAY_GROUP_COMMIT = _env.bool("KT_GATEWAY_GROUP_COMMIT", default=True)
+
+# --- capture outbox (gateway/capture.py, gateway/outbox.py) ---
+# A capture that cannot commit (the database is away) is retried this long, then kept in the
+# outbox directory on this host and replayed once the database is back (docs/reliability.md).
+KT_CAPTURE_RETRY_SECONDS = _env.float("KT_CAPTURE_RETRY_SECONDS", default=2.0)
+# Must survive a restart of the gateway (a volume in containers); the gateway processes of the
+# host replay it, and so does the Celery worker if it mounts the same directory.
+KT_CAPTURE_OUTBOX_DIR = _env(
+    "KT_CAPTURE_OUTBOX_DIR", default=str(_BASE_DIR / "var" / "capture-outbox")
+)
+
+# --- response cache (gateway/response_cache, docs/gateway.md "Response cache") ---
+# Where replies are kept: a Redis URL (default REDIS_URL), else the embedded SQLite file below,
+# which the gateway processes of one host share (the demo).
+KT_RESPONSE_CACHE_URL = _env("KT_RESPONSE_CACHE_URL", default=_env("REDIS_URL", default=""))
+KT_RESPONSE_CACHE_PATH = _env(
+    "KT_RESPONSE_CACHE_PATH", default=str(_BASE_DIR / "var" / "response-cache.sqlite3")
+)
+# What one organization's entries may take (bytes); above it the entries closest to expiry go.
+KT_RESPONSE_CACHE_MAX_BYTES = _env.int("KT_RESPONSE_CACHE_MAX_BYTES", default=256 * 1024 * 1024)
+# Identical requests wait at most this long (seconds) for the one that calls the provider.
+KT_RESPONSE_CACHE_FILL_SECONDS = _env.float("KT_RESPONSE_CACHE_FILL_SECONDS", default=30.0)
+# A Redis call slower than this (seconds) counts as the store being away: the request goes on
+# uncached, and this process leaves the store alone for KT_RESPONSE_CACHE_RETRY_SECONDS.
+KT_RESPONSE_CACHE_TIMEOUT = _env.float("KT_RESPONSE_CACHE_TIMEOUT", default=0.5)
+KT_RESPONSE_CACHE_RETRY_SECONDS = _env.float("KT_RESPONSE_CACHE_RETRY_SECONDS", default=2.0)
+
+# --- routing policies (gateway/policies.py) ---
+# How long a gateway process reuses a department's premium share of the month's spend when a
+# routing policy caps it (gateway/policies.py).
+KT_POLICY_SHARE_SECONDS = _env.float("KT_POLICY_SHARE_SECONDS", default=30.0)
