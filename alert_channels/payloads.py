@@ -13,6 +13,8 @@ import json
 import secrets
 import time
 
+from chargeback import display
+
 SIGNATURE_HEADER = "X-KT-Signature"
 SECRET_PREFIX = "whsec_"
 
@@ -73,8 +75,8 @@ def slack_request(*, body: dict) -> tuple[bytes, dict]:
 def _slack_fields(facts: dict) -> list[tuple[str, object]]:
     currency = facts.get("currency", "")
 
-    def money(key):
-        return f"{facts[key]} {currency}" if facts.get(key) is not None else None
+    def money(key):  # for people, as the e-mails write it (chargeback/display.py)
+        return display.money(facts[key], currency) if facts.get(key) is not None else None
 
     return [
         ("Department", facts.get("department", {}).get("name")),
@@ -85,5 +87,5 @@ def _slack_fields(facts: dict) -> list[tuple[str, object]]:
         ("Used", f"{facts['percent_used']}%" if facts.get("percent_used") else None),
         ("Forecast", money("forecast")),
         ("Available", money("available")),
-        ("Rows", facts.get("rows")),
+        ("Rows", display.count(facts["rows"]) if facts.get("rows") is not None else None),
     ]

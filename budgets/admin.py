@@ -5,6 +5,7 @@ from django.contrib import admin
 
 from budgets import services as budget_services
 from budgets.models import Budget, BudgetAlert, WalletAlert
+from chargeback import display
 from chargeback.admin_base import ReadOnlyOrgScopedAdmin, actor_of
 from chargeback.admin_services import ServiceAdmin
 
@@ -14,7 +15,14 @@ class BudgetAdmin(ServiceAdmin):
     """Through budgets/services.py, like the API and the config file."""
 
     department_path = "department"
-    list_display = ["department", "period", "amount", "currency", "thresholds", "owner_emails"]
+    list_display = [
+        "department",
+        "period",
+        "amount_column",
+        "currency",
+        "thresholds_column",
+        "owner_emails_column",
+    ]
     list_filter = ["period", "department"]
     list_select_related = ["department"]
     search_fields = ["department__team_id", "department__name"]
@@ -46,13 +54,37 @@ class BudgetAdmin(ServiceAdmin):
     def service_delete(self, request, obj):
         budget_services.budget_delete(budget=obj, actor=actor_of(request), via="admin")
 
+    @admin.display(description="Amount", ordering="amount")
+    def amount_column(self, obj):
+        return display.money(obj.amount)
+
+    @admin.display(description="Thresholds")
+    def thresholds_column(self, obj):
+        return display.thresholds(obj.thresholds)
+
+    @admin.display(description="Owner e-mails")
+    def owner_emails_column(self, obj):
+        return display.emails(obj.owner_emails)
+
 
 @admin.register(BudgetAlert)
 class BudgetAlertAdmin(ReadOnlyOrgScopedAdmin):
     department_path = "budget__department"
-    list_display = ["budget", "period_start", "kind", "threshold", "spend", "status", "sent_at"]
+    list_display = [
+        "budget",
+        "period_start",
+        "kind",
+        "threshold",
+        "spend_column",
+        "status",
+        "sent_at",
+    ]
     list_filter = ["kind", "status"]
     list_select_related = ["budget__department"]
+
+    @admin.display(description="Spend", ordering="spend")
+    def spend_column(self, obj):
+        return display.money(obj.spend)
 
 
 @admin.register(WalletAlert)

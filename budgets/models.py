@@ -4,6 +4,7 @@ send: each alert is a row with a unique key, so it happens once."""
 from django.db import models
 from django.utils import timezone
 
+from chargeback import display
 from chargeback.models import Department, Organization
 from chargeback.money import ZERO, AmountField
 from wallets.models import LedgerEntry, Wallet, WalletStatus
@@ -34,7 +35,7 @@ class Budget(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.department} {self.period} {self.amount} {self.currency}"
+        return f"{self.department} {self.period} {display.money(self.amount, self.currency)}"
 
 
 class BudgetAlert(models.Model):

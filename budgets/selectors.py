@@ -11,9 +11,10 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from budgets.models import Budget
+from chargeback import display
 from chargeback.errors import NotFound
 from chargeback.models import Department, Organization
-from chargeback.money import ZERO, to_cents
+from chargeback.money import ZERO
 from chargeback.periods import (
     day_range,
     local_today,
@@ -247,8 +248,8 @@ def dashboard_url(*, department: Department) -> str:
 
 
 def money(value) -> str:
-    """An amount as people read it in an email: 12,345.67."""
-    return f"{to_cents(value):,}"
+    """An amount as people read it in an email: 12,345.67 (chargeback/display.py)."""
+    return display.money(value)
 
 
 def recent_cutoff(now: datetime | None = None, days: int = 35) -> datetime:

@@ -50,8 +50,11 @@ def admin_org_of(obj, request):
     if isinstance(obj, Organization):
         return obj
     org_id = getattr(obj, "organization_id", None)
-    if org_id is None:  # shared rows (the default price catalog): the actor's organization
-        org_id = request_scope(request).organization_id
+    scope = request_scope(request)
+    if org_id is None and not scope.superuser:
+        # Shared rows (the default price catalog): the member's organization; a superuser's
+        # change of them is the platform's, not one tenant's.
+        org_id = scope.organization_id
     return Organization(pk=org_id) if org_id else None
 
 

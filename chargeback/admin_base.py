@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.http import Http404
 
 from chargeback.admin_audit import AuditedAdminMixin, audit_admin_change, snapshot
+from chargeback.admin_fields import AmountInput, EmailListField
 from chargeback.admin_scope import (
     Scope,
     actor_of,
@@ -27,6 +28,7 @@ from chargeback.admin_scope import (
     request_scope,
 )
 from chargeback.models import Organization
+from chargeback.money import AmountField
 
 TIMESTAMP_FIELDS = ("created_at", "updated_at", "imported_at")
 
@@ -129,6 +131,13 @@ class OrgScopedAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def is_shared_row(self, obj) -> bool:
         return self.shared_when_org_null and getattr(obj, "organization_id", 1) is None
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "owner_emails":  # a JSON list, edited as people write addresses
+            return EmailListField(required=not db_field.blank, label=db_field.verbose_name)
+        if isinstance(db_field, AmountField):
+            kwargs.setdefault("widget", AmountInput(attrs={"step": "any"}))
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     # --- choices -------------------------------------------------------------------------------
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -139,6 +148,9 @@ class OrgScopedAdmin(AuditedAdminMixin, admin.ModelAdmin):
             # (staff never create shared rows, such as default-catalog prices). Kept in the form
             # so that uniqueness per organization is validated as a form error.
             kwargs.update(required=True, empty_label=None, initial=scope.organization_id)
+        elif db_field.remote_field.model is Organization and scope.organization_id is not None:
+            # A superuser who is a member (the demo's admin) starts with their organization.
+            kwargs.setdefault("initial", scope.organization_id)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):

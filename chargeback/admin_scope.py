@@ -7,7 +7,9 @@ from chargeback.models import Membership, Organization
 
 @dataclass(frozen=True)
 class Scope:
-    """What one request may see. `department_ids` None means all of the organization's."""
+    """What one request may see. `department_ids` None means all of the organization's.
+    A superuser sees every organization; one who is also a member (the demo's `admin`) has
+    that `organization_id` too, and acts for it where a write needs one (an import)."""
 
     superuser: bool
     organization_id: int | None = None
@@ -28,7 +30,8 @@ def request_scope(request) -> Scope:
     if not user.is_authenticated or not user.is_active:
         scope = Scope(superuser=False)
     elif user.is_superuser:
-        scope = Scope(superuser=True)
+        home = Membership.objects.filter(user=user).values_list("organization_id", flat=True)
+        scope = Scope(superuser=True, organization_id=home.first())
     else:
         membership = Membership.objects.filter(user=user).first()
         if membership is None:
@@ -49,16 +52,18 @@ def request_scope(request) -> Scope:
 
 def request_organization(request) -> Organization | None:
     """The organization a screen is about: the member's, or for a superuser `?organization=<id>`
-    (else the first one)."""
+    (else their own organization, else the first one)."""
     scope = request_scope(request)
-    if scope.organization_id is not None:
-        return Organization.objects.get(pk=scope.organization_id)
     if not scope.superuser:
-        return None
+        if scope.organization_id is None:
+            return None
+        return Organization.objects.get(pk=scope.organization_id)
     wanted = request.GET.get("organization")
     qs = Organization.objects.order_by("pk")
     if wanted and wanted.isdigit():
         return qs.filter(pk=int(wanted)).first()
+    if scope.organization_id is not None:
+        return qs.filter(pk=scope.organization_id).first()
     return qs.first()
 
 

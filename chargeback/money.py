@@ -18,6 +18,7 @@ ROUNDING = ROUND_HALF_UP
 ZERO = Decimal("0")
 CENT = Decimal("0.01")
 _AMOUNT_QUANTUM = Decimal(1).scaleb(-AMOUNT_PLACES)
+HALF_UNIT = _AMOUNT_QUANTUM / 2  # half the smallest amount: slack for float comparisons
 MAX_AMOUNT = Decimal(10) ** (AMOUNT_DIGITS - AMOUNT_PLACES)  # what an AmountField can hold
 TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
 
@@ -30,6 +31,20 @@ CURRENCIES = frozenset(
 def quantize(value) -> Decimal:
     """An amount at storage precision (8 places, half up)."""
     return Decimal(value).quantize(_AMOUNT_QUANTUM, rounding=ROUNDING)
+
+
+def exact_sum(value) -> Decimal | None:
+    """A sum of amounts as the database returned it, made exact: at storage precision (8
+    places, the one rounding rule). Every stored amount has at most 8 places, so their exact sum
+    does too; SQLite sums decimals as floats (52800.0000000002, 7300.00000000001), and this
+    rounds that artefact away and nothing else (exact up to 15 significant digits on SQLite,
+    i.e. totals below 10 million at 8 places; PostgreSQL sums exactly in any case). AmountField
+    applies it to every value it reads, aggregates included; call it for a sum read otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        value = Decimal(repr(value))
+    return quantize(value)
 
 
 def to_cents(value) -> Decimal:
@@ -61,6 +76,12 @@ def exact_str(value) -> str | None:
     return f"{value:.{places}f}"
 
 
+def storage_str(value) -> str:
+    """An amount as the gateway's headers give it: plain digits at storage precision, 8 places,
+    never Decimal's exponent form (0 -> "0.00000000", not "0E-8"). "" for None."""
+    return "" if value is None else f"{quantize(value):f}"
+
+
 def parse_amount(value) -> Decimal:
     """A user-supplied amount as a Decimal, never via float. Raises ValueError."""
     if isinstance(value, bool) or value is None:
@@ -82,7 +103,12 @@ def token_cost(tokens: int, price_per_million: Decimal) -> Decimal:
 
 
 class AmountField(models.DecimalField):
-    """Wallet and event money: 20 digits, 8 places."""
+    """Wallet and event money: 20 digits, 8 places. Whatever reads as an AmountField (a column,
+    or a Sum / Coalesce / Subquery with `output_field=AmountField()`) comes back exact at 8
+    places on every backend (`exact_sum`)."""
+
+    def from_db_value(self, value, expression, connection):
+        return exact_sum(value)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("max_digits", AMOUNT_DIGITS)

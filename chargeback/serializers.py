@@ -10,6 +10,8 @@ millionth of a dollar), yet balances read like money. Round half-up to cents for
 """
 
 import json
+import re
+from datetime import date
 from decimal import Decimal
 
 from drf_spectacular.utils import extend_schema_field
@@ -17,6 +19,8 @@ from rest_framework import parsers, serializers
 from rest_framework.exceptions import ParseError
 
 from chargeback.money import CURRENCIES, amount_problem, exact_str, parse_amount
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class DecimalJSONParser(parsers.JSONParser):
@@ -96,3 +100,19 @@ class StrictSerializer(serializers.Serializer):
 class CurrencyField(serializers.ChoiceField):
     def __init__(self, **kwargs):
         super().__init__(choices=sorted(CURRENCIES), **kwargs)
+
+
+class DayField(serializers.DateField):
+    """A calendar day as YYYY-MM-DD. A well-formed but impossible date is named with what is
+    wrong with it ("2026-05-32 is not a date: day is out of range for month"), not "wrong
+    format"."""
+
+    def to_internal_value(self, value):
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                return date.fromisoformat(text)
+            except ValueError as exc:
+                if _DAY.fullmatch(text):
+                    raise serializers.ValidationError(f"{text} is not a date: {exc}") from None
+        return super().to_internal_value(value)

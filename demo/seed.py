@@ -11,8 +11,10 @@ whole micro-dollar), so each event costs a whole number of micro-dollars and no 
 happens. Token counts are scaled so that a team's events add up to just under its target, and one
 last event (tokens solved for, see `_balancing_usage`) makes up the difference exactly.
 
-Events are written with bulk_create and their captures through the ledger's rule for bulk
-writers (wallets/ledger.py ledger_append_many), so balance stays the sum of the wallet's ledger.
+Events are written with bulk_create and their captures, with each month's allocation dated the
+first moment of its month, through the ledger's rule for bulk writers (wallets/ledger.py
+ledger_append_many), in time order, so balance stays the sum of the wallet's ledger and every
+entry's running balance is the balance at its moment.
 """
 
 import hashlib
@@ -25,6 +27,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from budgets.models import Budget
+from chargeback.audit import audit_record
 from chargeback.keys import hash_key, key_prefix
 from chargeback.models import ConsumerGroup, Department, Organization
 from chargeback.periods import day_range, month_end
@@ -44,7 +47,7 @@ from gateway.models import Price, UsageEvent
 from gateway.pricing import Usage, cost_of
 from wallets.ledger import ledger_append_many
 from wallets.models import LedgerEntry
-from wallets.services import wallet_allocate, wallet_for_team
+from wallets.services import wallet_for_team
 
 ORG_SLUG = "acme"
 ORG_NAME = "Acme Corp"
@@ -91,24 +94,36 @@ def _ensure_tenancy(organization: Organization) -> dict:
     return departments
 
 
-def _fund(organization: Organization, departments: dict) -> dict:
-    """Allocate each team enough for April and May plus a margin (idempotent by key)."""
-    wallets = {}
+def _allocations(team: Team) -> list[tuple[date, Decimal]]:
+    """Each month's funding, dated the first moment of the month it is for: enough for April
+    plus a margin on April 1, the rest of the spring's (both months plus 10 %) on May 1."""
+    spring = Decimal(math.ceil(sum(team.targets.values()) * Decimal("1.1") / 1000) * 1000)
+    april = Decimal(math.ceil(team.targets[APRIL] * Decimal("1.1") / 1000) * 1000)
+    return [(APRIL, april), (MAY, spring - april)]
+
+
+def _fund(organization: Organization, departments: dict) -> tuple[dict, dict]:
+    """Each team's wallet and its allocation entries, dated when they are meant to have happened
+    (before the usage they pay for), so the ledger reads in order and a month's chargeback row
+    shows that month's allocations and the balance at its end. They are appended with the
+    captures, in time order (`_ledger`), and audited as `wallet_allocate` would."""
+    wallets, entries = {}, {}
     for team in TEAMS:
         dept = departments[team.team_id]
-        needed = sum(team.targets.values()) * Decimal("1.1")
-        amount = Decimal(math.ceil(needed / 1000) * 1000)
-        wallet_allocate(
-            department=dept,
-            amount=amount,
-            currency=organization.currency,
-            description="Demo funding for April and May 2026",
-            idempotency_key=f"demo-seed-{team.team_id}-2026-spring",
-            actor="demo_seed",
-            via="system",
-        )
-        wallets[team.team_id] = wallet_for_team(department=dept)
-    return wallets
+        wallet = wallet_for_team(department=dept)
+        wallets[team.team_id] = wallet
+        entries[wallet.pk] = [
+            {
+                "kind": LedgerEntry.Kind.ALLOCATION,
+                "amount": amount,
+                "description": f"Demo funding for {month:%B %Y}",
+                "idempotency_key": f"demo-seed-{team.team_id}-{month:%Y-%m}",
+                "actor": "demo_seed",
+                "created_at": datetime.combine(month, time.min, tzinfo=organization.tz),
+            }
+            for month, amount in _allocations(team)
+        ]
+    return wallets, entries
 
 
 # --- simulation ---------------------------------------------------------------------------------
@@ -300,11 +315,14 @@ def _event(organization, team, dept, group, wallet, spec, price, usage, cost) ->
     )
 
 
-def _captures(events: list[UsageEvent], wallets: dict) -> None:
-    """One capture entry per charged event on its team wallet, in time order, through the
-    ledger's rule (wallets/ledger.py): running balances, balance = the sum of the entries."""
+def _ledger(events: list[UsageEvent], wallets: dict, allocations: dict) -> None:
+    """The allocations and one capture entry per charged event on its team wallet, in time
+    order, through the ledger's rule (wallets/ledger.py): running balances, balance = the sum of
+    the entries."""
     by_wallet = defaultdict(list)
-    for event in sorted(events, key=lambda e: e.created_at):
+    for wallet_pk, entries in allocations.items():
+        by_wallet[wallet_pk] += entries
+    for event in events:
         if event.cost > 0:
             by_wallet[event.wallet_id].append(
                 {
@@ -317,7 +335,23 @@ def _captures(events: list[UsageEvent], wallets: dict) -> None:
                 }
             )
     for wallet in wallets.values():
-        ledger_append_many(wallet, by_wallet[wallet.pk], batch_size=BATCH)
+        entries = sorted(by_wallet[wallet.pk], key=lambda e: e["created_at"])
+        created = ledger_append_many(wallet, entries, batch_size=BATCH)
+        for entry in created:
+            if entry.kind == LedgerEntry.Kind.ALLOCATION:
+                audit_record(
+                    organization=wallet.organization,
+                    actor="demo_seed",
+                    via="system",
+                    action="wallet.allocation",
+                    obj=wallet,
+                    after={
+                        "amount": str(entry.amount),
+                        "currency": entry.currency,
+                        "balance": str(entry.balance_after),
+                        "entry": entry.pk,
+                    },
+                )
 
 
 def demo_seed(*, organization_slug: str = ORG_SLUG, seed: int = 2026) -> dict:
@@ -339,7 +373,7 @@ def demo_seed(*, organization_slug: str = ORG_SLUG, seed: int = 2026) -> dict:
     rng = random.Random(seed)
     with transaction.atomic():
         departments = _ensure_tenancy(organization)
-        wallets = _fund(organization, departments)
+        wallets, allocations = _fund(organization, departments)
         prices = PriceBook(organization)
         events = []
         for team in TEAMS:
@@ -357,5 +391,5 @@ def demo_seed(*, organization_slug: str = ORG_SLUG, seed: int = 2026) -> dict:
                     wallet=wallets[team.team_id],
                 )
         UsageEvent.objects.bulk_create(events, batch_size=BATCH)
-        _captures(events, wallets)
+        _ledger(events, wallets, allocations)
     return {"organization": organization, "created": len(events), "skipped": False}

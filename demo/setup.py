@@ -133,6 +133,21 @@ def _demo_admin(organization: Organization, password: str) -> str:
 # --- serving -------------------------------------------------------------------------------------
 
 
+LOCAL_HOSTS = {"0.0.0.0", "::", "", "127.0.0.1", "::1", "localhost"}  # noqa: S104 - compared
+
+
+def site_url_follow_port(host: str, port: int) -> str:
+    """SITE_URL, the base of the e-mails' links, for the demo served on `port`: unless the
+    operator set SITE_URL, http://localhost:<port> (or the host it listens on), here and in the
+    server it starts (the environment). `--port 41302` then gets links to 41302, not 41002."""
+    if os.environ.get("SITE_URL"):
+        return os.environ["SITE_URL"]
+    url = f"http://{'localhost' if host in LOCAL_HOSTS else host}:{port}"
+    os.environ["SITE_URL"] = url
+    settings.SITE_URL = url
+    return url
+
+
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         # As gunicorn does: connections of a server just stopped (TIME_WAIT) do not count.

@@ -15,6 +15,7 @@ from django.utils import timezone
 from import_export import fields, resources
 from import_export.admin import ImportExportModelAdmin
 
+from chargeback import display
 from chargeback.admin_audit import audited_by_service
 from chargeback.admin_base import (
     InputFilter,
@@ -25,7 +26,7 @@ from chargeback.admin_base import (
 from chargeback.admin_scope import RequestScopedResource
 from chargeback.admin_services import ServiceAdmin
 from chargeback.errors import ApplicationError
-from chargeback.money import AMOUNT_DIGITS, AMOUNT_PLACES, exact_str, to_cents
+from chargeback.money import AMOUNT_DIGITS, AMOUNT_PLACES, to_cents
 from gateway import prices
 from gateway.models import Price, UsageEvent
 from gateway.selectors import CACHE_HITS, CACHE_SAVED_SUM, COST_SUM
@@ -152,8 +153,7 @@ class RefundForm(forms.Form):
 
 def _amount_cell(value):
     # One call can cost a fraction of a cent: cents when exact, else every stored digit.
-    cents = to_cents(value)
-    return cents if cents == value else f"{value.normalize():f}"
+    return display.amount(value)
 
 
 @admin.register(UsageEvent)
@@ -242,7 +242,7 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
             else:
                 self.message_user(
                     request,
-                    f"{event.request_id}: refunded {exact_str(entry.amount)} {entry.currency}.",
+                    f"{event.request_id}: refunded {display.amount(entry.amount, entry.currency)}.",
                     messages.SUCCESS,
                 )
 
@@ -256,7 +256,7 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
 
     @admin.display(description="Tokens (in + out)")
     def tokens(self, obj):
-        return f"{obj.prompt_tokens} + {obj.completion_tokens}"
+        return f"{display.count(obj.prompt_tokens)} + {display.count(obj.completion_tokens)}"
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)

@@ -10,7 +10,7 @@ before: no other lookup, no store round trip.
 import json
 
 from chargeback.errors import InsufficientFunds
-from chargeback.money import exact_str
+from chargeback.money import exact_str, storage_str
 from gateway import translate
 from gateway.errors import GatewayError
 from gateway.failover import Candidate, FailoverRun, candidates_of, failure_of
@@ -127,5 +127,5 @@ class CallRouting:
                 f"this request's hold of {exact_str(self.hold.amount)}).",
                 type="insufficient_quota",
                 code="insufficient_quota",
-                headers={"x-kt-wallet-available": str(exc.available)},
+                headers={"x-kt-wallet-available": storage_str(exc.available)},
             ) from None

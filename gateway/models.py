@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from chargeback import display
 from chargeback.models import ConsumerGroup, Department, Organization
 from chargeback.money import ZERO, AmountField, PriceField
 
@@ -176,7 +177,7 @@ class UsageEvent(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.request_id} {self.model_requested} {self.cost}"
+        return f"{self.request_id} {self.model_requested} {display.amount(self.cost)}"
 
     @property
     def total_tokens(self):

@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.http import HttpResponse
 
 from chargeback.errors import InsufficientFunds
-from chargeback.money import ZERO
+from chargeback.money import ZERO, storage_str
 from gateway import estimate
 from gateway.attribution import end_user, tags_of
 from gateway.auth import GroupContext
@@ -191,7 +191,7 @@ class Call(CallRouting, UpstreamCall):
             message,
             type="insufficient_quota",
             code="insufficient_quota",
-            headers={"x-kt-wallet-available": str(available if available is not None else ZERO)},
+            headers={"x-kt-wallet-available": storage_str(available or ZERO)},
         )
 
     # --- after the provider -----------------------------------------------------------------
@@ -288,9 +288,9 @@ class Call(CallRouting, UpstreamCall):
 
     def _respond(self, response: HttpResponse) -> HttpResponse:
         response["x-kt-request-id"] = self.request_id
-        response["x-kt-cost"] = str(self.cost)
+        response["x-kt-cost"] = storage_str(self.cost)
         if self.available is not None:
-            response["x-kt-wallet-available"] = str(self.available)
+            response["x-kt-wallet-available"] = storage_str(self.available)
         if self.limits is not None:
             for name, value in self.limits.headers().items():
                 response[name] = value

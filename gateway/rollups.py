@@ -11,14 +11,13 @@ figures are summed from the events.
 
 from collections import defaultdict
 from datetime import date
-from decimal import Decimal
 
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDate
 
 from chargeback.models import Department, Organization
-from chargeback.money import ZERO
+from chargeback.money import ZERO, exact_sum
 from chargeback.periods import day_range
 from gateway.models import UsageEvent
 from gateway.rollup_models import SpendDaily, SpendDelta
@@ -44,7 +43,6 @@ _EVENT_SUMS = {
     "sum_cache_saved": Sum(F("saved") - F("cost"), filter=_HIT),
 }
 _EVENT_FIELDS = {value: key for key, value in FIELDS.items()}
-EXACT = Decimal("1e-8")  # the events' and rollups' precision (AmountField)
 
 
 def rollups_in_use() -> bool:
@@ -81,7 +79,7 @@ def rollup_figures(
         for name in FIGURES:
             figures[name] += row[f"sum_{name}"] or 0
     return {
-        key: {**f, "cost": _exact(f["cost"]), "cache_saved": _exact(f["cache_saved"])}
+        key: {**f, "cost": exact_sum(f["cost"]), "cache_saved": exact_sum(f["cache_saved"])}
         for key, f in merged.items()
         if f["requests"]
     }
@@ -110,15 +108,6 @@ def _event_rows(organization, date_from, date_to, group_by, department) -> list[
     }
     rows = events.values(**keys).annotate(**_EVENT_SUMS)
     return [{**row, **{f: row[f"key_{n}"] for n, f in enumerate(group_by)}} for row in rows]
-
-
-def _exact(amount) -> Decimal:
-    """A sum at the events' 8 places at most: SQLite sums decimals as floats (52800.0000000002)."""
-    if not amount:
-        return ZERO
-    if isinstance(amount, Decimal) and amount.as_tuple().exponent >= -8:
-        return amount
-    return Decimal(str(amount)).quantize(EXACT)
 
 
 def rollup_total(

@@ -8,6 +8,7 @@ import httpx
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from chargeback.money import storage_str
 from gateway.recording import hold_keepalive
 from gateway.wire import StreamScanner
 
@@ -130,8 +131,8 @@ class Relay:
             yield self._error_event(error_code)
         # SSE comment lines are ignored by clients; this one reports what the call cost.
         yield (
-            f": x-kt-request-id={call.request_id} x-kt-cost={call.cost}"
-            f" x-kt-wallet-available={call.available if call.available is not None else ''}\n\n"
+            f": x-kt-request-id={call.request_id} x-kt-cost={storage_str(call.cost)}"
+            f" x-kt-wallet-available={storage_str(call.available)}\n\n"
         ).encode()
 
     def _translated(self) -> bytes:

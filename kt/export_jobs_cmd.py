@@ -5,6 +5,7 @@ import os
 import sys
 import time
 
+from kt import tables
 from kt.client import CliError, request
 
 DONE = ("completed", "failed")
@@ -34,6 +35,7 @@ def register(subparsers) -> None:
 
     get = commands.add_parser("get", help="one job's status, progress and manifest")
     get.add_argument("--id", required=True)
+    get.add_argument("--json", action="store_true", help="print the job and manifest as JSON")
     get.set_defaults(handler=cmd_get)
 
     download = commands.add_parser("download", help="save a completed job's file")
@@ -121,7 +123,10 @@ def cmd_list(args) -> int:
         return 0
     print(f"{'ID':<22} {'TYPE':<11} {'FORMAT':<6} {'FROM':<10} {'TO':<10} {'STATUS':<10} ROWS")
     for job in data["results"]:
-        rows = f"{job['rows_written']}/{job['rows_expected'] if job['rows_expected'] is not None else '?'}"
+        expected = job["rows_expected"]
+        rows = f"{tables.count(job['rows_written'])}/" + (
+            tables.count(expected) if expected is not None else "?"
+        )
         print(
             f"{job['id']:<22} {job['type']:<11} {job['format']:<6} {job['date_from']:<10} "
             f"{job['date_to']:<10} {job['status']:<10} {rows}"
@@ -133,8 +138,50 @@ def cmd_get(args) -> int:
     job = request("GET", f"/v1/export-jobs/{args.id}").json()
     if job["status"] == "completed":
         job["manifest"] = request("GET", f"/v1/export-jobs/{args.id}/manifest").json()
-    print(json.dumps(job, indent=2))
+    if args.json:
+        print(json.dumps(job, indent=2))
+        return 0
+    print(render_job(job))
     return 0
+
+
+def render_job(job: dict) -> str:
+    """The job as people read it: what, its state and file, then the manifest's totals per
+    currency (amounts to the cent, counts with separators); `--json` has everything."""
+    expected = job.get("rows_expected")
+    rows = f"{tables.count(job.get('rows_written') or 0)} of " + (
+        tables.count(expected) if expected is not None else "?"
+    )
+    filters = ", ".join(f"{k}={v}" for k, v in sorted((job.get("filters") or {}).items()))
+    lines = [
+        ("id", job["id"]),
+        ("type", f"{job['type']} ({job['format']})"),
+        ("period", f"{job['date_from']} to {job['date_to']}"),
+        ("filters", filters or "none"),
+        ("status", job["status"]),
+        ("rows", rows),
+        ("requested by", job.get("requested_by") or ""),
+        ("created", _when(job.get("created_at"))),
+        ("finished", _when(job.get("finished_at"))),
+    ]
+    if job.get("error"):
+        lines.append(("error", job["error"]))
+    if job.get("file_name"):
+        lines += [("file", job["file_name"]), ("sha256", job.get("sha256") or "")]
+    out = [tables.pairs(lines)]
+    manifest = job.get("manifest") or {}
+    for currency, totals in sorted((manifest.get("totals") or {}).items()):
+        cells = [
+            (name, tables.amount(value) if isinstance(value, str) else tables.count(value))
+            for name, value in totals.items()
+            if not name.endswith("_exact")
+        ]
+        out += ["", f"Totals ({currency})", tables.table(("total", "value"), cells, right=(1,))]
+    return "\n".join(out)
+
+
+def _when(value) -> str:
+    return value[:19].replace("T", " ") + " UTC" if value else ""
 
 
 def cmd_download(args) -> int:

@@ -27,14 +27,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args) or 0
+        code = args.handler(args) or 0
+        # Inside the try: output still buffered would otherwise fail at exit, as a traceback.
+        sys.stdout.flush()
+        return code
     except CliError as exc:
         return fail(str(exc))
     except KeyboardInterrupt:
         return fail("interrupted")
     except BrokenPipeError:  # `kt spend ... | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _stdout_to_devnull()
         return 0
+
+
+def _stdout_to_devnull() -> None:
+    """Whatever is still buffered for a reader that has gone goes nowhere, quietly (Python
+    flushes stdout once more at exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import json
 
+from kt import tables
 from kt.client import request
 
 BY = ["team", "model", "provider", "user"]
@@ -76,7 +77,5 @@ def render_table(data: dict) -> str:
 
 
 def _amount(value: str) -> str:
-    """'28000.00' -> '28,000.00' without going through float."""
-    whole, _, cents = value.partition(".")
-    sign = "-" if whole.startswith("-") else ""
-    return f"{sign}{int(whole.lstrip('-')):,}.{cents or '00'}"
+    """'28000.00' -> '28,000.00' without going through float (kt/tables.py)."""
+    return tables.amount(value)

@@ -4,6 +4,7 @@ server's JSON. Amounts are sent as strings, exactly as typed (never through a fl
 import json
 from decimal import Decimal, InvalidOperation
 
+from kt import tables
 from kt.client import CliError, request
 
 
@@ -128,8 +129,9 @@ def _post_entry(path: str, body: dict, args) -> int:
     if entry.get("user_id"):
         owner = f"user {entry['user_id']} ({owner})"
     print(
-        f"{entry['kind']} {entry['amount']} {entry['currency']} -> {owner}: "
-        f"balance {entry['balance']}, available {entry['available']} "
+        f"{entry['kind']} {tables.amount(entry['amount'])} {entry['currency']} -> {owner}: "
+        f"balance {tables.amount(entry['balance'])}, "
+        f"available {tables.amount(entry['available'])} "
         f"(entry {entry['id']}){replayed}"
     )
     return 0
@@ -175,16 +177,14 @@ def cmd_show(args) -> int:
     rows = [
         ("team", wallet["team_id"]),
         ("currency", wallet["currency"]),
-        ("balance", wallet["balance"]),
-        ("held", wallet["held"]),
-        ("available", wallet["available"]),
-        ("total allocated", wallet["total_allocated"]),
-        ("total spent", wallet["total_spent"]),
+        ("balance", tables.amount(wallet["balance"])),
+        ("held", tables.amount(wallet["held"])),
+        ("available", tables.amount(wallet["available"])),
+        ("total allocated", tables.amount(wallet["total_allocated"])),
+        ("total spent", tables.amount(wallet["total_spent"])),
         ("status", wallet["status"]),
     ]
-    width = max(len(label) for label, _ in rows)
-    for label, value in rows:
-        print(f"{label:<{width}}  {value}")
+    print(tables.pairs(rows))
     return 0
 
 
@@ -203,8 +203,8 @@ def cmd_ledger(args) -> int:
         (
             e["created_at"][:19].replace("T", " "),
             e["kind"],
-            e["amount"],
-            e["balance_after"],
+            tables.amount(e["amount"]),
+            tables.amount(e["balance_after"]),
             e["currency"],
             e["reference"] or e["description"],
         )
@@ -229,11 +229,11 @@ def cmd_list(args) -> int:
         (
             w["scope"],
             w["name"],
-            w["balance"],
-            w["reserved"],
-            w["available"],
-            w["total_allocated"],
-            w["total_spent"],
+            tables.amount(w["balance"]),
+            tables.amount(w["reserved"]),
+            tables.amount(w["available"]),
+            tables.amount(w["total_allocated"]),
+            tables.amount(w["total_spent"]),
             w["currency"],
             w["status"],
         )
@@ -258,24 +258,4 @@ def cmd_list(args) -> int:
 
 
 def _table(headers, rows, money=()) -> None:
-    """A plain text table; money columns aligned on the decimal point."""
-    if not rows:
-        print("(none)")
-        return
-    rows = [list(map(str, row)) for row in rows]
-    for i in money:
-        places = max(len(row[i].partition(".")[2]) for row in rows)
-        for row in rows:
-            row[i] += " " * (places - len(row[i].partition(".")[2]))
-    widths = [max(len(c) for c in col) for col in zip(headers, *rows, strict=True)]
-
-    def line(cells):
-        return "  ".join(
-            c.rjust(w) if i in money else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    print(line(headers))
-    print(line(["-" * w for w in widths]))
-    for row in rows:
-        print(line(row))
+    print(tables.table(headers, rows, right=money))

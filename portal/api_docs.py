@@ -1,6 +1,8 @@
 """The OpenAPI schema (/api/schema/) and its browsable page (/api/docs/): public when
 KT_API_SCHEMA_PUBLIC is true (the demo's default), else only for a staff session or an
-organization's admin token (production's default: the schema maps every endpoint and field)."""
+organization's admin token (production's default: the schema maps every endpoint and field).
+The page's ReDoc is served from this project's static files (drf-spectacular-sidecar), so it
+works without internet."""
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
@@ -36,6 +38,8 @@ class DocsView(SpectacularRedocView):
 
     authentication_classes = [AdminTokenAuthentication, SessionAuthentication]
     permission_classes = [AllowAny]
+    # ReDoc from the sidecar's static files, without the CDN fonts: works offline.
+    template_name = "api_docs/redoc.html"
 
     @extend_schema(exclude=True)
     def get(self, request, *args, **kwargs):

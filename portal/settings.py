@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # ReDoc and Swagger UI served from our static files, no CDN
     "import_export",
     "axes",  # login lockouts (the security section below)
     "chargeback",
@@ -183,6 +184,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Management API (wallets, budgets, export jobs) and the OpenAI-compatible gateway.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # Celery: without REDIS_URL tasks run eagerly in-process (the embedded demo).
@@ -307,7 +311,7 @@ SILENCED_SYSTEM_CHECKS = [
 ]
 # The portal's pages: scripts, styles and images from this site only, never framed
 # (portal/security.py; the gateway's responses are JSON and skip it). /api/docs/ renders
-# Redoc from its CDN and gets KT_CSP_API_DOCS instead.
+# Redoc (served from here, drf-spectacular-sidecar) with inline code: KT_CSP_API_DOCS.
 # The hashes allow exactly the one event handler and two style attributes of
 # django-import-export's export page (admin/import_export/export.html), nothing else inline.
 KT_CSP = env(
@@ -321,9 +325,8 @@ KT_CSP = env(
 )
 KT_CSP_API_DOCS = env(
     "KT_CSP_API_DOCS",
-    default="default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://fonts.googleapis.com; "
-    "font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https://cdn.redoc.ly; "
+    default="default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; font-src 'self'; img-src 'self' data:; "
     "worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
     "frame-ancestors 'none'",
 )

@@ -8,15 +8,17 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from import_export import fields, resources, widgets
 from import_export.admin import ImportExportModelAdmin
 
+from chargeback import display
 from chargeback.admin_base import actor_of, request_organization
-from chargeback.admin_scope import RequestScopedResource
+from chargeback.admin_scope import RequestScopedResource, request_scope
 from chargeback.admin_services import ServiceAdmin
 from chargeback.errors import ApplicationError
 from chargeback.money import ZERO, quantize
@@ -106,10 +108,21 @@ class ProviderInvoiceAdmin(ServiceAdmin, ImportExportModelAdmin):
     resource_classes = [ProviderInvoiceResource]
     # import-export's change list extends this one (which adds the reconciliation link)
     ie_base_change_list_template = "admin/reports/providerinvoice/change_list_base.html"
-    list_display = ["provider", "period_month", "amount", "currency", "reference", "imported_at"]
+    list_display = [
+        "provider",
+        "period_month",
+        "amount_column",
+        "currency",
+        "reference",
+        "imported_at",
+    ]
     list_filter = ["provider", "currency"]
     search_fields = ["provider", "reference"]
     date_hierarchy = "period"
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_column(self, obj):
+        return display.money(obj.amount)
 
     @admin.display(description="Month", ordering="period")
     def period_month(self, obj):
@@ -137,6 +150,25 @@ class ProviderInvoiceAdmin(ServiceAdmin, ImportExportModelAdmin):
 
     def has_import_permission(self, request):
         return self.has_add_permission(request) and self.has_change_permission(request)
+
+    def import_action(self, request, *args, **kwargs):
+        return self._no_organization(request) or super().import_action(request, *args, **kwargs)
+
+    def process_import(self, request, *args, **kwargs):
+        return self._no_organization(request) or super().process_import(request, *args, **kwargs)
+
+    def _no_organization(self, request):
+        """Invoices are one organization's: a superuser who is a member of one imports for it
+        (chargeback/admin_scope.py); one who is a member of none is told so, not shown an error."""
+        if request_scope(request).organization_id is not None:
+            return None
+        self.message_user(
+            request,
+            "Invoices are imported for one organization, and this account is a member of none: "
+            "sign in as a member of the organization (or make this account one).",
+            messages.ERROR,
+        )
+        return HttpResponseRedirect(reverse("admin:reports_providerinvoice_changelist"))
 
     def has_export_permission(self, request):
         return self.has_view_permission(request)

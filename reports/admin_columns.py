@@ -99,7 +99,9 @@ def annotate_departments(qs, *, organizations):
             output_field=AmountField(),
         ),
         wallet_available=Subquery(
-            team_wallet.annotate(av=F("balance") - F("held")).values("av")[:1],
+            team_wallet.annotate(
+                av=ExpressionWrapper(F("balance") - F("held"), output_field=AmountField())
+            ).values("av")[:1],
             output_field=AmountField(),
         ),
         wallet_threshold=Subquery(team_wallet.values("low_threshold_percent")[:1]),

@@ -5,11 +5,10 @@ tenancy model (chargeback); their admin lives here, with the spend it shows."""
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 
-from chargeback import services
+from chargeback import display, services
 from chargeback.admin_base import actor_of, request_scope
 from chargeback.admin_services import ServiceAdmin
 from chargeback.models import Department, Organization
-from chargeback.money import to_cents
 from chargeback.periods import local_today, month_end, month_start
 from reports.admin_columns import annotate_departments
 from reports.dashboards.selectors import Repeats, repeats_by_department
@@ -73,19 +72,19 @@ class DepartmentAdmin(ServiceAdmin):
 
     @admin.display(description="Month-to-date spend", ordering="mtd_spend")
     def mtd_spend_column(self, obj):
-        return to_cents(obj.mtd_spend)
+        return display.money(obj.mtd_spend)
 
     @admin.display(description="Budget (month)", ordering="budget_amount", empty_value="—")
     def budget_column(self, obj):
-        return None if obj.budget_amount is None else to_cents(obj.budget_amount)
+        return None if obj.budget_amount is None else display.money(obj.budget_amount)
 
     @admin.display(description="% used", ordering="percent_used", empty_value="—")
     def percent_used_column(self, obj):
-        return None if obj.percent_used is None else f"{obj.percent_used:.1f} %"
+        return None if obj.percent_used is None else display.percent(obj.percent_used)
 
     @admin.display(description="Wallet available", ordering="wallet_available", empty_value="—")
     def wallet_available_column(self, obj):
-        return None if obj.wallet_available is None else to_cents(obj.wallet_available)
+        return None if obj.wallet_available is None else display.money(obj.wallet_available)
 
     @admin.display(description="Wallet status", ordering="wallet_status", empty_value="—")
     def wallet_status_column(self, obj):
@@ -93,11 +92,12 @@ class DepartmentAdmin(ServiceAdmin):
 
     @admin.display(description="Cache saved (month)", ordering="mtd_cache_saved")
     def cache_saved_column(self, obj):
-        return to_cents(obj.mtd_cache_saved)
+        return display.money(obj.mtd_cache_saved)
 
     @admin.display(description="Caching would save (month)", empty_value="—")
     def cache_would_save_column(self, obj):
-        return getattr(obj, "cache_would_save", None)
+        would = getattr(obj, "cache_would_save", None)
+        return None if would is None else display.money(would)
 
 
 class _WouldSaveChangeList(ChangeList):

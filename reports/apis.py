@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from chargeback.auth import actor_of, via_of
 from chargeback.openapi import conflict
 from chargeback.pagination import LimitOffsetPage
+from chargeback.serializers import DayField
 from reports.exports.running import export_file_name
 from reports.exports.selectors import export_job_get, export_job_list
 from reports.exports.services import export_job_create, export_job_download
@@ -76,8 +77,8 @@ class ExportJobListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         type = serializers.CharField()
         format = serializers.CharField(default="csv")
-        date_from = serializers.DateField()
-        date_to = serializers.DateField()
+        date_from = DayField()
+        date_to = DayField()
         filters = serializers.DictField(child=serializers.CharField(), required=False)
 
     @extend_schema(

@@ -5,6 +5,7 @@ import secrets
 from django.db import models
 from django.utils import timezone
 
+from chargeback import display
 from chargeback.models import Organization
 from chargeback.money import AmountField
 
@@ -82,4 +83,4 @@ class ProviderInvoice(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.provider} {self.period:%Y-%m} {self.amount} {self.currency}"
+        return f"{self.provider} {self.period:%Y-%m} {display.money(self.amount, self.currency)}"

@@ -166,11 +166,18 @@ def _sign_in(connection, claims, groups, role, teams):
         )
         membership = Membership.objects.filter(user=identity.user).first() if identity else None
         keep = not connection.groups_claim and membership is not None
+        departments = list(Department.objects.filter(organization=organization, team_id__in=teams))
         if role is None and not keep:
             refused = _refuse_and_revoke(
                 identity,
                 f"Your {connection.display_name} account has no role in {organization.name}; "
                 "ask its administrators.",
+            )
+        elif role == Membership.Role.BUDGET_OWNER and not departments and not keep:
+            refused = _refuse_and_revoke(
+                identity,
+                f"Your {connection.display_name} account makes you a budget owner of no "
+                f"department of {organization.name}; ask its administrators.",
             )
         elif identity is not None and not identity.user.is_active:
             raise SignInRefused("This account is disabled.")
@@ -185,9 +192,7 @@ def _sign_in(connection, claims, groups, role, teams):
                     organization=organization,
                     user=user,
                     role=role,
-                    departments=list(
-                        Department.objects.filter(organization=organization, team_id__in=teams)
-                    ),
+                    departments=departments,
                     actor=user.get_username(),
                     via="sso",
                 )

@@ -11,11 +11,12 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from chargeback import display
 from chargeback.admin_audit import audited_by_service
 from chargeback.admin_base import ReadOnlyOrgScopedAdmin, actor_of
 from chargeback.admin_services import ServiceAdmin
 from chargeback.errors import ApplicationError
-from chargeback.money import AMOUNT_DIGITS, AMOUNT_PLACES, ZERO, to_cents
+from chargeback.money import AMOUNT_DIGITS, AMOUNT_PLACES, ZERO
 from wallets import selectors, services
 from wallets.models import Hold, LedgerEntry, Wallet
 
@@ -33,15 +34,39 @@ class NewestEntriesFormSet(BaseInlineFormSet):
         return self._newest
 
 
+class EntryColumns:
+    """A ledger entry's money as people read it (chargeback/display.py): every stored digit of
+    a sub-cent capture, never an exponent."""
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_column(self, obj):
+        return display.amount(obj.amount)
+
+    @admin.display(description="Balance after", ordering="balance_after")
+    def balance_after_column(self, obj):
+        return display.amount(obj.balance_after)
+
+
 class LedgerEntryInline(admin.TabularInline):
     model = LedgerEntry
     formset = NewestEntriesFormSet
-    fields = ["created_at", "kind", "amount", "balance_after", "description", "reference", "actor"]
+    fields = [
+        "created_at",
+        "kind",
+        "amount_column",
+        "balance_after_column",
+        "description",
+        "reference",
+        "actor",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False
     show_change_link = True
     verbose_name_plural = f"ledger (newest {LEDGER_INLINE_LIMIT} entries)"
+
+    amount_column = EntryColumns.amount_column
+    balance_after_column = EntryColumns.balance_after_column
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -153,23 +178,23 @@ class WalletAdmin(ServiceAdmin):
 
     @admin.display(description="Balance", ordering="balance")
     def balance_column(self, obj):
-        return to_cents(obj.balance)
+        return display.money(obj.balance)
 
     @admin.display(description="Reserved", ordering="held")
     def reserved_column(self, obj):
-        return to_cents(obj.held)
+        return display.money(obj.held)
 
     @admin.display(description="Available", ordering="available_amount")
     def available_column(self, obj):
-        return to_cents(obj.available_amount)
+        return display.money(obj.available_amount)
 
     @admin.display(description="Total allocated", ordering="total_allocated")
     def allocated_column(self, obj):
-        return to_cents(obj.total_allocated)
+        return display.money(obj.total_allocated)
 
     @admin.display(description="Total spent", ordering="total_spent")
     def spent_column(self, obj):
-        return to_cents(obj.total_spent)
+        return display.money(obj.total_spent)
 
     @admin.display(description="Status", ordering="status")
     def status_column(self, obj):
@@ -247,19 +272,21 @@ class WalletAdmin(ServiceAdmin):
                 self.message_user(request, f"{wallet}: {exc}", messages.ERROR)
             else:
                 self.message_user(
-                    request, f"{wallet}: {kind} {amount} {wallet.currency} done.", messages.SUCCESS
+                    request,
+                    f"{wallet}: {kind} {display.amount(amount, wallet.currency)} done.",
+                    messages.SUCCESS,
                 )
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyOrgScopedAdmin):
+class LedgerEntryAdmin(EntryColumns, ReadOnlyOrgScopedAdmin):
     department_path = "wallet__department"
     list_display = [
         "created_at",
         "wallet",
         "kind",
-        "amount",
-        "balance_after",
+        "amount_column",
+        "balance_after_column",
         "currency",
         "description",
         "reference",
@@ -276,9 +303,24 @@ class LedgerEntryAdmin(ReadOnlyOrgScopedAdmin):
 @admin.register(Hold)
 class HoldAdmin(ReadOnlyOrgScopedAdmin):
     department_path = "wallet__department"
-    list_display = ["request_id", "wallet", "amount", "captured_amount", "status", "expires_at"]
+    list_display = [
+        "request_id",
+        "wallet",
+        "amount_column",
+        "captured_column",
+        "status",
+        "expires_at",
+    ]
     list_filter = ["status", "wallet"]
     list_select_related = ["wallet"]
     search_fields = ["=request_id"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+
+    @admin.display(description="Amount", ordering="amount")
+    def amount_column(self, obj):
+        return display.amount(obj.amount)
+
+    @admin.display(description="Captured", ordering="captured_amount", empty_value="—")
+    def captured_column(self, obj):
+        return None if obj.captured_amount is None else display.amount(obj.captured_amount)

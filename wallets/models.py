@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from chargeback import display
 from chargeback.models import Department, Organization
 from chargeback.money import ZERO, AmountField
 
@@ -132,7 +133,7 @@ class LedgerEntry(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.kind} {self.amount} {self.currency}"
+        return f"{self.kind} {display.amount(self.amount, self.currency)}"
 
     def save(self, *args, **kwargs):
         if self.pk is not None and not self._state.adding:

@@ -114,7 +114,7 @@ def wallet_annotate_totals(*, queryset: QuerySet[Wallet]) -> QuerySet[Wallet]:
     it against the direct sums)."""
     allocated = _wallet_sum(FUNDING_KINDS)
     queryset = queryset.annotate(
-        available_amount=F("balance") - F("held"),
+        available_amount=ExpressionWrapper(F("balance") - F("held"), output_field=AmountField()),
         total_allocated=allocated,
         total_spent=ExpressionWrapper(
             allocated + _wallet_sum((Kind.RECLAIM, Kind.ADJUSTMENT)) - F("balance"),

@@ -27,13 +27,19 @@ def membership_save(
 ) -> Membership:
     """Make `user` staff of `organization` in `role` (budget owners: of `departments`), or
     change their role. A user is staff of one organization; the role's group and staff flag
-    follow (chargeback.roles.membership_sync)."""
+    follow (chargeback.roles.membership_sync). A budget owner owns at least one department."""
     departments = list(departments or [])
     errors = collect_errors()
     if role not in Membership.Role.values:
         errors.add("role", f"unknown role {role!r}")
     if any(d.organization_id != organization.pk for d in departments):
         errors.add("departments", "departments must be this organization's")
+    elif role == Membership.Role.BUDGET_OWNER and not departments:
+        # A budget owner sees only their departments: with none, every page would be empty.
+        errors.add(
+            "departments",
+            "a budget owner owns at least one department: choose the departments they may see",
+        )
     errors.raise_if_any()
     with transaction.atomic():
         membership = Membership.objects.select_for_update().filter(user=user).first()

@@ -16,7 +16,7 @@ from functools import cache
 from django.db import IntegrityError, connection
 from django.http import HttpResponse, StreamingHttpResponse
 
-from chargeback.money import ZERO
+from chargeback.money import ZERO, storage_str
 from gateway.capture import usage_capture
 from gateway.hooks import call_recorded
 from gateway.models import UsageEvent
@@ -79,9 +79,9 @@ def _replay(call, entry: Entry):
     options = call.body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
     yield from entry.stream_events(include_usage=include_usage)
-    available = call.available if call.available is not None else ""
+    available = storage_str(call.available)
     yield (
-        f": x-kt-request-id={call.request_id} x-kt-cost={call.cost}"
+        f": x-kt-request-id={call.request_id} x-kt-cost={storage_str(call.cost)}"
         f" x-kt-wallet-available={available}\n\n"
     ).encode()
 

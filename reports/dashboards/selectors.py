@@ -72,7 +72,7 @@ def dashboard_department(*, organization: Organization, user, team_id: str) -> D
 def month_parse(value: str) -> date:
     match = _MONTH.match(value or "")
     if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
-        raise ApplicationError("month must look like YYYY-MM")
+        raise ApplicationError(f"{value!r} is not a month: it must look like YYYY-MM (01 to 12)")
     return date(int(match.group(1)), int(match.group(2)), 1)
 
 

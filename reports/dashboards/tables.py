@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import date
 
-from chargeback.money import to_cents
+from chargeback import display
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Table:
 
 
 def money(value) -> str:
-    return f"${to_cents(value):,.2f}"
+    return f"${display.money(value)}"
 
 
 def month_label(month: date) -> str:

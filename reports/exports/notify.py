@@ -7,6 +7,7 @@ from django.contrib.admin.utils import quote
 from django.core.mail import send_mail
 from django.urls import reverse
 
+from chargeback import display
 from reports.models import ExportJob
 
 logger = logging.getLogger(__name__)
@@ -34,12 +35,12 @@ def export_job_notify(*, job: ExportJob) -> bool:
         f"The {job.type} export of {job.organization.name} for {month} is ready.",
         "",
         f"Download it from the admin: {export_job_admin_url(job)}",
-        f"Rows: {job.rows_written}",
+        f"Rows: {display.count(job.rows_written)}",
     ]
     for currency, values in sorted(totals.items()):
         amount = values.get("spend") or values.get("cost")
         if amount is not None:
-            lines.append(f"Total spend: {amount} {currency}")
+            lines.append(f"Total spend: {display.money(amount, currency)}")
     lines.append(f"SHA-256: {job.manifest.get('file', {}).get('sha256', '')}")
     try:
         send_mail(

@@ -1,8 +1,8 @@
-"""Formatting for the dashboard templates; amounts arrive already rounded to the cent."""
+"""Formatting for the dashboard templates, by chargeback/display.py's rules."""
 
 from django import template
 
-from chargeback.money import to_cents
+from chargeback import display
 
 register = template.Library()
 
@@ -14,9 +14,7 @@ def get(mapping, key):
 
 @register.filter
 def money(value):
-    if value is None:
-        return "\u2013"
-    return f"${to_cents(value):,.2f}"
+    return display.DASH if value is None else f"${display.money(value)}"
 
 
 @register.filter
@@ -28,4 +26,4 @@ def pct(value, places=1):
 
 @register.filter
 def intsep(value):
-    return f"{int(value or 0):,}"
+    return display.count(value)

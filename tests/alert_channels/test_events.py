@@ -85,7 +85,7 @@ def test_slack_gets_the_subject_as_text_and_the_facts_as_fields(
     fields = [f["text"] for f in facts["fields"]]
     assert "*Department*\nSupport" in fields
     assert "*Spend*\n820.00 USD" in fields
-    assert "*Budget*\n1000.00 USD" in fields
+    assert "*Budget*\n1,000.00 USD" in fields
     assert "*Used*\n82.0%" in fields
     assert all(f["type"] == "mrkdwn" for f in facts["fields"])
     assert link["elements"][0]["text"].endswith("/dashboard/departments/team_support/|Open>")
@@ -256,7 +256,7 @@ def test_the_forecast_over_budget_is_one_event_with_the_emails_forecast(
     assert message["text"] == email.subject
     assert "Forecast 1,305.26 USD is 131% of the May 2026 budget" in message["text"]
     fields = [f["text"] for f in message["blocks"][2]["fields"]]
-    assert "*Forecast*\n1305.26 USD" in fields
+    assert "*Forecast*\n1,305.26 USD" in fields
     (delivery,) = ChannelDelivery.objects.all()
     assert delivery.event_type == "budget.forecast_over"
     assert delivery.body["data"]["forecast"] == "1305.26"

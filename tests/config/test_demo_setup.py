@@ -1,3 +1,4 @@
+import os
 import socket
 
 import pytest
@@ -156,3 +157,29 @@ def test_it_does_not_take_over_another_organizations_staff_user_named_admin(outs
     assert theirs.membership.organization == outsider_org
     assert theirs.is_superuser is False
     assert theirs.check_password("their-own-password-1")
+
+
+def test_email_links_follow_the_port_the_demo_runs_on(monkeypatch, settings, capsys):
+    from budgets.selectors import dashboard_url
+
+    monkeypatch.delenv("SITE_URL", raising=False)
+    settings.SITE_URL = "http://localhost:41002"  # restored after the test
+
+    call_command("demo_run", "--setup-only", "--port", "41302")
+
+    assert settings.SITE_URL == "http://localhost:41302"
+    assert os.environ["SITE_URL"] == "http://localhost:41302"  # the server it starts too
+    engineering = Department.objects.get(organization__slug="acme", team_id="team_engineering")
+    assert dashboard_url(department=engineering) == (
+        "http://localhost:41302/dashboard/departments/team_engineering/"
+    )
+
+
+def test_a_site_url_set_by_the_operator_is_kept(monkeypatch, settings):
+    monkeypatch.setenv("SITE_URL", "https://chargeback.example.com")
+    settings.SITE_URL = "https://chargeback.example.com"
+
+    call_command("demo_run", "--setup-only", "--port", "41302")
+
+    assert settings.SITE_URL == "https://chargeback.example.com"
+    assert os.environ["SITE_URL"] == "https://chargeback.example.com"

@@ -1,19 +1,25 @@
 """`demo_seed`: the seed page's May 2026, exact to the cent, with a consistent ledger."""
 
+import csv
+import io
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.models import Count, Sum
 
 from budgets.models import Budget
 from chargeback.models import ConsumerGroup, Department, Organization
+from chargeback.money import to_cents
 from demo.seed import _balancing_usage, demo_seed
 from gateway.models import Price, UsageEvent
 from gateway.pricing import Usage, cost_of
 from gateway.selectors import events_in_range, spend_by, spend_total
+from reports.exports.running import export_job_run
+from reports.exports.services import export_job_create
 from tests.factories import (
     ConsumerGroupFactory,
     DepartmentFactory,
@@ -50,7 +56,7 @@ def _outsider_look_alike() -> Organization:
         department=engineering,
         amount=Decimal("777"),
         currency="USD",
-        idempotency_key="demo-seed-team_engineering-2026-spring",
+        idempotency_key="demo-seed-team_engineering-2026-04",
     )
     Budget.objects.create(organization=outsider, department=engineering, amount=Decimal("55"))
     for day in (3, 17, 31):
@@ -197,7 +203,7 @@ def test_it_leaves_another_organization_that_looks_alike_as_it_was(world, seeded
     ).exists()
     allocation = LedgerEntry.objects.get(
         organization=seeded,
-        idempotency_key="demo-seed-team_engineering-2026-spring",
+        idempotency_key="demo-seed-team_engineering-2026-04",
     )
     assert allocation.wallet.department.organization == seeded
     assert allocation.amount != Decimal("777")
@@ -228,3 +234,54 @@ def test_the_balancing_event_costs_exactly_the_rest(inp, out, rest, reachable):
         return
     assert cost_of(price, usage) == Decimal(rest)
     assert usage.prompt_tokens > 0
+
+
+def test_the_ledger_reads_in_time_order_with_each_month_funded_before_its_usage(seeded):
+    for wallet in Wallet.objects.filter(organization=seeded, scope="team"):
+        entries = list(wallet.entries.order_by("created_at", "id"))
+        assert [e.kind for e in entries[:1]] == ["allocation"]
+        balance = Decimal(0)
+        for entry in entries:
+            balance += entry.amount
+            assert entry.balance_after == balance, entry.pk
+            assert entry.balance_after >= 0  # funded before it is spent
+        may_funding = [e for e in entries if e.kind == "allocation"][1]
+        assert may_funding.created_at == datetime(2026, 5, 1, tzinfo=seeded.tz)
+        assert may_funding.idempotency_key == f"demo-seed-{wallet.department.team_id}-2026-05"
+
+
+def test_the_may_chargeback_files_balance_columns_equal_the_wallet_ledger(
+    seeded, settings, tmp_path
+):
+    settings.MEDIA_ROOT = str(tmp_path)
+    job = export_job_create(
+        organization=seeded,
+        type="chargeback",
+        format="csv",
+        date_from="2026-05-01",
+        date_to="2026-05-31",
+    )
+    job = export_job_run(job_id=job.id)
+    assert job.status == "completed", job.error
+    with default_storage.open(job.file.name, "rb") as fh:
+        rows = list(csv.DictReader(io.StringIO(fh.read().decode("utf-8"), newline="")))
+    may_start = datetime(2026, 5, 1, tzinfo=seeded.tz)
+    june = datetime(2026, 6, 1, tzinfo=seeded.tz)
+    assert {r["team_id"] for r in rows} == set(
+        Wallet.objects.filter(organization=seeded, scope="team").values_list(
+            "department__team_id", flat=True
+        )
+    )
+    for row in rows:
+        wallet = Wallet.objects.get(organization=seeded, department__team_id=row["team_id"])
+        last = wallet.entries.filter(created_at__lt=june).order_by("-created_at", "-id").first()
+        assert Decimal(row["wallet_balance_end"]) == to_cents(last.balance_after), row["team_id"]
+        assert Decimal(row["wallet_balance_end"]) > 0
+        funded = wallet.entries.filter(
+            kind="allocation", created_at__gte=may_start, created_at__lt=june
+        ).aggregate(total=Sum("amount"))["total"]
+        assert Decimal(row["allocations"]) == to_cents(funded) > 0
+    engineering = next(r for r in rows if r["team_id"] == "team_engineering")
+    # 59,000 allocated over the spring, 24,800 spent in April and 28,000 in May.
+    assert Decimal(engineering["wallet_balance_end"]) == Decimal("6200.00")
+    assert Decimal(engineering["allocations"]) == Decimal("31000.00")

@@ -53,7 +53,7 @@ def test_the_seed_command_queues_an_export_that_downloads_as_csv(
     job_id = created.stdout.strip()
     assert job_id.startswith("job_")
 
-    shown = kt(live_server, admin_token, "export-jobs", "get", "--id", job_id)
+    shown = kt(live_server, admin_token, "export-jobs", "get", "--id", job_id, "--json")
     assert '"status": "completed"' in shown.stdout, shown.stdout + shown.stderr
 
     listed = kt(live_server, admin_token, "export-jobs", "list")

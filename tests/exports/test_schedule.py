@@ -1,12 +1,13 @@
 """The monthly exports on the 1st: every organization, previous month, once, with an email."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from django.conf import settings
 from django.contrib.admin.utils import quote
 from django.core import mail
 
+from reports.exports.notify import export_job_notify
 from reports.exports.running import export_job_run
 from reports.exports.schedule import export_jobs_schedule_monthly
 from reports.models import ExportJob
@@ -68,3 +69,24 @@ def test_finance_gets_one_email_per_completed_export_with_an_admin_link(org):
     change_url = f"{settings.SITE_URL}/admin/reports/exportjob/{quote(jobs[0].id)}/change/"
     assert change_url in message.body
     assert "SHA-256: " in message.body
+
+
+def test_the_email_reads_its_numbers_for_people(org):
+    org.finance_emails = ["finance@acme.example"]
+    org.save()
+    job = ExportJob.objects.create(
+        organization=org,
+        type=ExportJob.Type.CHARGEBACK,
+        format=ExportJob.Format.CSV,
+        date_from=date(2026, 5, 1),
+        date_to=date(2026, 5, 31),
+        status=ExportJob.Status.COMPLETED,
+        rows_written=12345,
+        manifest={"totals": {"USD": {"spend": "62000.00"}}, "file": {"sha256": "ab"}},
+    )
+
+    assert export_job_notify(job=job)
+
+    body = mail.outbox[0].body
+    assert "Rows: 12,345" in body
+    assert "Total spend: 62,000.00 USD" in body

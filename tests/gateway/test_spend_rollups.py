@@ -269,9 +269,3 @@ def test_without_rollup_triggers_the_same_figures_come_from_the_events(dataset, 
     monkeypatch.setattr(rollups, "rollups_in_use", lambda: False)
     assert_rollups_equal_events(kolkata, berlin)
     assert rollups.rollups_fold() == 0
-
-
-def test_a_float_sum_comes_back_at_the_events_eight_places():
-    assert rollups._exact(52800.0000000002) == Decimal("52800.00000000")
-    assert str(rollups._exact(0.0)) == "0"  # never 0E-8
-    assert rollups._exact(Decimal("1.5")) == Decimal("1.5")

@@ -249,3 +249,16 @@ def test_the_login_page_offers_passwords_and_single_sign_on(world):
     assert chosen.status_code == 200
     assert chosen.context["url"] == "/sso/acme/login/?next=%2Fdashboard%2F"
     assert 'content="0;url=/sso/acme/login/?next=%2Fdashboard%2F"' in chosen.content.decode()
+
+
+def test_a_budget_owner_of_no_department_that_exists_is_refused(world):
+    """Their group maps to a team the organization does not have: as a budget owner of nothing
+    they would see only empty pages, so they are told why instead."""
+    world.acme_connection.department_map = {"support-leads": ["team_gone"]}
+    world.acme_connection.save(update_fields=["department_map"])
+    client = Client()
+
+    page = refusal_of(client, sign_in(client, "acme", "bob"))
+
+    assert "budget owner of no department of Acme" in page
+    assert not Membership.objects.filter(user__email="bob@acme.example").exists()

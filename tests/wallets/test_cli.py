@@ -43,8 +43,8 @@ def test_allocate_show_ledger_and_list(live_server, admin_token, engineering, ou
         "--currency", "USD", "--description", "Engineering May 2026", url=url,
     )  # fmt: skip
     assert allocated.returncode == 0, allocated.stderr
-    assert "allocation 20000.00 USD -> team_engineering" in allocated.stdout
-    assert "balance 20000.00" in allocated.stdout
+    assert "allocation 20,000.00 USD -> team_engineering" in allocated.stdout
+    assert "balance 20,000.00" in allocated.stdout
     assert Wallet.objects.get(department=engineering).balance == Decimal("20000")
 
     wallet = services.wallet_for_team(department=engineering)
@@ -55,9 +55,9 @@ def test_allocate_show_ledger_and_list(live_server, admin_token, engineering, ou
     shown = kt("wallets", "show", "team_engineering", url=url)
     assert shown.returncode == 0, shown.stderr
     lines = dict(line.split(None, 1) for line in shown.stdout.splitlines() if " " in line)
-    assert "19998.766" in shown.stdout
+    assert "19,998.766" in shown.stdout
     assert lines["held"].strip() == "10.00"
-    assert lines["available"].strip() == "19988.766"
+    assert lines["available"].strip() == "19,988.766"
     as_option = kt("wallets", "show", "--team-id", "team_engineering", "--json", url=url)
     assert json.loads(as_option.stdout)["balance"] == "19998.766"
 
@@ -76,7 +76,7 @@ def test_allocate_show_ledger_and_list(live_server, admin_token, engineering, ou
     ]  # fmt: skip
     assert len(rows) == 1  # never the outsider's wallets
     assert rows[0].split() == [
-        "team", "team_engineering", "19998.766", "10.00", "19988.766", "20000.00", "1.234",
+        "team", "team_engineering", "19,998.766", "10.00", "19,988.766", "20,000.00", "1.234",
         "USD", "healthy",
     ]  # fmt: skip
 

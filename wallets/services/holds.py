@@ -11,18 +11,26 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from chargeback.errors import ApplicationError
-from chargeback.money import ZERO, quantize
+from chargeback.money import HALF_UNIT, ZERO, quantize
 from wallets import fastpath
 from wallets.ledger import ledger_append
 from wallets.models import Hold, LedgerEntry, Wallet
 from wallets.selectors import hold_refusal
 
 Kind = LedgerEntry.Kind
+
+
+def _float_slack() -> Decimal:
+    """SQLite compares decimals as floats: 0.1 held + 0.2 asked is 0.30000000000000004 there,
+    more than a balance of 0.3, and an affordable hold would be refused. Amounts are whole
+    multiples of 1e-8, so half of that as slack decides exactly what exact arithmetic would
+    (float error stays far below it for any amount a wallet can hold); PostgreSQL needs none."""
+    return HALF_UNIT if connection.vendor == "sqlite" else ZERO
 
 
 def hold_reserve(
@@ -58,7 +66,7 @@ def hold_place(
     with transaction.atomic():
         rows = Wallet.objects.filter(pk=wallet.pk)
         if enforce:
-            rows = rows.filter(balance__gte=F("held") + amount)
+            rows = rows.filter(balance__gte=F("held") + amount - _float_slack())
         if not rows.update(held=F("held") + amount):
             raise hold_refusal(wallet=wallet, amount=amount)
         return Hold.objects.create(
@@ -94,7 +102,7 @@ def hold_raise(*, hold, amount: Decimal, enforce: bool = True):
         extra = amount - row.amount
         wallets = Wallet.objects.filter(pk=row.wallet_id)
         if enforce:
-            wallets = wallets.filter(balance__gte=F("held") + extra)
+            wallets = wallets.filter(balance__gte=F("held") + extra - _float_slack())
         if not wallets.update(held=F("held") + extra):
             raise hold_refusal(wallet=Wallet(pk=row.wallet_id), amount=amount)
         Hold.objects.filter(pk=row.pk).update(amount=amount)

@@ -13,6 +13,7 @@ from demo.setup import (
     demo_setup,
     gunicorn_command,
     port_is_free,
+    site_url_follow_port,
     start_fake_provider,
     wait_for_port,
 )
@@ -33,6 +34,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         host, port = options["host"], options["port"]
+        site_url_follow_port(host, port)
         if not options["setup_only"] and not port_is_free(host, port):
             raise CommandError(f"port {port} is already in use on {host} (another demo running?)")
         children = []
