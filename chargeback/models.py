@@ -90,6 +90,12 @@ class Department(models.Model):
     team_id = models.SlugField(max_length=100)
     name = models.CharField(max_length=200)
     owner_emails = models.JSONField(default=list, blank=True)
+    # False ("strict"): the team wallet is a hard cap; nothing falls through to the
+    # organization's wallet (wallets/cascade.py).
+    fall_through = models.BooleanField(
+        default=True,
+        help_text="when the team wallet cannot cover a request, the organization's wallet pays",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -1,4 +1,4 @@
-"""`kt wallets allocate|credit|reclaim|refund|show|ledger|list`: tables by default, `--json` for the
+"""`kt wallets allocate|credit|reclaim|refund|show|balance|ledger|list`: tables by default, `--json` for the
 server's JSON. Amounts are sent as strings, exactly as typed (never through a float)."""
 
 import json
@@ -50,6 +50,14 @@ def register(subparsers) -> None:
     _team_argument(show)
     _json_flag(show)
     show.set_defaults(handler=cmd_show)
+
+    balance = commands.add_parser(
+        "balance", help="the cascade: user, team and organization wallets, which one pays now"
+    )
+    balance.add_argument("--team-id", help="e.g. team_engineering (admin token)")
+    balance.add_argument("--user-id", help="an end user: their wallet comes first")
+    _json_flag(balance)
+    balance.set_defaults(handler=cmd_balance)
 
     ledger = commands.add_parser("ledger", help="a team wallet's ledger, newest first")
     _team_argument(ledger)
@@ -185,6 +193,35 @@ def cmd_show(args) -> int:
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")
+    return 0
+
+
+def cmd_balance(args) -> int:
+    params = {}
+    if args.team_id:
+        params["team_id"] = args.team_id
+    if args.user_id:
+        params["user_id"] = args.user_id
+    summary = _get_json(request("GET", "/v1/wallets/balance", params=params))
+    if args.json:
+        _print_json(summary)
+        return 0
+    rows = [
+        (
+            s["scope"],
+            s.get("name", "-"),
+            s.get("balance", "-"),
+            s.get("held", "-"),
+            s.get("available", "-"),
+            s.get("status") or s.get("skipped", ""),
+            "*" if s["effective"] else "",
+        )
+        for s in summary["scopes"]
+    ]
+    _table(("scope", "name", "balance", "held", "available", "status", "pays"), rows)
+    strict = "" if summary["fall_through"] else " (strict: the team wallet is a hard cap)"
+    effective = summary["effective_scope"] or "none: no wallet has funds available"
+    print(f"effective: {effective}; currency {summary['currency']}{strict}")
     return 0
 
 

@@ -6,6 +6,11 @@ test_fastpath.py checks that both write the same rows.
   (`balance >= held + amount`) is re-checked by PostgreSQL after any concurrent writer commits
   (READ COMMITTED re-evaluation), so two holds can never both take the last funds; the hold row
   is inserted only when the UPDATE matched. `hold_place` chooses it on PostgreSQL.
+- `hold_place_cascade_fast` (= hold_place tried on each wallet of a chain, wallets/cascade.py):
+  one statement too. It locks the first wallet of the chain that can cover the amount
+  (`SELECT ... ORDER BY chain position LIMIT 1 FOR UPDATE`: a wallet that no longer qualifies
+  once its concurrent writer commits is re-checked and skipped, the next one taken) and holds
+  on it with the same conditional UPDATE, so no wallet is overspent and exactly one is held on.
 - `capture_ctes`: the capture's wallet half (hold resolved if still pending, wallet moved, the
   capture entry appended with its `balance_after`) as data-modifying CTEs, for a statement
   that records the call in the same round trip (gateway/fastpath.py).
@@ -30,7 +35,7 @@ from django.utils import timezone
 
 from chargeback.money import quantize
 from wallets.models import Hold, LedgerEntry, Wallet
-from wallets.selectors import hold_refusal
+from wallets.selectors import chain_refusal, hold_refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +176,36 @@ def _hold_place_sql(enforce: bool):
 
 
 @cache
+def _hold_cascade_sql():
+    q = connection.ops.quote_name
+    wallet = q(Wallet._meta.db_table)
+    columns, expressions, param_fields = insert_columns(
+        Hold,
+        {
+            "organization_id": "w.organization_id",
+            "wallet_id": "w.id",
+            "amount": "%(amount)s",
+            "status": "'pending'",
+        },
+        "h",
+    )
+    # Only model metadata (table and column names) is formatted in; values are parameters.
+    sql = (
+        f"WITH {ASYNC_COMMIT_CTE}"  # noqa: S608
+        f"pick AS (SELECT id FROM {wallet} "
+        "WHERE id = ANY(CAST(%(wallet_ids)s AS bigint[])) AND balance >= held + %(amount)s "
+        "ORDER BY array_position(CAST(%(wallet_ids)s AS bigint[]), id) LIMIT 1 FOR UPDATE), "
+        f"w AS (UPDATE {wallet} SET {q('held')} = {q('held')} + %(amount)s "
+        "WHERE id = (SELECT id FROM pick) AND balance >= held + %(amount)s "
+        "RETURNING id, organization_id) "
+        f"INSERT INTO {q(Hold._meta.db_table)} ({', '.join(columns)}) "
+        f"SELECT {', '.join(expressions)} FROM w, cfg "
+        "RETURNING id, organization_id, wallet_id"
+    )
+    return sql, param_fields
+
+
+@cache
 def capture_ctes():
     """The capture's wallet half: CTEs `h` (the hold resolved, if still pending and this
     request's: captured, or released for a zero amount), `w` (the wallet: held back, balance
@@ -289,4 +324,31 @@ def hold_place_fast(
         wallet_id=wallet.pk,
         request_id=request_id,
         amount=amount,
+    )
+
+
+def hold_place_cascade_fast(
+    *, wallets, amount: Decimal, request_id: str, ttl_seconds: int | None = None
+) -> PlacedHold:
+    """Hold `amount` on the first of `wallets` (a chain, wallets/cascade.py, in order) that can
+    cover it, in one statement; InsufficientFunds (nothing written) when none can. The chain's
+    wallets must be one organization's (wallet_chain makes it so)."""
+    amount = quantize(amount)
+    ttl = settings.KT_HOLD_TTL_SECONDS if ttl_seconds is None else ttl_seconds
+    now = timezone.now()
+    values = {
+        "request_id": request_id,
+        "expires_at": now + timedelta(seconds=ttl),
+        "created_at": now,
+        "captured_amount": None,
+        "resolved_at": None,
+    }
+    sql, param_fields = _hold_cascade_sql()
+    params = statement_params(param_fields, values)
+    params.update(amount=amount, wallet_ids=[w.pk for w in wallets])
+    row = execute_one(sql, params)
+    if row is None:
+        raise chain_refusal(wallets=wallets, amount=amount)
+    return PlacedHold(
+        pk=row[0], organization_id=row[1], wallet_id=row[2], request_id=request_id, amount=amount
     )

@@ -158,6 +158,26 @@ def hold_refusal(*, wallet: Wallet, amount: Decimal) -> InsufficientFunds:
     )
 
 
+def chain_refusal(*, wallets, amount: Decimal) -> InsufficientFunds:
+    """The refusal of a hold of `amount` that no wallet of a chain can cover, naming what each
+    has now; `available` is the most any of them has."""
+    if len(wallets) == 1:
+        return hold_refusal(wallet=wallets[0], amount=amount)
+    current = {w.pk: w for w in Wallet.objects.filter(pk__in=[w.pk for w in wallets])}
+    chain = [current[w.pk] for w in wallets if w.pk in current]
+    currency = chain[0].currency if chain else ""
+    parts = ", ".join(
+        f"{w.scope} wallet {w.name} {exact_str(w.available)} {w.currency}" for w in chain
+    )
+    return InsufficientFunds(
+        f"no wallet can cover this request, which may cost up to {exact_str(amount)} {currency}: "
+        f"available {parts}",
+        available=max((w.available for w in chain), default=ZERO),
+        required=amount,
+        currency=currency,
+    )
+
+
 def effective_wallet(
     *, organization: Organization, department: Department | None, user_ref: str = ""
 ) -> Wallet | None:

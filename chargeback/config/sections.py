@@ -1,8 +1,10 @@
 """The built-in sections: `providers` (chargeback/config/providers.py), `consumer_groups`
-(chargeback/config/groups.py), `cost_tracking` (here) and `rate_limit_defaults`
+(chargeback/config/groups.py), `departments` (chargeback/config/departments.py),
+`cost_tracking` (here) and `rate_limit_defaults`
 (chargeback/config/rate_limits.py)."""
 
 from chargeback import services
+from chargeback.config.departments import apply_departments, parse_departments
 from chargeback.config.groups import apply_consumer_groups, parse_consumer_groups
 from chargeback.config.providers import apply_providers, parse_providers
 from chargeback.config.rate_limits import apply_rate_limit_defaults, parse_rate_limit_defaults
@@ -46,6 +48,7 @@ register_section("providers", parse=parse_providers, apply=apply_providers, orde
 register_section(
     "consumer_groups", parse=parse_consumer_groups, apply=apply_consumer_groups, order=20
 )
+register_section("departments", parse=parse_departments, apply=apply_departments, order=25)
 register_section("cost_tracking", parse=parse_cost_tracking, apply=apply_cost_tracking, order=30)
 register_section(
     "rate_limit_defaults",

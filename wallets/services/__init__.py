@@ -3,7 +3,8 @@
 - `wallets`: the wallets themselves (found or created on first use) and their settings;
 - `funding`: the entries outside requests (allocate, credit, reclaim, adjust);
 - `refunds`: money given back for one charged call;
-- `holds`: the gateway's hot path (place, capture, release, expire) and the effective wallet.
+- `holds`: the gateway's hot path (place on the first wallet of the cascade that can pay,
+  capture, release, expire).
 """
 
 from wallets.services.funding import (
@@ -16,6 +17,7 @@ from wallets.services.holds import (
     hold_capture,
     hold_capture_late,
     hold_place,
+    hold_place_cascade,
     hold_raise,
     hold_release,
     hold_reserve,
@@ -33,6 +35,7 @@ __all__ = [
     "hold_capture",
     "hold_capture_late",
     "hold_place",
+    "hold_place_cascade",
     "hold_raise",
     "hold_release",
     "hold_reserve",

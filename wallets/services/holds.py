@@ -6,6 +6,7 @@ condition after any concurrent writer commits, so two holds can never both take 
 and a hold already resolved is never resolved again.
 """
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -15,27 +16,50 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from chargeback.errors import ApplicationError
+from chargeback.errors import ApplicationError, InsufficientFunds
 from chargeback.money import ZERO, quantize
 from wallets import fastpath
 from wallets.ledger import ledger_append
 from wallets.models import Hold, LedgerEntry, Wallet
-from wallets.selectors import hold_refusal
+from wallets.selectors import chain_refusal, hold_refusal
 
 Kind = LedgerEntry.Kind
 
 
 def hold_reserve(
-    *, wallet: Wallet, amount: Decimal, request_id: str, enforce: bool = True
+    *, wallets: Sequence[Wallet], amount: Decimal, request_id: str, enforce: bool = True
 ) -> Hold | fastpath.PlacedHold:
-    """What the gateway calls to hold a request's worst case: hold_place, as one statement on
-    PostgreSQL (wallets/fastpath.py, the same rows; a small record instead of a model instance,
-    which costs about 5 % of a request's CPU to build), the ORM service elsewhere."""
+    """What the gateway calls to hold a request's worst case on the first wallet of its chain
+    (wallets/cascade.py: user, team, organization) that can cover it; InsufficientFunds when
+    none can. Without enforcement the first wallet holds it, whatever it has.
+
+    On PostgreSQL one statement whatever the chain's length (wallets/fastpath.py, the same rows;
+    a small record instead of a model instance, which costs about 5 % of a request's CPU to
+    build); a chain of one wallet takes the single-wallet statement of before. Elsewhere the
+    ORM: hold_place on each wallet in turn, each attempt one conditional UPDATE, so concurrency
+    stays safe and at most one wallet is held on."""
+    if not enforce or len(wallets) == 1:
+        if fastpath.enabled():
+            return fastpath.hold_place_fast(
+                wallet=wallets[0], amount=amount, request_id=request_id, enforce=enforce
+            )
+        return hold_place(wallet=wallets[0], amount=amount, request_id=request_id, enforce=enforce)
     if fastpath.enabled():
-        return fastpath.hold_place_fast(
-            wallet=wallet, amount=amount, request_id=request_id, enforce=enforce
+        return fastpath.hold_place_cascade_fast(
+            wallets=wallets, amount=amount, request_id=request_id
         )
-    return hold_place(wallet=wallet, amount=amount, request_id=request_id, enforce=enforce)
+    return hold_place_cascade(wallets=wallets, amount=amount, request_id=request_id)
+
+
+def hold_place_cascade(*, wallets: Sequence[Wallet], amount: Decimal, request_id: str) -> Hold:
+    """hold_place on the first of `wallets` (a chain, in order) that can cover `amount`;
+    InsufficientFunds naming each wallet when none can."""
+    for wallet in wallets:
+        try:
+            return hold_place(wallet=wallet, amount=amount, request_id=request_id)
+        except InsufficientFunds:
+            continue
+    raise chain_refusal(wallets=wallets, amount=amount)
 
 
 def hold_place(
