@@ -24,7 +24,7 @@ from chargeback.periods import (
 )
 from gateway.selectors import COST_SUM, events_in_range, spend_by, spend_total
 from wallets.models import LedgerEntry, Wallet
-from wallets.selectors import wallet_status
+from wallets.selectors import LAST_FUNDING, wallet_status
 
 SECONDS_PER_DAY = Decimal(86400)
 
@@ -177,11 +177,7 @@ def department_budget_owners(*, department: Department) -> list[str]:
 
 def wallet_last_funding(*, wallet: Wallet) -> LedgerEntry | None:
     return (
-        LedgerEntry.objects.filter(
-            wallet=wallet,
-            kind__in=[LedgerEntry.Kind.ALLOCATION, LedgerEntry.Kind.CREDIT],
-            amount__gt=0,
-        )
+        LedgerEntry.objects.filter(LAST_FUNDING, wallet=wallet)
         .order_by("-created_at", "-id")
         .first()
     )

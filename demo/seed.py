@@ -44,13 +44,15 @@ from gateway.models import Price, UsageEvent
 from gateway.pricing import Usage, cost_of
 from wallets.ledger import ledger_append_many
 from wallets.models import LedgerEntry
-from wallets.services import wallet_allocate, wallet_for_team
+from wallets.services import wallet_allocate, wallet_credit, wallet_for_team
 
 ORG_SLUG = "acme"
 ORG_NAME = "Acme Corp"
 BATCH = 2000
 # Each team's simulated events first add up to (target - this); one balancing event adds the rest.
 BALANCE_GAP = Decimal("2.00")
+# What the organization keeps after funding the teams: the cascade falls through to it.
+DEMO_RESERVE = Decimal("5000")
 
 
 # --- tenancy, wallets, budgets ------------------------------------------------------------------
@@ -92,12 +94,26 @@ def _ensure_tenancy(organization: Organization) -> dict:
 
 
 def _fund(organization: Organization, departments: dict) -> dict:
-    """Allocate each team enough for April and May plus a margin (idempotent by key)."""
+    """Credit the organization's wallet, then allocate each team enough for April and May plus
+    a margin from it (idempotent by key); the organization keeps a reserve the cascade can
+    fall through to."""
     wallets = {}
+    amounts = {
+        team.team_id: Decimal(math.ceil(sum(team.targets.values()) * Decimal("1.1") / 1000) * 1000)
+        for team in TEAMS
+    }
+    wallet_credit(
+        organization=organization,
+        amount=sum(amounts.values()) + DEMO_RESERVE,
+        currency=organization.currency,
+        description="Demo top-up for April and May 2026",
+        idempotency_key="demo-seed-organization-2026-spring",
+        actor="demo_seed",
+        via="system",
+    )
     for team in TEAMS:
         dept = departments[team.team_id]
-        needed = sum(team.targets.values()) * Decimal("1.1")
-        amount = Decimal(math.ceil(needed / 1000) * 1000)
+        amount = amounts[team.team_id]
         wallet_allocate(
             department=dept,
             amount=amount,

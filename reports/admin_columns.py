@@ -27,7 +27,7 @@ from chargeback.periods import day_range, local_today, month_end, month_start
 from gateway.models import UsageEvent
 from gateway.selectors import CACHE_SAVED_SUM
 from wallets.models import LedgerEntry, Wallet
-from wallets.selectors import FUNDING_KINDS, wallet_status_expression
+from wallets.selectors import LAST_FUNDING, wallet_status_expression
 
 _PERCENT = DecimalField(max_digits=20, decimal_places=2)
 
@@ -104,9 +104,9 @@ def annotate_departments(qs, *, organizations):
         wallet_threshold=Subquery(team_wallet.values("low_threshold_percent")[:1]),
         wallet_last_funding=Subquery(
             LedgerEntry.objects.filter(
+                LAST_FUNDING,
                 wallet__department=OuterRef("pk"),
                 wallet__scope=Wallet.Scope.TEAM,
-                kind__in=FUNDING_KINDS,
             )
             .order_by("-created_at", "-id")
             .values("amount")[:1],

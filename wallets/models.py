@@ -96,6 +96,9 @@ class LedgerEntry(models.Model):
         "Hold", null=True, blank=True, on_delete=models.PROTECT, related_name="entries"
     )
     reference = models.CharField(max_length=200, blank=True, help_text="request id, event id, …")
+    # The two entries of a transfer (an allocation, a reclaim: wallets/services/transfers.py)
+    # share it, `trf_...`; blank for every other entry.
+    transfer_id = models.CharField(max_length=40, blank=True, db_index=True)
     actor = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 

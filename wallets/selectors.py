@@ -1,7 +1,8 @@
 """Reads of wallets and their ledger, always scoped to one organization.
 
 Totals come from the ledger (the truth), summed in the database at full precision:
-- total allocated: allocation and credit entries (money put into the wallet);
+- total allocated: allocation and credit entries that put money into the wallet (an
+  allocation's other side, money moved out to a team or user, is not counted);
 - total spent: captures minus refunds (money the wallet paid for requests);
 - reserved: `Wallet.held`, the sum of pending holds.
 Status is decided by `wallet_status`, the one rule every screen (API, admin, budgets) uses
@@ -35,6 +36,12 @@ Kind = LedgerEntry.Kind
 Status = WalletStatus
 
 FUNDING_KINDS = (Kind.ALLOCATION, Kind.CREDIT)
+# The reference of an `auto_fund` credit (wallets/services/transfers.py): money credited only to
+# pass an allocation through to a team. It counts as money in, but not as the organization
+# funding its wallet: a wallet's "last funding" (the base of `low`, and whether a wallet was
+# ever funded, for alerts) skips it.
+AUTO_FUND_REFERENCE = "auto_fund"
+LAST_FUNDING = Q(kind__in=FUNDING_KINDS, amount__gt=0) & ~Q(reference=AUTO_FUND_REFERENCE)
 
 
 def wallet_status(*, wallet: Wallet, last_allocation: Decimal | None) -> str:
@@ -90,12 +97,14 @@ def wallet_annotate_totals(*, queryset: QuerySet[Wallet]) -> QuerySet[Wallet]:
     wallets costs one query however many it shows and every column can be sorted. The API, the
     admin and exports read the same annotations."""
     entries = LedgerEntry.objects.filter(wallet=OuterRef("pk")).order_by().values("wallet")
-    allocated = entries.annotate(total=_sum(Q(kind__in=FUNDING_KINDS))).values("total")
+    allocated = entries.annotate(total=_sum(Q(kind__in=FUNDING_KINDS, amount__gt=0))).values(
+        "total"
+    )
     spent = entries.annotate(
         total=_sum(Q(kind=Kind.CAPTURE)) * -1 - _sum(Q(kind=Kind.REFUND))
     ).values("total")
     last = (
-        LedgerEntry.objects.filter(wallet=OuterRef("pk"), kind__in=FUNDING_KINDS)
+        LedgerEntry.objects.filter(LAST_FUNDING, wallet=OuterRef("pk"))
         .order_by("-created_at", "-id")
         .values("amount")[:1]
     )

@@ -10,7 +10,7 @@ from chargeback.config.providers import apply_providers, parse_providers
 from chargeback.config.rate_limits import apply_rate_limit_defaults, parse_rate_limit_defaults
 from chargeback.config.registry import register_section
 from chargeback.config.report import ApplyContext
-from chargeback.config.schema import Field, boolean, mapping
+from chargeback.config.schema import Field, boolean, choice, mapping
 
 # --- cost tracking -----------------------------------------------------------------------------
 
@@ -19,6 +19,7 @@ cost_tracking_reader = mapping(
     {
         "enabled": Field(boolean, default=True),
         "wallet_enforcement": Field(boolean, default=True),
+        "allocation_policy": Field(choice("auto_fund", "strict"), default="auto_fund"),
     }
 )
 
@@ -32,10 +33,15 @@ def apply_cost_tracking(ctx: ApplyContext, value: dict) -> None:
         organization=ctx.organization,
         enabled=value["enabled"],
         wallet_enforcement=value["wallet_enforcement"],
+        allocation_policy=value["allocation_policy"],
         actor=ctx.actor,
         via=ctx.via,
     )
-    names = {"cost_tracking_enabled": "enabled", "wallet_enforcement": "wallet_enforcement"}
+    names = {
+        "cost_tracking_enabled": "enabled",
+        "wallet_enforcement": "wallet_enforcement",
+        "allocation_policy": "allocation_policy",
+    }
     if changed:
         ctx.report.add(
             "changed", "cost_tracking", ctx.organization.slug, [names[c] for c in changed]

@@ -37,7 +37,8 @@ def test_an_empty_user_wallet_falls_through_to_the_team_wallet(gw, oai):
     assert event.department == gw.department
     assert event.wallet == gw.wallet
     assert Hold.objects.get(request_id=event.request_id).wallet_id == gw.wallet.pk
-    assert gw.refresh().balance == Decimal("10.00") - event.cost
+    # Alice's allocation came from the team wallet.
+    assert gw.refresh().balance == Decimal("9.99999999") - event.cost
     user = Wallet.objects.get(scope="user", user_ref="alice")
     assert (user.balance, user.held) == (Decimal("0.00000001"), 0)
     assert Decimal(raw.headers["x-kt-wallet-available"]) == gw.wallet.available

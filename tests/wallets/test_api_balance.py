@@ -15,11 +15,11 @@ KEY = "kt_cg_engineering_prod"
 
 def _setup(org, engineering):
     ConsumerGroupFactory(department=engineering, name="engineering", key=KEY)
-    services.wallet_credit(organization=org, amount=Decimal("100"), currency="USD")
-    services.wallet_allocate(department=engineering, amount=Decimal("2.50"), currency="USD")
+    services.wallet_allocate(department=engineering, amount=Decimal("2.50000001"), currency="USD")
     services.wallet_allocate(
         department=engineering, amount=Decimal("0.00000001"), currency="USD", user_ref="alice"
     )
+    services.wallet_credit(organization=org, amount=Decimal("100"), currency="USD")
     services.wallet_adjust(
         wallet=services.wallet_for_user(organization=org, user_ref="alice"),
         amount=Decimal("-0.00000001"),

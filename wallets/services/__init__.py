@@ -1,18 +1,14 @@
 """Everything that moves money, each function stating what it guarantees.
 
 - `wallets`: the wallets themselves (found or created on first use) and their settings;
-- `funding`: the entries outside requests (allocate, credit, reclaim, adjust);
+- `funding`: the entries outside requests that add or remove funds (credit, adjust);
+- `transfers`: allocate and reclaim, which move funds between wallets;
 - `refunds`: money given back for one charged call;
 - `holds`: the gateway's hot path (place on the first wallet of the cascade that can pay,
   capture, release, expire).
 """
 
-from wallets.services.funding import (
-    wallet_adjust,
-    wallet_allocate,
-    wallet_credit,
-    wallet_reclaim,
-)
+from wallets.services.funding import wallet_adjust, wallet_credit
 from wallets.services.holds import (
     hold_capture,
     hold_capture_late,
@@ -24,6 +20,7 @@ from wallets.services.holds import (
     holds_expire,
 )
 from wallets.services.refunds import wallet_refund
+from wallets.services.transfers import wallet_allocate, wallet_reclaim
 from wallets.services.wallets import (
     wallet_for_organization,
     wallet_for_team,
