@@ -7,6 +7,7 @@ team wallet; `user_id` adds that end user's wallet); finance with the admin toke
 consumer-group key (gateway/auth.py); its URL is routed ahead of `wallets/<team_id>`.
 """
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import BaseAuthentication
@@ -43,6 +44,20 @@ class AdminTokenOrGroupKey(BaseAuthentication):
         return 'Bearer realm="api"'
 
 
+class AdminTokenOrGroupKeyScheme(OpenApiAuthenticationExtension):
+    """Documents the two credentials of `GET /v1/wallets/balance` in /api/docs/."""
+
+    target_class = "gateway.wallet_balance.AdminTokenOrGroupKey"
+    name = "AdminTokenOrGroupKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "an organization's admin token, or a consumer group's key",
+        }
+
+
 class AdminOrGroup(BasePermission):
     def has_permission(self, request, view):
         return isinstance(request.auth, AdminToken | GroupContext)
@@ -61,7 +76,8 @@ class ScopeSerializer(serializers.Serializer):
     balance = MoneyField(required=False)
     held = MoneyField(required=False)
     available = MoneyField(required=False, help_text="balance - held")
-    status = serializers.ChoiceField(choices=["healthy", "low", "depleted"], required=False)
+    # A plain string: a second "status" enum of these values collides in the schema's names.
+    status = serializers.CharField(required=False, help_text="healthy, low or depleted")
     effective = serializers.BooleanField(help_text="the first scope with funds available now")
 
 

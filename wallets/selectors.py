@@ -176,11 +176,12 @@ def chain_refusal(*, wallets, amount: Decimal) -> InsufficientFunds:
     chain = [current[w.pk] for w in wallets if w.pk in current]
     currency = chain[0].currency if chain else ""
     parts = ", ".join(
-        f"{w.scope} wallet {w.name} {exact_str(w.available)} {w.currency}" for w in chain
+        f"{w.scope} wallet {w.name} has {exact_str(w.available)} {w.currency} available"
+        for w in chain
     )
     return InsufficientFunds(
         f"no wallet can cover this request, which may cost up to {exact_str(amount)} {currency}: "
-        f"available {parts}",
+        f"{parts}",
         available=max((w.available for w in chain), default=ZERO),
         required=amount,
         currency=currency,
