@@ -7,10 +7,10 @@ test_fastpath.py checks that both write the same rows.
   (READ COMMITTED re-evaluation), so two holds can never both take the last funds; the hold row
   is inserted only when the UPDATE matched. `hold_place` chooses it on PostgreSQL.
 - `hold_place_cascade_fast` (= hold_place tried on each wallet of a chain, wallets/cascade.py):
-  one statement too. It locks the first wallet of the chain that can cover the amount
-  (`SELECT ... ORDER BY chain position LIMIT 1 FOR UPDATE`: a wallet that no longer qualifies
-  once its concurrent writer commits is re-checked and skipped, the next one taken) and holds
-  on it with the same conditional UPDATE, so no wallet is overspent and exactly one is held on.
+  one statement too: the same conditional UPDATE for each wallet in the chain's order, each
+  run only if none before it matched (a wallet a concurrent writer drained is re-checked after
+  its commit and left alone, the next one tried), so no wallet is overspent and exactly one is
+  held on; the first wallet paying costs what the single-wallet statement costs.
 - `capture_ctes`: the capture's wallet half (hold resolved if still pending, wallet moved, the
   capture entry appended with its `balance_after`) as data-modifying CTEs, for a statement
   that records the call in the same round trip (gateway/fastpath.py).
@@ -176,7 +176,12 @@ def _hold_place_sql(enforce: bool):
 
 
 @cache
-def _hold_cascade_sql():
+def _hold_cascade_sql(length: int):
+    """The cascade's hold for a chain of `length` wallets (parameters wallet_0, wallet_1, ...):
+    one conditional UPDATE per wallet, each run only when every one before it matched nothing
+    (`NOT EXISTS` over the earlier CTEs, evaluated before its scan), so the first wallet that
+    can cover the amount is held and no other: on the common path (the first one pays) the
+    statement does the single-wallet statement's work."""
     q = connection.ops.quote_name
     wallet = q(Wallet._meta.db_table)
     columns, expressions, param_fields = insert_columns(
@@ -189,17 +194,21 @@ def _hold_cascade_sql():
         },
         "h",
     )
-    # Only model metadata (table and column names) is formatted in; values are parameters.
+    # Only model metadata (table and column names) and CTE numbers are formatted in; values
+    # are parameters.
+    updates = []
+    for n in range(length):
+        earlier = "".join(f" AND NOT EXISTS (SELECT 1 FROM w{k})" for k in range(n))  # noqa: S608
+        updates.append(
+            f"w{n} AS (UPDATE {wallet} SET {q('held')} = {q('held')} + %(amount)s "  # noqa: S608
+            f"WHERE id = %(wallet_{n})s AND {q('balance')} >= {q('held')} + %(amount)s"
+            f"{earlier} RETURNING id, organization_id)"
+        )
+    chosen = " UNION ALL ".join(f"SELECT * FROM w{n}" for n in range(length))  # noqa: S608
     sql = (
-        f"WITH {ASYNC_COMMIT_CTE}"  # noqa: S608
-        f"pick AS (SELECT id FROM {wallet} "
-        "WHERE id = ANY(CAST(%(wallet_ids)s AS bigint[])) AND balance >= held + %(amount)s "
-        "ORDER BY array_position(CAST(%(wallet_ids)s AS bigint[]), id) LIMIT 1 FOR UPDATE), "
-        f"w AS (UPDATE {wallet} SET {q('held')} = {q('held')} + %(amount)s "
-        "WHERE id = (SELECT id FROM pick) AND balance >= held + %(amount)s "
-        "RETURNING id, organization_id) "
+        f"WITH {ASYNC_COMMIT_CTE}{', '.join(updates)} "  # noqa: S608
         f"INSERT INTO {q(Hold._meta.db_table)} ({', '.join(columns)}) "
-        f"SELECT {', '.join(expressions)} FROM w, cfg "
+        f"SELECT {', '.join(expressions)} FROM ({chosen}) AS w, cfg "
         "RETURNING id, organization_id, wallet_id"
     )
     return sql, param_fields
@@ -343,9 +352,9 @@ def hold_place_cascade_fast(
         "captured_amount": None,
         "resolved_at": None,
     }
-    sql, param_fields = _hold_cascade_sql()
+    sql, param_fields = _hold_cascade_sql(len(wallets))
     params = statement_params(param_fields, values)
-    params.update(amount=amount, wallet_ids=[w.pk for w in wallets])
+    params.update(amount=amount, **{f"wallet_{n}": w.pk for n, w in enumerate(wallets)})
     row = execute_one(sql, params)
     if row is None:
         raise chain_refusal(wallets=wallets, amount=amount)
