@@ -1,4 +1,4 @@
-"""`kt wallets allocate|credit|reclaim|refund|show|balance|ledger|list`: tables by default, `--json` for the
+"""`kt wallets allocate|credit|reclaim|refund|show|balance|ledger|transactions|list`: tables by default, `--json` for the
 server's JSON. Amounts are sent as strings, exactly as typed (never through a float)."""
 
 import json
@@ -65,6 +65,32 @@ def register(subparsers) -> None:
     ledger.add_argument("--offset", type=int, default=0)
     _json_flag(ledger)
     ledger.set_defaults(handler=cmd_ledger)
+
+    transactions = commands.add_parser(
+        "transactions", help="a team wallet's reserve/settle/release/... history, newest first"
+    )
+    _team_argument(transactions)
+    transactions.add_argument(
+        "--kind",
+        action="append",
+        choices=[
+            "reserve",
+            "settle",
+            "release",
+            "refund",
+            "allocate",
+            "reclaim",
+            "credit",
+            "adjust",
+        ],
+        help="only this kind (repeat for several)",
+    )
+    transactions.add_argument("--date-from", help="first day, e.g. 2026-05-01")
+    transactions.add_argument("--date-to", help="last day, inclusive")
+    transactions.add_argument("--limit", type=int, default=20, help="rows to show (default 20)")
+    transactions.add_argument("--offset", type=int, default=0)
+    _json_flag(transactions)
+    transactions.set_defaults(handler=cmd_transactions)
 
     lst = commands.add_parser("list", help="every wallet with totals and status")
     lst.add_argument("--scope", choices=["organization", "team", "user"])
@@ -251,6 +277,36 @@ def cmd_ledger(args) -> int:
     shown = args.offset + len(rows)
     if shown < page["count"]:
         print(f"({shown} of {page['count']} entries; --offset {shown} for more)")
+    return 0
+
+
+def cmd_transactions(args) -> int:
+    params = {"limit": args.limit, "offset": args.offset}
+    if args.kind:
+        params["kind"] = args.kind
+    if args.date_from:
+        params["date_from"] = args.date_from
+    if args.date_to:
+        params["date_to"] = args.date_to
+    page = _get_json(request("GET", f"/v1/wallets/{_team(args)}/transactions", params=params))
+    if args.json:
+        _print_json(page)
+        return 0
+    rows = [
+        (
+            t["created_at"][:19].replace("T", " "),
+            t["kind"],
+            t["amount"],
+            t["balance_after"] if t["balance_after"] is not None else "",
+            t["currency"],
+            t["reference"] or t["description"],
+        )
+        for t in page["results"]
+    ]
+    _table(("time (UTC)", "kind", "amount", "balance", "cur", "reference"), rows, money=(2,))
+    shown = args.offset + len(rows)
+    if shown < page["count"]:
+        print(f"({shown} of {page['count']} transactions; --offset {shown} for more)")
     return 0
 
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 
+from tests.wallets.test_cli import kt
 from wallets import services
 
 pytestmark = pytest.mark.django_db
@@ -95,3 +96,24 @@ def test_another_organizations_team_is_a_404(
     theirs = outsider_api.get(URL).json()  # their own team_engineering: only their rows
     assert [r["kind"] for r in theirs["results"]] == ["allocate"]
     assert client.get(URL).status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_kt_wallets_transactions_prints_them_filtered(live_server, admin_token, org, engineering):
+    _history(org, engineering)
+
+    result = kt(
+        "wallets", "transactions", "team_engineering", "--kind", "settle", "--kind", "refund",
+        url=live_server.url,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    header, _rule, *rows = result.stdout.splitlines()
+    assert header.split() == ["time", "(UTC)", "kind", "amount", "balance", "cur", "reference"]
+    assert [row.split()[2:] for row in rows] == [
+        ["refund", "0.50", "9.00", "USD", "req_a"],
+        ["settle", "-1.50", "8.50", "USD", "req_a"],
+    ]
+    bad = kt("wallets", "transactions", "team_outsider", url=live_server.url)
+    assert bad.returncode != 0
+    assert "404" in bad.stderr
