@@ -174,7 +174,11 @@ class Call(CallRouting, UpstreamCall):
         try:
             # One statement on PostgreSQL, the ORM on SQLite (wallets decide: hold_reserve).
             self.hold = hold_reserve(
-                wallets=chain, amount=worst, request_id=self.request_id, enforce=ctx.enforcement
+                wallets=chain,
+                amount=worst,
+                request_id=self.request_id,
+                enforce=ctx.enforcement,
+                department_id=ctx.department_id,
             )
         except InsufficientFunds as exc:
             self._reject(exc.message, available=exc.available)

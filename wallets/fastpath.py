@@ -303,6 +303,7 @@ def hold_place_fast(
     request_id: str,
     enforce: bool = True,
     ttl_seconds: int | None = None,
+    department_id: int | None = None,
 ) -> PlacedHold:
     """wallets.services.hold_place in one statement (PostgreSQL): reserve `amount` on the wallet.
 
@@ -320,6 +321,7 @@ def hold_place_fast(
         "created_at": now,
         "captured_amount": None,
         "resolved_at": None,
+        "department_id": department_id,
     }
     sql, param_fields = _hold_place_sql(enforce)
     params = statement_params(param_fields, values)
@@ -337,7 +339,12 @@ def hold_place_fast(
 
 
 def hold_place_cascade_fast(
-    *, wallets, amount: Decimal, request_id: str, ttl_seconds: int | None = None
+    *,
+    wallets,
+    amount: Decimal,
+    request_id: str,
+    ttl_seconds: int | None = None,
+    department_id: int | None = None,
 ) -> PlacedHold:
     """Hold `amount` on the first of `wallets` (a chain, wallets/cascade.py, in order) that can
     cover it, in one statement; InsufficientFunds (nothing written) when none can. The chain's
@@ -351,6 +358,7 @@ def hold_place_cascade_fast(
         "created_at": now,
         "captured_amount": None,
         "resolved_at": None,
+        "department_id": department_id,
     }
     sql, param_fields = _hold_cascade_sql(len(wallets))
     params = statement_params(param_fields, values)

@@ -140,6 +140,18 @@ class Hold(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="holds")
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="holds")
+    # The caller's department, whichever wallet of the cascade holds (wallets/cascade.py): the
+    # sweeper's placeholder event of an expired hold is attributed to it. No database
+    # constraint, like the usage event's references (a check per insert locked the row).
+    department = models.ForeignKey(
+        Department,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="holds",
+        db_constraint=False,
+        db_index=False,
+    )
     request_id = models.CharField(max_length=100, unique=True)
     amount = AmountField()
     captured_amount = AmountField(null=True, blank=True)

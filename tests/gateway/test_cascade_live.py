@@ -53,6 +53,7 @@ def test_an_empty_team_wallet_falls_through_to_the_organization_wallet(gw, oai):
     assert reply.choices[0].message.content
     assert event.department == gw.department  # attributed to the caller's department
     assert (event.wallet_id, event.wallet.scope) == (organization.pk, "organization")
+    assert Hold.objects.get(request_id=event.request_id).department_id == gw.department.pk
     assert organization.balance == Decimal("10.00") - event.cost
     assert gw.refresh().balance == 0
     # The outsider's wallets are untouched.

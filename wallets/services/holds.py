@@ -27,7 +27,12 @@ Kind = LedgerEntry.Kind
 
 
 def hold_reserve(
-    *, wallets: Sequence[Wallet], amount: Decimal, request_id: str, enforce: bool = True
+    *,
+    wallets: Sequence[Wallet],
+    amount: Decimal,
+    request_id: str,
+    enforce: bool = True,
+    department_id: int | None = None,
 ) -> Hold | fastpath.PlacedHold:
     """What the gateway calls to hold a request's worst case on the first wallet of its chain
     (wallets/cascade.py: user, team, organization) that can cover it; InsufficientFunds when
@@ -37,26 +42,32 @@ def hold_reserve(
     a small record instead of a model instance, which costs about 5 % of a request's CPU to
     build); a chain of one wallet takes the single-wallet statement of before. Elsewhere the
     ORM: hold_place on each wallet in turn, each attempt one conditional UPDATE, so concurrency
-    stays safe and at most one wallet is held on."""
+    stays safe and at most one wallet is held on. `department_id`: the caller's, recorded on
+    the hold."""
+    common = {"amount": amount, "request_id": request_id, "department_id": department_id}
     if not enforce or len(wallets) == 1:
         if fastpath.enabled():
-            return fastpath.hold_place_fast(
-                wallet=wallets[0], amount=amount, request_id=request_id, enforce=enforce
-            )
-        return hold_place(wallet=wallets[0], amount=amount, request_id=request_id, enforce=enforce)
+            return fastpath.hold_place_fast(wallet=wallets[0], enforce=enforce, **common)
+        return hold_place(wallet=wallets[0], enforce=enforce, **common)
     if fastpath.enabled():
-        return fastpath.hold_place_cascade_fast(
-            wallets=wallets, amount=amount, request_id=request_id
-        )
-    return hold_place_cascade(wallets=wallets, amount=amount, request_id=request_id)
+        return fastpath.hold_place_cascade_fast(wallets=wallets, **common)
+    return hold_place_cascade(wallets=wallets, **common)
 
 
-def hold_place_cascade(*, wallets: Sequence[Wallet], amount: Decimal, request_id: str) -> Hold:
+def hold_place_cascade(
+    *,
+    wallets: Sequence[Wallet],
+    amount: Decimal,
+    request_id: str,
+    department_id: int | None = None,
+) -> Hold:
     """hold_place on the first of `wallets` (a chain, in order) that can cover `amount`;
     InsufficientFunds naming each wallet when none can."""
     for wallet in wallets:
         try:
-            return hold_place(wallet=wallet, amount=amount, request_id=request_id)
+            return hold_place(
+                wallet=wallet, amount=amount, request_id=request_id, department_id=department_id
+            )
         except InsufficientFunds:
             continue
     raise chain_refusal(wallets=wallets, amount=amount)
@@ -69,8 +80,9 @@ def hold_place(
     request_id: str,
     enforce: bool = True,
     ttl_seconds: int | None = None,
+    department_id: int | None = None,
 ) -> Hold:
-    """Reserve `amount` on the wallet for one request.
+    """Reserve `amount` on the wallet for one request (of `department_id`'s, when given).
 
     With `enforce`, refused (InsufficientFunds) unless available >= amount; the check and the
     reservation are one conditional UPDATE, so concurrent holds cannot overspend. The hold expires
@@ -88,6 +100,7 @@ def hold_place(
         return Hold.objects.create(
             organization_id=wallet.organization_id,
             wallet_id=wallet.pk,
+            department_id=department_id,
             request_id=request_id,
             amount=amount,
             expires_at=now + timedelta(seconds=ttl),
