@@ -40,6 +40,10 @@ start_gateway() {  # $1 = name, $2 = port, $3 = "VAR=value ..." on top of the de
 mkdir -p "$OUT/mock/tmp" "$OUT/mock/logs"
 setsid nginx -p "$OUT/mock/" -c "$HARNESS/nginx/mock.conf" >/dev/null 2>&1 </dev/null &
 MOCK=$!
+# Without the mock (e.g. nginx lacking its echo module) every round would time 502s: stop here.
+for _ in $(seq 50); do curl -fso /dev/null -X POST http://127.0.0.1:18080/v1/chat/completions -d '{}' && break; sleep 0.1; done
+curl -fso /dev/null -X POST http://127.0.0.1:18080/v1/chat/completions -d '{}' \
+  || { echo "the mock upstream (nginx, $HARNESS/nginx/mock.conf) is not answering: see bench/gateway.sh's requirements" >&2; exit 1; }
 PORT_A=$(free_port) PORT_B=$(free_port)
 GW_A=$(start_gateway a "$PORT_A" "$A" "$REPO_A" "$DB_A")
 GW_B=$(start_gateway b "$PORT_B" "$B" "$REPO_B" "$DB_B")

@@ -44,6 +44,10 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 mkdir -p "$OUT/mock/tmp" "$OUT/mock/logs"
 setsid nginx -p "$OUT/mock/" -c "$HARNESS/nginx/mock.conf" >/dev/null 2>&1 </dev/null &
 MOCK=$!
+# Without the mock (e.g. nginx lacking its echo module) every round would time 502s: stop here.
+for _ in $(seq 50); do curl -fso /dev/null -X POST http://127.0.0.1:18080/v1/chat/completions -d '{}' && break; sleep 0.1; done
+curl -fso /dev/null -X POST http://127.0.0.1:18080/v1/chat/completions -d '{}' \
+  || { echo "the mock upstream (nginx, $HARNESS/nginx/mock.conf) is not answering: see bench/gateway.sh's requirements" >&2; exit 1; }
 PORT=$(free_port)
 env DATABASE_URL="$DB" REDIS_URL="$REDIS" BENCH_UPSTREAM_KEY=sk-bench KT_UPSTREAM_ALLOW_HOSTS=127.0.0.1 \
     DEBUG=false KT_HOST=127.0.0.1 PORT="$PORT" WEB_WORKERS="$WEB_WORKERS" WEB_THREADS="$WEB_THREADS" \

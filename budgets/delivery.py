@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from budgets import emails
+from budgets.channel_events import budget_alerts_publish, wallet_alert_publish
 from budgets.models import BudgetAlert, WalletAlert
 
 SEND_ERRORS = (SMTPException, OSError)
@@ -67,7 +68,14 @@ def budget_alerts_deliver(*, alert_ids: list[int]) -> int:
         )
         if not alerts:
             return 0
-        outcome = _deliver(BudgetAlert, alerts, lambda: emails.budget_alert_message(alerts=alerts))
+        # The channels (Slack, webhooks) hear the same facts, whether or not the e-mail goes.
+        content = emails.budget_alert_content(alerts=alerts)
+        budget_alerts_publish(alerts=alerts, facts=content["facts"])
+        outcome = _deliver(
+            BudgetAlert,
+            alerts,
+            lambda: emails.budget_alert_message(alerts=alerts, content=content),
+        )
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
@@ -85,7 +93,11 @@ def wallet_alert_deliver(*, alert_id: int) -> int:
         )
         if alert is None:
             return 0
-        outcome = _deliver(WalletAlert, [alert], lambda: emails.wallet_alert_message(alert=alert))
+        content = emails.wallet_alert_content(alert=alert)
+        wallet_alert_publish(alert=alert, facts=content["facts"])
+        outcome = _deliver(
+            WalletAlert, [alert], lambda: emails.wallet_alert_message(alert=alert, content=content)
+        )
     if isinstance(outcome, Exception):
         raise outcome
     return outcome

@@ -1,5 +1,9 @@
 """The alert emails: subject, text and HTML parts from templates/emails/. Building a message
-reads the department's current numbers (spend, forecast, top models) through the selectors."""
+reads the department's current numbers (spend, forecast, top models) through the selectors.
+
+The `*_content` functions compute those numbers once, as the e-mail's context and as `facts`
+(plain JSON: amounts as exact strings) for the alert channels (budgets/channel_events.py), so
+a webhook says what the e-mail says."""
 
 from decimal import Decimal
 
@@ -9,6 +13,11 @@ from django.template.loader import render_to_string
 
 from budgets import selectors
 from budgets.models import BudgetAlert, WalletAlert
+from chargeback.money import to_cents
+
+
+def _cents(value) -> str | None:
+    return None if value is None else str(to_cents(value))
 
 
 def threshold_label(thresholds: list[int]) -> str:
@@ -28,14 +37,29 @@ def _message(*, subject: str, template: str, context: dict, to: list[str]):
     return message
 
 
-def budget_alert_message(*, alerts: list[BudgetAlert]) -> EmailMultiAlternatives | None:
+def budget_alert_message(
+    *, alerts: list[BudgetAlert], content: dict | None = None
+) -> EmailMultiAlternatives | None:
     """One email for alerts of one budget and period (several thresholds crossed together are
     listed in one message). None when nobody is there to receive it."""
     budget = alerts[0].budget
-    department = budget.department
-    recipients = list(budget.owner_emails) or list(department.owner_emails)
+    recipients = list(budget.owner_emails) or list(budget.department.owner_emails)
     if not recipients:
         return None
+    content = content or budget_alert_content(alerts=alerts)
+    return _message(
+        subject=content["subject"],
+        template="budget_alert",
+        context=content["context"],
+        to=recipients,
+    )
+
+
+def budget_alert_content(*, alerts: list[BudgetAlert]) -> dict:
+    """{"subject", "context" (the e-mail's), "facts" (the channels')} for alerts of one budget
+    and period."""
+    budget = alerts[0].budget
+    department = budget.department
     status = selectors.budget_status(budget=budget)
     period_start = alerts[0].period_start
     # The alert may be sent after its period ended (a retry): describe the alert's period.
@@ -69,6 +93,10 @@ def budget_alert_message(*, alerts: list[BudgetAlert]) -> EmailMultiAlternatives
         headline = (
             f"{department.name} has passed {threshold_label(thresholds)} of its {label} budget."
         )
+    top_models = selectors.budget_top_models(
+        budget=budget, period_start=period_start, period_end=period_end
+    )
+    days_left = status.days_left if status.period_start == period_start else 0
     context = {
         "headline": headline,
         "department": department,
@@ -79,25 +107,57 @@ def budget_alert_message(*, alerts: list[BudgetAlert]) -> EmailMultiAlternatives
         "budget_amount": selectors.money(budget.amount),
         "currency": currency,
         "percent_used": percent_used,
-        "days_left": status.days_left if status.period_start == period_start else 0,
+        "days_left": days_left,
         "forecast": selectors.money(forecast) if forecast is not None else None,
         "thresholds": threshold_label(thresholds) if thresholds else "",
         "top_models": [
             {"model": row["key"], "cost": selectors.money(row["cost"]), "requests": row["requests"]}
-            for row in selectors.budget_top_models(
-                budget=budget, period_start=period_start, period_end=period_end
-            )
+            for row in top_models
         ],
         "dashboard_url": selectors.dashboard_url(department=department),
     }
-    return _message(subject=subject, template="budget_alert", context=context, to=recipients)
+    facts = {
+        "subject": " ".join(subject.split()),
+        "headline": headline,
+        "department": {"team_id": department.team_id, "name": department.name},
+        "budget": {"id": budget.pk, "period": budget.period},
+        "period_label": label,
+        "period_start": period_start.isoformat(),
+        "period_end": period_end.isoformat(),
+        "spend": _cents(spend),
+        "budget_amount": _cents(budget.amount),
+        "currency": currency,
+        "percent_used": str(percent_used),
+        "days_left": days_left,
+        "forecast": _cents(forecast),
+        "thresholds": thresholds,
+        "top_models": [
+            {"model": row["key"], "cost": _cents(row["cost"]), "requests": row["requests"]}
+            for row in top_models
+        ],
+        "url": context["dashboard_url"],
+    }
+    return {"subject": subject, "context": context, "facts": facts}
 
 
-def wallet_alert_message(*, alert: WalletAlert) -> EmailMultiAlternatives | None:
-    wallet = alert.wallet
-    recipients = selectors.wallet_alert_recipients(wallet=wallet)
+def wallet_alert_message(
+    *, alert: WalletAlert, content: dict | None = None
+) -> EmailMultiAlternatives | None:
+    recipients = selectors.wallet_alert_recipients(wallet=alert.wallet)
     if not recipients:
         return None
+    content = content or wallet_alert_content(alert=alert)
+    return _message(
+        subject=content["subject"],
+        template="wallet_alert",
+        context=content["context"],
+        to=recipients,
+    )
+
+
+def wallet_alert_content(*, alert: WalletAlert) -> dict:
+    """{"subject", "context", "facts"} of a wallet alert (see budget_alert_content)."""
+    wallet = alert.wallet
     department = wallet.department
     owner = department.name if department is not None else wallet.organization.name
     funding = alert.funding_entry.amount if alert.funding_entry is not None else None
@@ -126,4 +186,20 @@ def wallet_alert_message(*, alert: WalletAlert) -> EmailMultiAlternatives | None
             selectors.dashboard_url(department=department) if department is not None else ""
         ),
     }
-    return _message(subject=subject, template="wallet_alert", context=context, to=recipients)
+    facts = {
+        "subject": " ".join(subject.split()),
+        "headline": headline,
+        "wallet": {"id": wallet.pk, "name": wallet.name},
+        "department": (
+            {"team_id": department.team_id, "name": department.name} if department else None
+        ),
+        "state": alert.state,
+        "available": _cents(wallet.available),
+        "balance": _cents(wallet.balance),
+        "held": _cents(wallet.held),
+        "last_allocation": _cents(funding),
+        "currency": wallet.currency,
+        "enforcement": enforcement,
+        "url": context["dashboard_url"],
+    }
+    return {"subject": subject, "context": context, "facts": facts}

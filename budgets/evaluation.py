@@ -12,10 +12,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from alert_channels.services.deliveries import deliveries_resend_stale
 from budgets import selectors
 from budgets.delivery import send_budget_alerts, send_wallet_alert
 from budgets.models import Budget, BudgetAlert, WalletAlert
+from chargeback.models import Organization
 from wallets.models import Wallet
+from wallets.selectors import wallet_status
 
 logger = logging.getLogger(__name__)
 Kind = BudgetAlert.Kind
@@ -44,7 +47,13 @@ def _enqueue_wallet_alert(alert_id: int) -> None:
 
 
 def budget_evaluate(
-    *, budget: Budget, now: datetime | None = None, with_forecast: bool = False, fast: bool = False
+    *,
+    budget: Budget,
+    now: datetime | None = None,
+    with_forecast: bool = False,
+    fast: bool = False,
+    status: selectors.BudgetStatus | None = None,
+    existing: set[tuple] | None = None,
 ) -> list[BudgetAlert]:
     """Create the alerts now due for the budget's current period and enqueue their emails.
 
@@ -54,15 +63,31 @@ def budget_evaluate(
     while spend is still below it, and not before KT_BUDGET_FORECAST_MIN_DAYS have elapsed.
     `fast` (the per-request hook) reads spend through selectors.budget_spend_fast.
     Returns the alerts this call created (none when another caller created them first).
+    The hourly run passes the budget's `status` and the `existing` alert keys (budget id,
+    period start, kind, threshold) it read for the whole organization at once: then a budget
+    whose due alerts all exist costs no query.
     """
     if fast:
         status = None
         period_start, spend = selectors.budget_spend_fast(budget=budget, now=now)
     else:
-        status = selectors.budget_status(budget=budget, now=now)
+        status = status or selectors.budget_status(budget=budget, now=now)
         period_start, spend = status.period_start, status.spend
     crossed = [t for t in sorted(budget.thresholds) if spend * 100 >= budget.amount * t]
-    if not crossed and not with_forecast:
+    if existing is not None:
+        crossed = [
+            t for t in crossed if (budget.pk, period_start, Kind.THRESHOLD, t) not in existing
+        ]
+        if (budget.pk, period_start, Kind.FORECAST, 0) in existing:
+            with_forecast = False
+    forecast_due = (
+        with_forecast
+        and status is not None
+        and status.forecast is not None
+        and status.forecast > budget.amount > status.spend
+        and status.days_elapsed >= settings.KT_BUDGET_FORECAST_MIN_DAYS
+    )
+    if not crossed and not forecast_due:
         return []  # the common case: nothing to write, no transaction
     created: list[BudgetAlert] = []
     # One timestamp for the alerts of one evaluation: the retry sweep regroups them by it.
@@ -92,13 +117,7 @@ def budget_evaluate(
                     created.append(alert)
             if created:
                 _enqueue_budget_alerts([a.pk for a in created])
-        if (
-            with_forecast
-            and status is not None
-            and status.forecast is not None
-            and status.forecast > budget.amount > status.spend
-            and status.days_elapsed >= settings.KT_BUDGET_FORECAST_MIN_DAYS
-        ):
+        if forecast_due:
             alert, is_new = BudgetAlert.objects.get_or_create(
                 budget=budget,
                 period_start=status.period_start,
@@ -126,13 +145,23 @@ def wallet_evaluate(*, wallet: Wallet) -> WalletAlert | None:
     funding = selectors.wallet_last_funding(wallet=wallet)
     if funding is None:
         return None
-    state = selectors.wallet_state(wallet=wallet, funding=funding)
+    return _wallet_alert(wallet=wallet, funding_id=funding.pk, funding_amount=funding.amount)
+
+
+def _wallet_alert(
+    *, wallet: Wallet, funding_id: int, funding_amount, existing: set[tuple] | None = None
+) -> WalletAlert | None:
+    """wallet_evaluate once the last funding is known; `existing`: the organization's alert
+    keys (wallet id, funding entry id, state) read at once by the hourly run."""
+    state = wallet_status(wallet=wallet, last_allocation=funding_amount)
     if state == WalletAlert.State.HEALTHY:
+        return None
+    if existing is not None and (wallet.pk, funding_id, state) in existing:
         return None
     with transaction.atomic():
         alert, is_new = WalletAlert.objects.get_or_create(
             wallet=wallet,
-            funding_entry=funding,
+            funding_entry_id=funding_id,
             state=state,
             defaults={"organization_id": wallet.organization_id, "available": wallet.available},
         )
@@ -163,17 +192,18 @@ def wallet_spend_recorded(*, wallet_id: int) -> WalletAlert | None:
 def budgets_evaluate_all(*, now: datetime | None = None) -> dict:
     """The hourly safety net: re-evaluate every budget (thresholds and forecast), every funded
     wallet, and re-enqueue alerts whose email never went out (pending for over ten minutes, or
-    failed) within the last 35 days. Sending is idempotent, so re-enqueueing is always safe."""
+    failed) within the last 35 days. Sending is idempotent, so re-enqueueing is always safe.
+
+    Batched per organization (organization_evaluate): a handful of queries each, however many
+    departments and wallets it has, plus one write per alert that is due and new."""
     now = now or timezone.now()
     counts = {"budgets": 0, "alerts": 0, "wallet_alerts": 0, "resent": 0}
-    for budget in Budget.objects.select_related("organization", "department").order_by("id"):
+    for organization in Organization.objects.order_by("id"):
         try:
-            counts["alerts"] += len(budget_evaluate(budget=budget, now=now, with_forecast=True))
-        except Exception:  # one broken budget must not stop the others
-            logger.exception("budget %s evaluation failed", budget.pk)
-        counts["budgets"] += 1
-    for wallet in Wallet.objects.select_related("organization", "department"):
-        counts["wallet_alerts"] += wallet_evaluate(wallet=wallet) is not None
+            for key, value in organization_evaluate(organization=organization, now=now).items():
+                counts[key] += value
+        except Exception:  # one broken organization must not stop the others
+            logger.exception("organization %s evaluation failed", organization.pk)
     stale = Q(status=BudgetAlert.Status.FAILED) | Q(
         status=BudgetAlert.Status.PENDING,
         created_at__lt=now - timedelta(minutes=10),
@@ -192,4 +222,58 @@ def budgets_evaluate_all(*, now: datetime | None = None) -> dict:
     ):
         _enqueue_wallet_alert(alert_id)
         counts["resent"] += 1
+    # The alert channels' deliveries that are still failed or pending get their retry here too.
+    counts["channel_deliveries_resent"] = deliveries_resend_stale(now=now)
+    return counts
+
+
+def organization_evaluate(*, organization: Organization, now: datetime) -> dict:
+    """Every budget and wallet of one organization: its budgets (1 query), their spend (2 per
+    kind of period, selectors.budget_statuses: the daily rollups), their alerts of the current periods (1), its
+    wallets with their last funding (1) and those fundings' alerts (1); then only the alerts
+    that are due and do not exist yet are written, each as budget_evaluate / wallet_evaluate
+    would (get_or_create on the unique key, so a concurrent per-request check is harmless)."""
+    counts = {"budgets": 0, "alerts": 0, "wallet_alerts": 0}
+    budgets = list(Budget.objects.filter(organization=organization).select_related("department"))
+    for budget in budgets:
+        budget.organization = organization
+    statuses = selectors.budget_statuses(organization=organization, budgets=budgets, now=now)
+    existing = set(
+        BudgetAlert.objects.filter(
+            budget__in=budgets, period_start__in={s.period_start for s in statuses.values()}
+        ).values_list("budget_id", "period_start", "kind", "threshold")
+    )
+    for budget in budgets:
+        try:
+            counts["alerts"] += len(
+                budget_evaluate(
+                    budget=budget,
+                    now=now,
+                    with_forecast=True,
+                    status=statuses[budget.pk],
+                    existing=existing,
+                )
+            )
+        except Exception:  # one broken budget must not stop the others
+            logger.exception("budget %s evaluation failed", budget.pk)
+        counts["budgets"] += 1
+    wallets = [
+        w
+        for w in selectors.wallets_with_last_funding(organization=organization)
+        if w.funding_id is not None
+    ]
+    existing = set(
+        WalletAlert.objects.filter(
+            organization=organization, funding_entry_id__in=[w.funding_id for w in wallets]
+        ).values_list("wallet_id", "funding_entry_id", "state")
+    )
+    for wallet in wallets:
+        wallet.organization = organization
+        alert = _wallet_alert(
+            wallet=wallet,
+            funding_id=wallet.funding_id,
+            funding_amount=wallet.funding_amount,
+            existing=existing,
+        )
+        counts["wallet_alerts"] += alert is not None
     return counts

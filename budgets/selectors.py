@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from budgets.models import Budget
@@ -22,9 +22,15 @@ from chargeback.periods import (
     quarter_end,
     quarter_start,
 )
-from gateway.selectors import COST_SUM, events_in_range, spend_by, spend_total
+from gateway.selectors import (
+    COST_SUM,
+    events_in_range,
+    spend_by,
+    spend_per_department,
+    spend_total,
+)
 from wallets.models import LedgerEntry, Wallet
-from wallets.selectors import LAST_FUNDING, wallet_status
+from wallets.selectors import LAST_FUNDING
 
 SECONDS_PER_DAY = Decimal(86400)
 
@@ -69,11 +75,42 @@ def budget_status(*, budget: Budget, now: datetime | None = None) -> BudgetStatu
     """
     organization = budget.organization
     now = now or timezone.now()
-    today = local_today(organization, now)
-    start, end = budget_period(budget=budget, today=today)
+    start, end = budget_period(budget=budget, today=local_today(organization, now))
     spend = spend_total(
         organization=organization, date_from=start, date_to=end, department=budget.department
     )
+    return _status(organization=organization, start=start, end=end, spend=spend, now=now)
+
+
+def budget_statuses(
+    *, organization: Organization, budgets: list[Budget], now: datetime | None = None
+) -> dict[int, BudgetStatus]:
+    """budget_status of each of the organization's `budgets` ({budget id: status}), with one
+    grouped read per kind of period (month, quarter) instead of one per budget: the same
+    rollups as spend_total, so the same figures to the cent."""
+    now = now or timezone.now()
+    today = local_today(organization, now)
+    periods: dict[tuple[date, date], list[Budget]] = {}
+    for budget in budgets:
+        periods.setdefault(budget_period(budget=budget, today=today), []).append(budget)
+    statuses = {}
+    for (start, end), members in periods.items():
+        spend = spend_per_department(organization=organization, date_from=start, date_to=end)
+        for budget in members:
+            statuses[budget.pk] = _status(
+                organization=organization,
+                start=start,
+                end=end,
+                spend=spend.get(budget.department_id, ZERO),
+                now=now,
+            )
+    return statuses
+
+
+def _status(
+    *, organization: Organization, start: date, end: date, spend: Decimal, now: datetime
+) -> BudgetStatus:
+    today = local_today(organization, now)
     start_at, end_at = day_range(organization, start, end)
     # Subtract in UTC: two datetimes sharing one tzinfo subtract as wall-clock times.
     start_utc, end_utc = start_at.astimezone(UTC), end_at.astimezone(UTC)
@@ -169,23 +206,34 @@ def department_budget_owners(*, department: Department) -> list[str]:
 
 
 # --- wallet state --------------------------------------------------------------------------------
-# wallets/selectors.py (another area) has no status rule yet; this is the small one the alerts
-# need. Rule: depleted when nothing is available; low when available is under the wallet's
-# `low_threshold_percent` (10 by default) of its last allocation (or credit, for the
-# organization's wallet); healthy otherwise. A wallet never funded has no state to alert on.
+# The status rule is wallets.selectors.wallet_status; the alerts take it against the wallet's
+# last positive allocation (or credit, for the organization's wallet). A wallet never funded has
+# no state to alert on.
+
+
+def _last_funding(**wallet) -> QuerySet[LedgerEntry]:
+    # LAST_FUNDING: a positive allocation or credit, not an auto_fund credit (wallets/selectors).
+    return LedgerEntry.objects.filter(LAST_FUNDING, **wallet).order_by("-created_at", "-id")
 
 
 def wallet_last_funding(*, wallet: Wallet) -> LedgerEntry | None:
+    """The wallet's latest positive allocation or credit: a few steps down the
+    ledger_wallet_funding index (wallets/models.py), not a walk through its captures."""
+    return _last_funding(organization_id=wallet.organization_id, wallet=wallet).first()
+
+
+def wallets_with_last_funding(*, organization: Organization) -> QuerySet[Wallet]:
+    """The organization's wallets, each with `funding_id` and `funding_amount` (its
+    wallet_last_funding, NULL for none), in one query: one index step per wallet."""
+    last = _last_funding(organization_id=organization.pk, wallet=OuterRef("pk"))
     return (
-        LedgerEntry.objects.filter(LAST_FUNDING, wallet=wallet)
-        .order_by("-created_at", "-id")
-        .first()
+        Wallet.objects.filter(organization=organization)
+        .annotate(
+            funding_id=Subquery(last.values("pk")[:1]),
+            funding_amount=Subquery(last.values("amount")[:1]),
+        )
+        .order_by("id")
     )
-
-
-def wallet_state(*, wallet: Wallet, funding: LedgerEntry | None) -> str:
-    """The wallet's status by the one rule in wallets/selectors.py (healthy, low, depleted)."""
-    return wallet_status(wallet=wallet, last_allocation=funding.amount if funding else None)
 
 
 def wallet_alert_recipients(*, wallet: Wallet) -> list[str]:

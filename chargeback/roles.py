@@ -13,7 +13,7 @@ from django.db import transaction
 from chargeback.models import Membership
 
 GROUP_PREFIX = "kt:"
-APPS = ("chargeback", "wallets", "gateway", "budgets", "reports", "sso")
+APPS = ("chargeback", "wallets", "gateway", "alert_channels", "budgets", "reports", "sso")
 
 # Models nobody edits through the admin: append-only logs and rows the gateway/services write.
 READ_ONLY = {
@@ -23,6 +23,7 @@ READ_ONLY = {
     "wallets.hold",
     "budgets.budgetalert",
     "budgets.walletalert",
+    "alert_channels.channeldelivery",
     "sso.ssoidentity",
 }
 

@@ -31,6 +31,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections
 
 from chargeback.money import ZERO
 from gateway import fastpath, outbox
+from gateway.hooks import call_recorded
 from gateway.recording import DATABASE_UNAVAILABLE, event_record, usage_record
 from wallets.fastpath import enabled as on_postgresql
 
@@ -44,11 +45,21 @@ def usage_capture(hold, amount: Decimal, event_fields: dict, *, tracked: bool = 
     """Capture `amount` against `hold` and write the call's event (usage_record's contract);
     with `tracked=False` (cost tracking off) only the event, no money. Returns the wallet's
     available funds after it, or None (no wallet, nothing written, or the capture was deferred
-    to the outbox). Exactly once, however many retries and replays it takes."""
+    to the outbox). Exactly once, however many retries and replays it takes. Then announces the
+    call (gateway/hooks.py call_recorded: the metrics)."""
+    available = _capture(hold, amount, event_fields, tracked)
+    outcome = None
+    if hold is not None and tracked:
+        outcome = "captured" if amount > ZERO else "released"
+    call_recorded(event_fields, outcome)
+    return available
+
+
+def _capture(hold, amount: Decimal, event_fields: dict, tracked: bool):
     started = time.monotonic()
     try:
         if not tracked:
-            event_record(event_fields)
+            event_record(event_fields, announce=False)
             return None
         if on_postgresql():
             return fastpath.capture_and_record_fast(hold, amount, event_fields)
@@ -99,7 +110,7 @@ def _attempt(hold, amount, event_fields, tracked, remaining: float):
     db.close()  # a connection the failure broke goes back to the pool, which drops it
     if not on_postgresql():
         if not tracked:
-            event_record(event_fields)
+            event_record(event_fields, announce=False)
             return None
         return usage_record(hold, amount, event_fields)
     try:

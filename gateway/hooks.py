@@ -8,6 +8,7 @@ call: an exception is logged and the next listener runs.
 """
 
 import logging
+import threading
 from collections.abc import Callable
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -51,3 +52,39 @@ def spend_recorded_after_commit(event_fields: dict) -> None:
         transaction.on_commit(announce)
     else:  # committed already; on_commit would open Django's connection only to learn that
         announce()
+
+
+# "Call recorded": once per usage event a gateway call (or the hold sweeper) wrote, each listener
+# gets the event's field values and what became of the call's hold ("captured", "released",
+# "expired", or None without a hold). The metrics register here (observability/); same rules
+# as above: cheap, in the request's thread, never failing the call.
+_call_listeners: list[Callable] = []
+_local = threading.local()
+
+
+def on_call_recorded(listener: Callable) -> None:
+    """Register `listener(event_fields, hold_outcome)` (once per listener)."""
+    if listener not in _call_listeners:
+        _call_listeners.append(listener)
+
+
+def call_recorded(event_fields: dict, hold_outcome: str | None = None) -> None:
+    for listener in list(_call_listeners):
+        try:
+            listener(event_fields, hold_outcome)
+        except Exception:
+            log.exception(
+                "a call-recorded listener failed (request %s)", event_fields.get("request_id")
+            )
+
+
+def upstream_answered(seconds: float) -> None:
+    """The provider's reply headers came `seconds` after the request was sent (this thread's
+    call; a listener of call_recorded takes it with upstream_seconds_take)."""
+    _local.upstream_seconds = seconds
+
+
+def upstream_seconds_take() -> float | None:
+    seconds = getattr(_local, "upstream_seconds", None)
+    _local.upstream_seconds = None
+    return seconds

@@ -253,3 +253,6 @@ class GatewaySettings(models.Model):
 
     def __str__(self):
         return f"gateway settings of {self.organization}"
+
+
+from gateway.rollup_models import SpendDaily, SpendDelta  # noqa: E402,F401  (daily rollups)

@@ -20,6 +20,7 @@ variable the operator allows that organization; never any other variable of the 
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urlencode
@@ -31,6 +32,7 @@ from chargeback import secretbox
 from chargeback.errors import NotConfigured
 from gateway import egress
 from gateway.errors import GatewayError
+from gateway.hooks import upstream_answered
 from gateway.routing import Target
 
 log = logging.getLogger(__name__)
@@ -269,7 +271,10 @@ def upstream_send(
         content=payload,
         extensions={"timeout": timeout(connect=connect, read=read)},
     )
-    return transport_for(target).handle_request(request)
+    started = time.perf_counter()
+    response = transport_for(target).handle_request(request)
+    upstream_answered(time.perf_counter() - started)  # the provider latency metric
+    return response
 
 
 def timeout(*, connect: float | None = None, read: float | None = None) -> dict:

@@ -23,7 +23,7 @@ from django.db import (
 from django.utils import timezone
 
 from chargeback.money import ZERO, quantize
-from gateway.hooks import spend_recorded_after_commit
+from gateway.hooks import call_recorded, spend_recorded_after_commit
 from gateway.models import UsageEvent
 from wallets.models import Hold, Wallet
 from wallets.services import hold_capture, hold_capture_late, hold_release
@@ -192,12 +192,16 @@ def hold_keepalive(hold) -> bool:
         return False
 
 
-def event_record(event_fields: dict) -> bool:
+def event_record(event_fields: dict, *, announce: bool = True) -> bool:
     """Write an event for a request that moved no money (refused before or without a hold).
-    False when the request already has one."""
+    False when the request already has one. Announced (gateway/hooks.py call_recorded) unless
+    the caller announces it itself."""
     try:
         with transaction.atomic():
             UsageEvent.objects.create(**event_fields)
     except IntegrityError:
         return False
+    if announce:
+        expired = event_fields.get("status") == UsageEvent.Status.EXPIRED
+        call_recorded(event_fields, "expired" if expired else None)
     return True

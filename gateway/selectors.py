@@ -12,6 +12,8 @@ from chargeback.models import Department, Organization
 from chargeback.money import ZERO, AmountField
 from chargeback.periods import day_range
 from gateway.models import UsageEvent
+from gateway.rollups import FIELDS as ROLLUP_FIELDS
+from gateway.rollups import rollup_figures, rollup_total
 
 # The one sum of event costs (full precision, 0 for no events).
 COST_SUM = Coalesce(Sum("cost"), ZERO, output_field=AmountField())
@@ -50,11 +52,25 @@ def spend_total(
     date_to: date,
     department: Department | None = None,
 ) -> Decimal:
-    """Unrounded total cost; round with money.to_cents for display."""
-    qs = events_in_range(
+    """Unrounded total cost; round with money.to_cents for display. From the daily rollups
+    (gateway/rollups.py): the same sum as over the events, without reading them."""
+    return rollup_total(
         organization=organization, date_from=date_from, date_to=date_to, department=department
+    )["cost"]
+
+
+def spend_per_department(
+    *, organization: Organization, date_from: date, date_to: date
+) -> dict[int | None, Decimal]:
+    """Unrounded cost per department id (None: events without one), from the daily rollups:
+    spend_total of each department in one query."""
+    groups = rollup_figures(
+        organization=organization,
+        date_from=date_from,
+        date_to=date_to,
+        group_by=("department_id",),
     )
-    return qs.aggregate(total=COST_SUM)["total"]
+    return {department_id: figures["cost"] for (department_id,), figures in groups.items()}
 
 
 def spend_by(
@@ -69,7 +85,20 @@ def spend_by(
     """Spend grouped by one event field (department__team_id, model_requested, provider, user, ...),
     largest first: [{key, cost, requests, prompt_tokens, completion_tokens, cache_hits,
     cache_saved}]. `provider_billed`: only what a provider billed (no cache hits, whose cost is
-    the organization's own cache price), for reconciling against its invoice."""
+    the organization's own cache price), for reconciling against its invoice. Department,
+    model and provider come from the daily rollups (gateway/rollups.py), the rest from events."""
+    if field in ROLLUP_FIELDS and not provider_billed:
+        groups = rollup_figures(
+            organization=organization,
+            date_from=date_from,
+            date_to=date_to,
+            group_by=(ROLLUP_FIELDS[field],),
+            department=department,
+        )
+        rows = [{"key": key, **figures} for (key,), figures in groups.items()]
+        # The events' ORDER BY -cost, field (NULL last), ties by key.
+        rows.sort(key=lambda r: (-r["cost"], r["key"] is None, r["key"] or ""))
+        return rows
     qs = events_in_range(
         organization=organization, date_from=date_from, date_to=date_to, department=department
     )
@@ -107,11 +136,11 @@ def cache_saved_total(
     date_to: date,
     department: Department | None = None,
 ) -> Decimal:
-    """Unrounded realised savings of the response cache in the range (CACHE_SAVED_SUM)."""
-    qs = events_in_range(
+    """Unrounded realised savings of the response cache in the range (CACHE_SAVED_SUM), from
+    the daily rollups."""
+    return rollup_total(
         organization=organization, date_from=date_from, date_to=date_to, department=department
-    )
-    return qs.aggregate(saved=CACHE_SAVED_SUM)["saved"]
+    )["cache_saved"]
 
 
 # --- exports ---

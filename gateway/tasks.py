@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from gateway.outbox import outbox_replay
+from gateway.rollups import rollups_fold
 from gateway.sweep import holds_sweep
 
 
@@ -18,3 +19,10 @@ def replay_capture_outbox() -> int:
     sees the gateway's outbox directory (the same host or volume); elsewhere it finds nothing.
     Returns the captures replayed."""
     return outbox_replay().replayed
+
+
+@shared_task(name="gateway.tasks.fold_spend_rollups")
+def fold_spend_rollups() -> int:
+    """Beat task (every minute): fold the spend deltas into the daily rollups (gateway/rollups.py).
+    Returns the daily rows written."""
+    return rollups_fold()

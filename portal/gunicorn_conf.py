@@ -12,7 +12,10 @@ and 2 x 512 because only the requests in flight compete for the GIL. More worker
 (4 x 128) gave nothing but memory on 2 cores.
 """
 
+import contextlib
+import glob
 import os
+import tempfile
 
 bind = f"{os.environ.get('KT_HOST', '0.0.0.0')}:{os.environ.get('PORT', '41002')}"  # noqa: S104
 # gthread, with kept-alive clients that send at once served on the same thread
@@ -35,3 +38,42 @@ accesslog = os.environ.get("ACCESS_LOG") or None
 # shared by every instance on the host (the demo, tests, a second deployment); nothing here uses
 # it, so it is off.
 control_socket_disable = True
+
+# Metrics (observability/exposition.py): each worker writes its counters to
+# PROMETHEUS_MULTIPROC_DIR and a scrape sums them all. The directory is set here, before the
+# workers start (prometheus-client picks its mode when first imported), emptied when the server
+# starts, and an exited worker is marked dead. KT_METRICS_ENABLED=false leaves it all out.
+if os.environ.get("KT_METRICS_ENABLED", "true").lower() not in ("false", "0", "no", "off"):
+    os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR",
+        os.path.join(tempfile.gettempdir(), f"kt-metrics-{bind.rsplit(':', 1)[-1]}"),
+    )
+
+
+def on_starting(server):
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        os.makedirs(path, exist_ok=True)
+        _metrics_files_remove(path)
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:  # the next start empties it anyway; leave nothing behind in the meantime
+        _metrics_files_remove(path)
+        with contextlib.suppress(OSError):
+            os.rmdir(path)  # only if nothing else is in it
+
+
+def _metrics_files_remove(path: str) -> None:
+    # Only prometheus-client's own files: the directory may be one the operator chose.
+    for name in glob.glob(os.path.join(path, "*.db")):
+        with contextlib.suppress(OSError):
+            os.remove(name)

@@ -7,14 +7,14 @@ import environ
 from cryptography.fernet import Fernet
 
 
-def networks_or_fail(networks: list[str]) -> None:
-    """KT_UPSTREAM_ALLOW_NETWORKS: every entry a CIDR network."""
+def networks_or_fail(networks: list[str], setting: str = "KT_UPSTREAM_ALLOW_NETWORKS") -> None:
+    """`setting` (KT_UPSTREAM_ALLOW_NETWORKS): every entry a CIDR network."""
     for network in networks:
         try:
             ipaddress.ip_network(network.strip(), strict=False)
         except ValueError:
             raise environ.ImproperlyConfigured(
-                f"KT_UPSTREAM_ALLOW_NETWORKS: {network!r} is not a network (e.g. 10.0.5.0/24)"
+                f"{setting}: {network!r} is not a network (e.g. 10.0.5.0/24)"
             ) from None
 
 

@@ -10,6 +10,7 @@ urlpatterns = [
     path("v1/wallets/balance", WalletBalanceApi.as_view(), name="wallets-balance"),
     path("v1/", include("wallets.urls")),
     path("v1/", include("budgets.urls")),
+    path("v1/", include("alert_channels.urls")),
     path("v1/", include("reports.urls")),
     path("v1/", include("gateway.urls")),
     path("v1/", include("chargeback.api_urls")),  # config, provider secrets

@@ -1,7 +1,7 @@
 """Computed admin columns as SQL annotations, so a changelist page costs the same few queries
-however many rows it shows. Spend follows gateway/selectors.py: the events of the
-organization's month (periods.day_range in its time zone), summed at full precision in the
-database and rounded once with money.to_cents when displayed.
+however many rows it shows. Spend follows gateway/selectors.py: the organization's month (in
+its time zone) from the daily rollups, summed at full precision in the database and rounded
+once with money.to_cents when displayed.
 
 The wallet status column uses wallets.selectors.wallet_status_expression, the SQL twin of
 wallets.selectors.wallet_status (so the column can be sorted).
@@ -21,21 +21,13 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, NullIf
 
 from budgets.models import Budget
-from chargeback.models import Organization
 from chargeback.money import ZERO, AmountField
-from chargeback.periods import day_range, local_today, month_end, month_start
-from gateway.models import UsageEvent
-from gateway.selectors import CACHE_SAVED_SUM
-from wallets.models import LedgerEntry, Wallet
-from wallets.selectors import LAST_FUNDING, wallet_status_expression
+from chargeback.periods import local_today, month_end, month_start
+from gateway.rollup_models import SpendDaily, SpendDelta
+from wallets.models import Wallet
+from wallets.selectors import last_funding_subquery, wallet_status_expression
 
 _PERCENT = DecimalField(max_digits=20, decimal_places=2)
-
-
-def month_to_date_bounds(organization: Organization):
-    """[start, end) of the organization's current month, as gateway/selectors.py counts days."""
-    today = local_today(organization)
-    return day_range(organization, month_start(today), month_end(today))
 
 
 def _sum_subquery(qs, *, group_by: str, field: str = "amount", total=None):
@@ -50,34 +42,41 @@ def _sum_subquery(qs, *, group_by: str, field: str = "amount", total=None):
     )
 
 
-def _mtd_spend(organizations, total=None):
-    """Month-to-date spend of the outer department, each in its organization's own month
-    (`total`: another sum of its events, e.g. CACHE_SAVED_SUM)."""
-    bounds = {}
+def _mtd_spend(organizations, field: str = "cost"):
+    """Month-to-date `field` (cost, cache_saved) of the outer department, each in its
+    organization's own month, from the daily rollups (gateway/rollups.py: the daily rows plus
+    the deltas not folded yet, the same sum as over the month's events)."""
+    months = {}
     for organization in organizations:
-        bounds.setdefault(organization.time_zone, month_to_date_bounds(organization))
+        today = local_today(organization)
+        months.setdefault(organization.time_zone, (month_start(today), month_end(today)))
 
-    def spend_between(start, end):
-        # organization first: it is the leading column of the event_dept_time index.
-        events = UsageEvent.objects.filter(
+    def rollup_sum(model, date_from, date_to):
+        rows = model.objects.filter(
             organization=OuterRef("organization"),
             department=OuterRef("pk"),
-            created_at__gte=start,
-            created_at__lt=end,
+            day__gte=date_from,
+            day__lte=date_to,
         )
         return Coalesce(
-            _sum_subquery(events, group_by="department", field="cost", total=total),
+            _sum_subquery(rows, group_by="department", field=field),
             ZERO,
             output_field=AmountField(),
         )
 
-    if len(bounds) == 1:
-        ((start, end),) = bounds.values()
-        return spend_between(start, end)
+    def spend_between(date_from, date_to):
+        return ExpressionWrapper(
+            rollup_sum(SpendDaily, date_from, date_to) + rollup_sum(SpendDelta, date_from, date_to),
+            output_field=AmountField(),
+        )
+
+    if len(months) == 1:
+        ((date_from, date_to),) = months.values()
+        return spend_between(date_from, date_to)
     return Case(
         *[
-            When(organization__time_zone=tz, then=spend_between(start, end))
-            for tz, (start, end) in bounds.items()
+            When(organization__time_zone=tz, then=spend_between(date_from, date_to))
+            for tz, (date_from, date_to) in months.items()
         ],
         default=Value(ZERO),
         output_field=AmountField(),
@@ -87,10 +86,12 @@ def _mtd_spend(organizations, total=None):
 def annotate_departments(qs, *, organizations):
     """mtd_spend, mtd_cache_saved, budget_amount, percent_used, wallet_available,
     wallet_status."""
-    team_wallet = Wallet.objects.filter(department=OuterRef("pk"), scope=Wallet.Scope.TEAM)
+    team_wallet = Wallet.objects.filter(
+        organization=OuterRef("organization"), department=OuterRef("pk"), scope=Wallet.Scope.TEAM
+    )
     qs = qs.annotate(
         mtd_spend=_mtd_spend(organizations),
-        mtd_cache_saved=_mtd_spend(organizations, total=CACHE_SAVED_SUM),
+        mtd_cache_saved=_mtd_spend(organizations, field="cache_saved"),
         budget_amount=Subquery(
             Budget.objects.filter(department=OuterRef("pk"), period=Budget.Period.MONTH).values(
                 "amount"
@@ -102,15 +103,16 @@ def annotate_departments(qs, *, organizations):
             output_field=AmountField(),
         ),
         wallet_threshold=Subquery(team_wallet.values("low_threshold_percent")[:1]),
-        wallet_last_funding=Subquery(
-            LedgerEntry.objects.filter(
-                LAST_FUNDING,
-                wallet__department=OuterRef("pk"),
-                wallet__scope=Wallet.Scope.TEAM,
+        # By the team wallet's id, so the ledger_wallet_funding index answers it (a join on
+        # the wallet would walk the whole ledger by time, every organization's).
+        wallet_last_funding=last_funding_subquery(
+            Subquery(
+                Wallet.objects.filter(
+                    organization=OuterRef(OuterRef("organization")),
+                    department=OuterRef(OuterRef("pk")),
+                    scope=Wallet.Scope.TEAM,
+                ).values("pk")[:1]
             )
-            .order_by("-created_at", "-id")
-            .values("amount")[:1],
-            output_field=AmountField(),
         ),
     )
     return qs.annotate(

@@ -115,7 +115,24 @@ class LedgerEntry(models.Model):
                 fields=["hold"], condition=Q(kind="capture"), name="ledger_one_capture_per_hold"
             ),
         ]
-        indexes = [models.Index(fields=["wallet", "-created_at"], name="ledger_wallet_time")]
+        indexes = [
+            models.Index(fields=["wallet", "-created_at"], name="ledger_wallet_time"),
+            # The few entries that are not spend, so that a wallet's totals, last funding and
+            # status never read its (millions of) captures: wallets/selectors.py derives spent
+            # from the balance and these. `amount` is included for index-only scans.
+            models.Index(
+                fields=["wallet", "-created_at", "-id"],
+                condition=Q(kind__in=["allocation", "credit"]),
+                include=["amount"],
+                name="ledger_wallet_funding",
+            ),
+            models.Index(
+                fields=["wallet"],
+                condition=Q(kind__in=["reclaim", "adjustment"]),
+                include=["amount"],
+                name="ledger_wallet_reclaim_adjust",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.kind} {self.amount} {self.currency}"

@@ -3,7 +3,8 @@
 Totals come from the ledger (the truth), summed in the database at full precision:
 - total allocated: allocation and credit entries that put money into the wallet (an
   allocation's other side, money moved out to a team or user, is not counted);
-- total spent: captures minus refunds (money the wallet paid for requests);
+- total spent: captures minus refunds (money the wallet paid for requests), derived from the
+  balance without reading the captures (see wallet_annotate_totals);
 - reserved: `Wallet.held`, the sum of pending holds.
 Status is decided by `wallet_status`, the one rule every screen (API, admin, budgets) uses
 (`wallet_status_expression` is the same rule in SQL, for sortable admin columns).
@@ -87,32 +88,52 @@ def wallet_status_expression(*, available, last_funding, threshold_percent):
     )
 
 
-def _sum(condition: Q) -> Coalesce:
-    return Coalesce(Sum("amount", filter=condition), ZERO, output_field=AmountField())
+def _wallet_sum(kinds, *conditions: Q) -> Coalesce:
+    """SUM(amount) of the outer wallet's entries of `kinds` (0 for none), with `conditions` on
+    the index's included columns. Filtered in WHERE by wallet id and kind, so a partial index of
+    those kinds answers it (wallets/models.py)."""
+    entries = LedgerEntry.objects.filter(
+        *conditions, wallet=OuterRef("pk"), kind__in=kinds
+    ).order_by()
+    total = entries.values("wallet").annotate(total=Sum("amount")).values("total")
+    return Coalesce(Subquery(total), ZERO, output_field=AmountField())
+
+
+def last_funding_subquery(wallet_id) -> Subquery:
+    """The amount of the wallet's most recent funding (LAST_FUNDING: a positive allocation or
+    credit, not an auto_fund one; NULL for none): a few steps down the `ledger_wallet_funding`
+    index. `wallet_id`: an expression (OuterRef, Subquery)."""
+    last = (
+        LedgerEntry.objects.filter(LAST_FUNDING, wallet_id=wallet_id)
+        .order_by("-created_at", "-id")
+        .values("amount")[:1]
+    )
+    return Subquery(last, output_field=AmountField())
 
 
 def wallet_annotate_totals(*, queryset: QuerySet[Wallet]) -> QuerySet[Wallet]:
     """Add `available_amount`, `total_allocated`, `total_spent`, `last_allocation` and
     `status` to each wallet, in the same query (correlated subqueries, no N+1), so a page of
     wallets costs one query however many it shows and every column can be sorted. The API, the
-    admin and exports read the same annotations."""
-    entries = LedgerEntry.objects.filter(wallet=OuterRef("pk")).order_by().values("wallet")
-    allocated = entries.annotate(total=_sum(Q(kind__in=FUNDING_KINDS, amount__gt=0))).values(
-        "total"
-    )
-    spent = entries.annotate(
-        total=_sum(Q(kind=Kind.CAPTURE)) * -1 - _sum(Q(kind=Kind.REFUND))
-    ).values("total")
-    last = (
-        LedgerEntry.objects.filter(LAST_FUNDING, wallet=OuterRef("pk"))
-        .order_by("-created_at", "-id")
-        .values("amount")[:1]
-    )
+    admin and exports read the same annotations.
+
+    None of them reads the wallet's spend entries: balance is the sum of all its entries
+    (wallets/ledger.py), so captures + refunds = balance - funding - reclaims - adjustments and
+    spent (-(captures + refunds)) = funding + reclaims + adjustments - balance, exactly; the
+    funding and reclaim/adjustment sums come from two small partial indexes. So a wallet with a
+    year of captures costs what a new one does (tests/wallets/test_totals_from_indexes.py checks
+    it against the direct sums)."""
+    # Funding entries are signed since allocations are transfers (the giving side negative):
+    # spent takes them all, total_allocated only the money that came in.
+    funding = _wallet_sum(FUNDING_KINDS)
     queryset = queryset.annotate(
         available_amount=F("balance") - F("held"),
-        total_allocated=Coalesce(Subquery(allocated), ZERO, output_field=AmountField()),
-        total_spent=Coalesce(Subquery(spent), ZERO, output_field=AmountField()),
-        last_allocation=Subquery(last, output_field=AmountField()),
+        total_allocated=_wallet_sum(FUNDING_KINDS, Q(amount__gt=0)),
+        total_spent=ExpressionWrapper(
+            funding + _wallet_sum((Kind.RECLAIM, Kind.ADJUSTMENT)) - F("balance"),
+            output_field=AmountField(),
+        ),
+        last_allocation=last_funding_subquery(OuterRef("pk")),
     )
     return queryset.annotate(
         status=wallet_status_expression(

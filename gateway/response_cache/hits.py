@@ -18,6 +18,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 
 from chargeback.money import ZERO
 from gateway.capture import usage_capture
+from gateway.hooks import call_recorded
 from gateway.models import UsageEvent
 from gateway.pricing import cost_of
 from gateway.recording import DATABASE_UNAVAILABLE
@@ -110,9 +111,11 @@ def _hit_record(fields: dict):
         return usage_capture(None, ZERO, fields)
     sql, param_fields = _hit_sql()
     try:
-        return execute_one(sql, statement_params(param_fields, fields))[1]
+        available = execute_one(sql, statement_params(param_fields, fields))[1]
     except DATABASE_UNAVAILABLE:
         try:
             return usage_capture(None, ZERO, fields)  # retried, else kept in the outbox
         except IntegrityError:
             return None  # the first attempt committed after all: the event is there
+    call_recorded(fields)
+    return available

@@ -8,7 +8,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, Max, QuerySet
-from django.db.models.functions import TruncDate
 
 from budgets.models import Budget
 from chargeback.errors import ApplicationError, NotFound
@@ -16,6 +15,7 @@ from chargeback.models import Department, Membership, Organization
 from chargeback.money import ZERO, to_cents
 from chargeback.periods import local_today, month_end, month_start
 from gateway.models import UsageEvent
+from gateway.rollups import rollup_figures
 from gateway.selectors import (
     COST_SUM,
     cache_saved_total,
@@ -236,16 +236,16 @@ def top_repeated_prompts(
 def daily_spend(
     *, organization: Organization, date_from: date, date_to: date, department=None
 ) -> list[tuple[date, Decimal]]:
-    """Unrounded spend per day of the organization's calendar, every day present (zero if idle)."""
-    qs = events_in_range(
-        organization=organization, date_from=date_from, date_to=date_to, department=department
+    """Unrounded spend per day of the organization's calendar, every day present (zero if idle),
+    from the daily rollups (gateway/rollups.py)."""
+    rows = rollup_figures(
+        organization=organization,
+        date_from=date_from,
+        date_to=date_to,
+        group_by=("day",),
+        department=department,
     )
-    rows = (
-        qs.annotate(day=TruncDate("created_at", tzinfo=organization.tz))
-        .values("day")
-        .annotate(cost=COST_SUM)
-    )
-    by_day = {r["day"]: r["cost"] for r in rows}
+    by_day = {day: figures["cost"] for (day,), figures in rows.items()}
     days, day = [], date_from
     while day <= date_to:
         days.append((day, by_day.get(day, ZERO)))

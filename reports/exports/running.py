@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from chargeback.models import Department
 from chargeback.periods import day_range
+from reports.exports.channel_events import export_job_publish
 from reports.exports.manifest import manifest_build, sha256_of
 from reports.exports.notify import SCHEDULE_ACTOR, export_job_notify
 from reports.exports.progress import Progress
@@ -87,6 +88,7 @@ def export_job_run(*, job_id: str) -> ExportJob | None:
     job.refresh_from_db()
     if job.requested_by == SCHEDULE_ACTOR:
         export_job_notify(job=job)
+    export_job_publish(job=job)  # every completed job, to the organization's alert channels
     return job
 
 

@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
+from alert_channels.models import AlertChannel, ChannelDelivery
 from budgets.models import Budget, BudgetAlert, WalletAlert
 from chargeback.models import AuditLog, Membership
 from chargeback.provider_secrets import provider_secret_set
@@ -168,6 +169,31 @@ def build_tenant(marker: str) -> Tenant:
         date_from=date(2026, 5, 1),
         date_to=date(2026, 5, 31),
         requested_by=f"{marker}_admin",
+    )
+    channel = AlertChannel.objects.create(
+        organization=org,
+        name=f"{marker}-hook",
+        kind=AlertChannel.Kind.WEBHOOK,
+        url=f"https://hooks.{marker}.example/kt",
+        department=owned,
+    )
+    event_id = "6f1c2a4e-0000-4000-8000-00000000000" + ("1" if marker == "acme" else "2")
+    ChannelDelivery.objects.create(
+        organization=org,
+        channel=channel,
+        event_key=f"test:{marker}",
+        event_id=event_id,
+        event_type="test",
+        body={
+            "id": event_id,
+            "type": "test",
+            "time": "2026-05-01T00:00:00Z",
+            "data": {"subject": f"{marker} test"},
+        },
+        status=ChannelDelivery.Status.FAILED,
+        attempts=2,
+        response_code=500,
+        last_error=f"HTTP 500: {marker} receiver down",
     )
     tenant = Tenant(org=org, marker=marker, owned=owned, other=other)
     tenant.users = {

@@ -12,7 +12,7 @@ from django.urls import reverse
 from chargeback.admin_base import OrgScopedAdmin, snapshot
 from chargeback.models import AuditLog
 
-APPS = {"chargeback", "wallets", "gateway", "budgets", "reports", "sso"}
+APPS = {"chargeback", "wallets", "gateway", "alert_channels", "budgets", "reports", "sso"}
 ROLES = ["finance", "budget_owner", "viewer"]
 MODEL_ADMINS = sorted(
     (

@@ -16,6 +16,8 @@ from django import forms
 from django.contrib import admin
 from django.urls import reverse
 
+from alert_channels.models import AlertChannel
+from alert_channels.services.channels import channel_create, channel_update
 from budgets.models import Budget
 from chargeback import services as tenancy
 from chargeback.errors import ApplicationError
@@ -189,6 +191,16 @@ def _action_of_config_cache(tenant) -> str:
     return AuditLog.objects.filter(organization=tenant.org).latest("id").action
 
 
+def _channel_api(tenant, **body):
+    payload = {"name": "from-api", "url": "https://93.184.215.14/kt", **body}
+    return bearer_client(tenant.token).post("/v1/webhooks", payload, format="json")
+
+
+def _action_of_channel_api(tenant) -> str:
+    _channel_api(tenant)
+    return AuditLog.objects.filter(organization=tenant.org).latest("id").action
+
+
 def _url(name, *args):
     return lambda tenant: reverse(f"admin:{name}", args=[a(tenant) for a in args])
 
@@ -229,6 +241,51 @@ CASES = {
         good={"amount": "750.00"},
         action="budget.update",
         same_elsewhere=_action_of_budget_patch,
+    ),
+    "alert_channels.alertchannel (add)": Case(
+        who="owner",
+        url=_url("alert_channels_alertchannel_add"),
+        bad=[
+            (
+                {"url": "https://169.254.169.254/latest"},
+                lambda t: _channel_api(t, url="https://169.254.169.254/latest"),
+            ),
+            (
+                {"budget_period": "month"},
+                lambda t: (
+                    lambda: channel_create(
+                        organization=t.org,
+                        name="z",
+                        kind="webhook",
+                        url="https://93.184.215.14/kt",
+                        budget_period="month",
+                    )
+                ),
+            ),
+        ],
+        good={},
+        action="alert_channel.create",
+        same_elsewhere=_action_of_channel_api,
+        extra={
+            "organization": lambda t: str(t.org.pk),
+            "name": "new-hook",
+            "kind": "webhook",
+            "url": "https://93.184.215.14/kt",
+            "events": "[]",
+            "is_active": "on",
+        },
+    ),
+    "alert_channels.alertchannel (change)": Case(
+        who="owner",
+        url=_url("alert_channels_alertchannel_change", lambda t: t.channel.pk),
+        bad=[
+            (
+                {"events": '["budget.exploded"]'},
+                lambda t: lambda: channel_update(channel=t.channel, events=["budget.exploded"]),
+            ),
+        ],
+        good={"is_active": ""},
+        action="alert_channel.update",
     ),
     "chargeback.department (add)": Case(
         who="owner",
@@ -692,6 +749,7 @@ def tenant(acme, outsider, superuser):
     acme.cache_policy = ResponseCachePolicy.objects.get(
         organization=acme.org, consumer_group__isnull=True
     )
+    acme.channel = AlertChannel.objects.get(organization=acme.org)
     acme.users["superuser"] = superuser
     return acme
 

@@ -11,6 +11,8 @@ import jsonschema
 import pytest
 from drf_spectacular.validation import validate_schema
 
+from alert_channels.models import AlertChannel
+from alert_channels.services.channels import channel_create
 from budgets.models import Budget
 from budgets.services import budget_create
 from chargeback.models import Department, ProviderSecret
@@ -30,14 +32,18 @@ KNOWN_LISTS = {
     "/v1/wallets/{team_id}/transactions",
     "/v1/budgets",
     "/v1/export-jobs",
+    "/v1/webhooks",
 }
 CONFLICTS = {
     ("post", "/v1/wallets/allocate"),
     ("post", "/v1/wallets/credit"),
     ("post", "/v1/wallets/reclaim"),
     ("post", "/v1/budgets"),
+    ("post", "/v1/webhooks"),
     ("get", "/v1/export-jobs/{job_id}/download"),
 }
+# A public https address, as the upstream rules want (nothing is sent to it here).
+WEBHOOK_URL = "https://93.184.215.14/kt-hook"
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
@@ -138,7 +144,17 @@ def _tenant(org, team_id: str, *, jobs: int) -> dict:
         provider_secret_set(
             organization=org, name=name, value="sk-0123456789abcdef", actor="t", via="api"
         )
-    return {"team_id": team_id, "budget_id": budget.pk, "job_id": job.pk, "name": name}
+    for suffix in ("hook", "hook-2"):
+        channel, _ = channel_create(
+            organization=org, name=f"{team_id}-{suffix}", kind="webhook", url=WEBHOOK_URL
+        )
+    return {
+        "team_id": team_id,
+        "budget_id": budget.pk,
+        "job_id": job.pk,
+        "name": name,
+        "webhook_id": channel.pk,
+    }
 
 
 def _rows(org, team_id: str) -> dict:
@@ -159,6 +175,7 @@ def _rows(org, team_id: str) -> dict:
         "/v1/budgets": Budget.objects.filter(organization=org).count(),
         "/v1/export-jobs": ExportJob.objects.filter(organization=org).count(),
         "/v1/provider-secrets": ProviderSecret.objects.filter(organization=org).count(),
+        "/v1/webhooks": AlertChannel.objects.filter(organization=org).count(),
     }
 
 

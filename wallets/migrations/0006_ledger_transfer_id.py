@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('wallets', '0004_budgets_move_to_their_app'),
+        ('wallets', '0005_ledger_funding_indexes'),
     ]
 
     operations = [

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('chargeback', '0007_organization_allocation_policy'),
-        ('wallets', '0005_ledger_transfer_id'),
+        ('wallets', '0006_ledger_transfer_id'),
     ]
 
     operations = [

@@ -1,0 +1,49 @@
+"""Operations settings (docs/operations.md): probes, metrics, traces and portal sessions.
+
+Imported at the end of portal/settings.py; reads the environment like the rest of it.
+"""
+
+import environ
+
+from portal.settings_checks import networks_or_fail
+
+env = environ.Env()
+
+# --- metrics (observability/, docs/operations.md "Metrics") ---
+# Off: no gateway hook, no Celery signal handlers, and /metrics answers 404.
+KT_METRICS_ENABLED = env.bool("KT_METRICS_ENABLED", default=True)
+# Who may scrape /metrics: a request with `Authorization: Bearer <KT_METRICS_TOKEN>` (when set),
+# or from an address in KT_METRICS_ALLOW_IPS (addresses or CIDR networks; the client address as
+# portal/security.py client_ip reads it behind KT_TRUSTED_PROXIES). Anyone else: 403.
+KT_METRICS_TOKEN = env("KT_METRICS_TOKEN", default="")
+KT_METRICS_ALLOW_IPS = env.list("KT_METRICS_ALLOW_IPS", default=["127.0.0.1/32", "::1/128"])
+# Wallet, budget and hold gauges are computed at most this often (seconds) by the Celery task
+# `observability.refresh_gauges` (or by a scrape that finds them older than twice this), never
+# once per scrape per department.
+KT_METRICS_GAUGE_SECONDS = env.float("KT_METRICS_GAUGE_SECONDS", default=60.0)
+# A Celery worker has no web server: with this port set it serves its own /metrics (task runs,
+# failures, durations, export jobs) there, for every process of its pool.
+KT_CELERY_METRICS_PORT = env.int("KT_CELERY_METRICS_PORT", default=0)
+
+OPS_BEAT_SCHEDULE = {
+    "observability-refresh-gauges": {
+        "task": "observability.refresh_gauges",
+        "schedule": KT_METRICS_GAUGE_SECONDS,
+    }
+}
+
+# --- readiness (/readyz) ---
+# Each dependency check (a new database connection, a Redis PING) gives up after this long.
+KT_READY_TIMEOUT = env.float("KT_READY_TIMEOUT", default=2.0)
+
+# --- portal sessions ---
+# A sign-in to the admin and dashboards (password or single sign-on) lasts this many hours,
+# then the user signs in again; the browser forgets the cookie when it closes as well if
+# KT_SESSION_BROWSER_CLOSE is true.
+KT_SESSION_HOURS = env.float("KT_SESSION_HOURS", default=12.0)
+SESSION_COOKIE_AGE = int(KT_SESSION_HOURS * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("KT_SESSION_BROWSER_CLOSE", default=False)
+
+networks_or_fail(KT_METRICS_ALLOW_IPS, "KT_METRICS_ALLOW_IPS")
+
+__all__ = [name for name in dir() if name.isupper()]
