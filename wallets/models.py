@@ -97,6 +97,9 @@ class LedgerEntry(models.Model):
         "Hold", null=True, blank=True, on_delete=models.PROTECT, related_name="entries"
     )
     reference = models.CharField(max_length=200, blank=True, help_text="request id, event id, …")
+    # The two entries of a transfer (an allocation, a reclaim: wallets/services/transfers.py)
+    # share it, `trf_...`; blank for every other entry.
+    transfer_id = models.CharField(max_length=40, blank=True, db_index=True)
     actor = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -155,6 +158,18 @@ class Hold(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="holds")
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="holds")
+    # The caller's department, whichever wallet of the cascade holds (wallets/cascade.py): the
+    # sweeper's placeholder event of an expired hold is attributed to it. No database
+    # constraint, like the usage event's references (a check per insert locked the row).
+    department = models.ForeignKey(
+        Department,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="holds",
+        db_constraint=False,
+        db_index=False,
+    )
     request_id = models.CharField(max_length=100, unique=True)
     amount = AmountField()
     captured_amount = AmountField(null=True, blank=True)
