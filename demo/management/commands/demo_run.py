@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from demo.setup import (
+    DEMO_ENV_REFS,
     banner,
     demo_setup,
     gunicorn_command,
@@ -41,7 +42,9 @@ class Command(BaseCommand):
             signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         try:
             fake_url = ""
-            if not os.environ.get("OPENAI_API_KEY") and not options["setup_only"]:
+            # The fake serves whichever provider has no key in the environment (offline mode).
+            missing_key = not all(os.environ.get(name) for name in DEMO_ENV_REFS)
+            if missing_key and not options["setup_only"]:
                 fake_url, child = start_fake_provider(
                     "127.0.0.1", options["fake_provider_port"], self._log
                 )
