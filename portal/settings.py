@@ -387,5 +387,10 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # `retry-after` of a fail-closed 503 says the same (gateway/ratelimit.py).
 KT_RATELIMIT_STORE_RETRY_SECONDS = env.float("KT_RATELIMIT_STORE_RETRY_SECONDS", default=2.0)
 
-# The gateway's own settings: pricing, capture outbox, response cache, routing policies.
+# The gateway's own settings: pricing, capture outbox, response cache, routing policies; and the
+# embedded default's worker and broker (demo_run): portal/settings_embedded.py.
+from portal.settings_embedded import KT_EMBEDDED_BROKER_DIR, embedded_celery  # noqa: E402
 from portal.settings_gateway import *  # noqa: E402,F403
+
+if KT_EMBEDDED_BROKER_DIR:
+    vars().update(embedded_celery(KT_EMBEDDED_BROKER_DIR))
