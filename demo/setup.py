@@ -4,8 +4,8 @@ Set-up is idempotent: it migrates, creates the organization "Acme Corp" (slug `a
 DEMO ONLY admin token `kt_admin_prod_token` and admin login, allows the organization to name
 OPENAI_API_KEY and ANTHROPIC_API_KEY (the operator's allow-list), applies `examples/keeptrusts.yaml`
 (the seed's file) plus an `anthropic` target, so that Claude models are served too (by the
-built-in fake provider while ANTHROPIC_API_KEY is not set), and simulates April and May 2026
-(demo/seed.py).
+built-in fake provider while ANTHROPIC_API_KEY is not set), simulates April and May 2026
+(demo/seed.py) and the months since, through today (demo/recent.py).
 """
 
 import os
@@ -27,6 +27,7 @@ from chargeback.env_refs import organization_env_refs_set
 from chargeback.keys import hash_key
 from chargeback.models import AdminToken, Membership, Organization
 from chargeback.services import admin_token_create, organization_get_or_create
+from demo.recent import demo_recent
 from demo.seed import demo_seed
 
 DEMO_ORG_SLUG = "acme"
@@ -108,6 +109,9 @@ def demo_setup(
     if seed:
         log("simulating April and May 2026 (demo/seed.py)")
         demo_seed(organization_slug=DEMO_ORG_SLUG)  # idempotent: a second start adds nothing
+        recent = demo_recent(organization_slug=DEMO_ORG_SLUG)  # June 2026 to today, once each
+        if recent["months"]:
+            log(f"simulated {', '.join(f'{m:%B %Y}' for m in recent['months'])} (demo/recent.py)")
         seeded = True
     return DemoInfo(
         organization=organization,
