@@ -56,3 +56,26 @@ def start_embedded_worker(
         stdout=stdout,
         stderr=subprocess.STDOUT if stdout is not None else None,
     )
+
+
+def publish(broker_dir: Path, task_name: str) -> None:
+    """Queue `task_name` for the worker on `broker_dir` from a process whose own Celery is not
+    configured for that broker (demo_run itself runs eagerly)."""
+    import warnings
+
+    from kombu import Connection
+
+    from portal.celery import app
+    from portal.settings_embedded import embedded_celery
+
+    conf = embedded_celery(str(broker_dir))
+    with (
+        Connection(
+            conf["CELERY_BROKER_URL"],
+            transport=conf["CELERY_BROKER_TRANSPORT"],
+            transport_options=conf["CELERY_BROKER_TRANSPORT_OPTIONS"],
+        ) as connection,
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")  # "always eager ignored": sending is the point here
+        app.send_task(task_name, connection=connection)

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from budgets import services as budget_services
 from budgets.models import BudgetAlert, WalletAlert
-from demo.worker import broker_prepare, start_embedded_worker
+from demo.worker import broker_prepare, publish, start_embedded_worker
 from gateway.models import UsageEvent
 from tests.budgets.conftest import SMTPRecorder
 from tests.factories import ConsumerGroupFactory, DepartmentFactory
@@ -201,3 +201,36 @@ def test_a_wallet_emptied_by_a_reclaim_sends_depleted_after_refused_calls(
             str(smtp.messages[0][1]["Subject"]) + smtp.messages[0][1].get_body().get_content()
         ).lower()
     )
+
+
+def test_an_evaluation_published_from_outside_runs_on_the_worker(
+    embedded, fake_provider, smtp, tmp_path
+):
+    # demo_run publishes the hourly evaluation once at start (its own Celery runs eagerly).
+    books = make_setup(fake_provider)
+    budget = budget_services.budget_create(
+        organization=books.org,
+        team_id=books.department.team_id,
+        amount=Decimal("10.00"),
+        owner_emails=["lead@acme.example"],
+    )
+    UsageEvent.objects.create(  # recorded without the per-request hook: only the run sees it
+        organization=books.org,
+        department=books.department,
+        request_id="req_seeded_spend",
+        endpoint="/v1/chat/completions",
+        provider="fake",
+        model_requested="fake-chat",
+        cost=Decimal("6.00"),
+        price=books.chat,
+        created_at=timezone.now(),
+    )
+
+    publish(tmp_path / "broker", "budgets.evaluate_all")
+
+    _wait_for(
+        lambda: BudgetAlert.objects.filter(budget=budget, threshold=50).exists() and smtp.messages,
+        what="the published evaluation",
+    )
+    thresholds = BudgetAlert.objects.filter(budget=budget, kind=BudgetAlert.Kind.THRESHOLD)
+    assert [a.threshold for a in thresholds] == [50]  # 60 % spent: 50 % only

@@ -20,7 +20,7 @@ from demo.setup import (
     start_fake_provider,
     wait_for_port,
 )
-from demo.worker import broker_prepare, start_embedded_worker
+from demo.worker import broker_prepare, publish, start_embedded_worker
 
 WILDCARD_HOSTS = {"0.0.0.0", "::", ""}  # noqa: S104 - only compared, never bound here
 
@@ -68,6 +68,9 @@ class Command(BaseCommand):
                 broker_dir = Path(tempfile.mkdtemp(prefix="kt-embedded-broker-"))
                 env.update(broker_prepare(broker_dir))
                 children.append(start_embedded_worker(broker_dir, env=env))
+                # Beat's hourly evaluation first runs an hour after start: the simulated month
+                # gets its budget and forecast alerts now.
+                publish(broker_dir, "budgets.evaluate_all")
                 self._log(f"celery worker with beat on the embedded broker in {broker_dir}")
             server = subprocess.Popen(gunicorn_command(), env=env)  # noqa: S603
             children.append(server)
