@@ -94,6 +94,12 @@ def test_money_columns_fit_1440_pixels(live_server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+            # The pages' Content-Security-Policy refuses nothing (as in test_zz_browser.py).
+            page.add_init_script(
+                "window.kt_csp = [];"
+                "document.addEventListener('securitypolicyviolation', e =>"
+                " window.kt_csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+            )
             page.goto(f"{live_server.url}/admin/login/")
             page.fill("#id_username", "wide_finance")
             page.fill("#id_password", PASSWORD)
@@ -122,5 +128,6 @@ def test_money_columns_fit_1440_pixels(live_server):
             assert manifest.is_visible()
             assert "sha256" in manifest.inner_text()
             assert "{" not in page.inner_text(".field-manifest_table")
+            assert page.evaluate("window.kt_csp") == []
         finally:
             browser.close()
