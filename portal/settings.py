@@ -1,5 +1,5 @@
 """Settings come from the environment (django-environ); the defaults are the embedded demo:
-SQLite, Celery eager, local-memory cache, console email."""
+SQLite, Celery eager (demo_run: a worker on an embedded broker), local-memory cache, console email."""
 
 import warnings
 from datetime import timedelta
