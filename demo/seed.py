@@ -20,14 +20,12 @@ entry's running balance is the balance at its moment.
 import hashlib
 import math
 import random
-from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import transaction
 
 from budgets.models import Budget
-from chargeback.audit import audit_record
 from chargeback.keys import hash_key, key_prefix
 from chargeback.models import ConsumerGroup, Department, Organization
 from chargeback.periods import day_range, month_end
@@ -43,16 +41,12 @@ from demo.catalog import (
     Team,
     price_units,
 )
+from demo.funding import BATCH, fund, ledger_write, spring_allocations
 from gateway.models import Price, UsageEvent
 from gateway.pricing import Usage, cost_of
-from wallets.ledger import ledger_append_many
-from wallets.models import LedgerEntry
-from wallets.services import wallet_for_organization, wallet_for_team
-from wallets.services.transfers import new_transfer_id
 
 ORG_SLUG = "acme"
 ORG_NAME = "Acme Corp"
-BATCH = 2000
 # Each team's simulated events first add up to (target - this); one balancing event adds the rest.
 BALANCE_GAP = Decimal("2.00")
 # What the organization keeps after funding the teams: the cascade falls through to it.
@@ -95,69 +89,6 @@ def _ensure_tenancy(organization: Organization) -> dict:
             },
         )
     return departments
-
-
-def _allocations(team: Team) -> list[tuple[date, Decimal]]:
-    """Each month's funding, dated the first moment of the month it is for: enough for April
-    plus a margin on April 1, the rest of the spring's (both months plus 10 %) on May 1."""
-    spring = Decimal(math.ceil(sum(team.targets.values()) * Decimal("1.1") / 1000) * 1000)
-    april = Decimal(math.ceil(team.targets[APRIL] * Decimal("1.1") / 1000) * 1000)
-    return [(APRIL, april), (MAY, spring - april)]
-
-
-def _fund(organization: Organization, departments: dict) -> tuple[dict, dict]:
-    """The wallets and their funding entries, dated when they are meant to have happened (before
-    the usage they pay for), so each ledger reads in order and a month's chargeback row shows
-    that month's allocations and the balance at its end: the organization's wallet is credited
-    on April 1 with the spring's funding plus a reserve the cascade can fall through to, and
-    each team's allocations are transfers from it (two entries, one transfer id, as
-    `wallet_allocate` writes them). They are appended with the captures, in time order
-    (`_ledger`), and audited as the services would."""
-    org_wallet = wallet_for_organization(organization=organization)
-    wallets, entries = {"": org_wallet}, {org_wallet.pk: []}
-    funding = {team.team_id: _allocations(team) for team in TEAMS}
-    first = datetime.combine(APRIL, time.min, tzinfo=organization.tz)
-    entries[org_wallet.pk].append(
-        {
-            "kind": LedgerEntry.Kind.CREDIT,
-            "amount": sum(a for months in funding.values() for _, a in months) + DEMO_RESERVE,
-            "description": "Demo top-up for April and May 2026",
-            "idempotency_key": "demo-seed-organization-2026-spring",
-            "actor": "demo_seed",
-            "created_at": first - timedelta(seconds=1),
-        }
-    )
-    for team in TEAMS:
-        wallet = wallet_for_team(department=departments[team.team_id])
-        wallets[team.team_id] = wallet
-        entries[wallet.pk] = []
-        for month, amount in funding[team.team_id]:
-            at, transfer_id = (
-                datetime.combine(month, time.min, tzinfo=organization.tz),
-                new_transfer_id(),
-            )
-            common = {
-                "kind": LedgerEntry.Kind.ALLOCATION,
-                "description": f"Demo funding for {month:%B %Y}",
-                "transfer_id": transfer_id,
-                "actor": "demo_seed",
-                "created_at": at,
-            }
-            entries[org_wallet.pk].append(
-                {**common, "amount": -amount, "reference": f"to:{wallet.name}"}
-            )
-            entries[wallet.pk].append(
-                {
-                    **common,
-                    "amount": amount,
-                    "reference": "from:organization",
-                    "idempotency_key": f"demo-seed-{team.team_id}-{month:%Y-%m}",
-                }
-            )
-    return wallets, entries
-
-
-# --- simulation ---------------------------------------------------------------------------------
 
 
 def _day_weights(month: date) -> list[tuple[date, float]]:
@@ -346,52 +277,6 @@ def _event(organization, team, dept, group, wallet, spec, price, usage, cost) ->
     )
 
 
-AUDITED = {
-    LedgerEntry.Kind.ALLOCATION: "wallet.allocation",
-    LedgerEntry.Kind.CREDIT: "wallet.credit",
-}
-
-
-def _ledger(events: list[UsageEvent], wallets: dict, allocations: dict) -> None:
-    """The allocations and one capture entry per charged event on its team wallet, in time
-    order, through the ledger's rule (wallets/ledger.py): running balances, balance = the sum of
-    the entries."""
-    by_wallet = defaultdict(list)
-    for wallet_pk, entries in allocations.items():
-        by_wallet[wallet_pk] += entries
-    for event in events:
-        if event.cost > 0:
-            by_wallet[event.wallet_id].append(
-                {
-                    "kind": LedgerEntry.Kind.CAPTURE,
-                    "amount": -event.cost,
-                    "reference": event.request_id,
-                    "description": f"{event.model_requested} (demo)",
-                    "actor": "demo_seed",
-                    "created_at": event.created_at,
-                }
-            )
-    for wallet in wallets.values():
-        entries = sorted(by_wallet[wallet.pk], key=lambda e: e["created_at"])
-        created = ledger_append_many(wallet, entries, batch_size=BATCH)
-        for entry in created:
-            action = AUDITED.get(entry.kind)
-            if action and entry.amount > 0:  # a transfer is audited once, on its receiving side
-                audit_record(
-                    organization=wallet.organization,
-                    actor="demo_seed",
-                    via="system",
-                    action=action,
-                    obj=wallet,
-                    after={
-                        "amount": str(entry.amount),
-                        "currency": entry.currency,
-                        "balance": str(entry.balance_after),
-                        "entry": entry.pk,
-                    },
-                )
-
-
 def demo_seed(*, organization_slug: str = ORG_SLUG, seed: int = 2026) -> dict:
     """Create the demo organization's teams, wallets, budgets and April-May 2026 of usage.
 
@@ -411,7 +296,8 @@ def demo_seed(*, organization_slug: str = ORG_SLUG, seed: int = 2026) -> dict:
     rng = random.Random(seed)
     with transaction.atomic():
         departments = _ensure_tenancy(organization)
-        wallets, allocations = _fund(organization, departments)
+        funding = {team.team_id: spring_allocations(team) for team in TEAMS}
+        wallets, allocations = fund(organization, departments, funding, reserve=DEMO_RESERVE)
         prices = PriceBook(organization)
         events = []
         for team in TEAMS:
@@ -429,5 +315,5 @@ def demo_seed(*, organization_slug: str = ORG_SLUG, seed: int = 2026) -> dict:
                     wallet=wallets[team.team_id],
                 )
         UsageEvent.objects.bulk_create(events, batch_size=BATCH)
-        _ledger(events, wallets, allocations)
+        ledger_write(events, wallets, allocations)
     return {"organization": organization, "created": len(events), "skipped": False}

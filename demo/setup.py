@@ -2,8 +2,10 @@
 
 Set-up is idempotent: it migrates, creates the organization "Acme Corp" (slug `acme`), the
 DEMO ONLY admin token `kt_admin_prod_token` and admin login, allows the organization to name
-OPENAI_API_KEY (the operator's allow-list), applies `examples/keeptrusts.yaml` (the seed's
-file) and simulates April and May 2026 (demo/seed.py).
+OPENAI_API_KEY and ANTHROPIC_API_KEY (the operator's allow-list), applies `examples/keeptrusts.yaml`
+(the seed's file) plus an `anthropic` target, so that Claude models are served too (by the
+built-in fake provider while ANTHROPIC_API_KEY is not set), simulates April and May 2026
+(demo/seed.py) and the months since, through today (demo/recent.py).
 """
 
 import os
@@ -25,6 +27,7 @@ from chargeback.env_refs import organization_env_refs_set
 from chargeback.keys import hash_key
 from chargeback.models import AdminToken, Membership, Organization
 from chargeback.services import admin_token_create, organization_get_or_create
+from demo.recent import demo_recent
 from demo.seed import demo_seed
 
 DEMO_ORG_SLUG = "acme"
@@ -33,7 +36,23 @@ DEMO_ADMIN_TOKEN = "kt_admin_prod_token"  # the seed's curl uses it verbatim: DE
 DEMO_ADMIN_USER = "admin"
 CONFIG_FILE = Path(settings.BASE_DIR) / "examples" / "keeptrusts.yaml"
 ACTOR = "system:demo_run"
-DEMO_ENV_REFS = ["OPENAI_API_KEY"]
+DEMO_ENV_REFS = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"]
+# Half of the seed's spend is on Claude models: the demo serves them with a second target, added
+# to the seed's file (which names only OpenAI) rather than edited into it.
+ANTHROPIC_TARGET = """    - id: anthropic
+      provider: anthropic
+      secret_key_ref:
+        env: ANTHROPIC_API_KEY
+"""
+
+
+def demo_config_text() -> str:
+    """The seed's file with the demo's `anthropic` target after its `openai` one."""
+    text = CONFIG_FILE.read_text(encoding="utf-8")
+    head, sep, rest = text.partition("consumer_groups:")
+    if not sep or "providers:" not in head:
+        raise RuntimeError(f"{CONFIG_FILE}: expected a providers section before consumer_groups")
+    return head + ANTHROPIC_TARGET + sep + rest
 
 
 @dataclass
@@ -71,15 +90,16 @@ def demo_setup(
             )
         password = admin_password or os.environ.get("KT_DEMO_ADMIN_PASSWORD") or _new_password()
         admin_username = _demo_admin(organization, password)
-        # The seed's file names {env: OPENAI_API_KEY}: the operator (here, the demo) allows that
-        # one variable for this organization, and nothing else (chargeback/env_refs.py).
+        # The demo's file names {env: OPENAI_API_KEY} and {env: ANTHROPIC_API_KEY}: the operator
+        # (here, the demo) allows those variables for this organization, and nothing else
+        # (chargeback/env_refs.py).
         organization_env_refs_set(
             organization=organization, patterns=DEMO_ENV_REFS, actor=ACTOR, via="system"
         )
-    log(f"applying {CONFIG_FILE.relative_to(settings.BASE_DIR)}")
+    log(f"applying {CONFIG_FILE.relative_to(settings.BASE_DIR)} with an anthropic target")
     report = config_apply(
         organization=organization,
-        text=CONFIG_FILE.read_text(encoding="utf-8"),
+        text=demo_config_text(),
         actor=ACTOR,
         via="config",
     )
@@ -89,6 +109,9 @@ def demo_setup(
     if seed:
         log("simulating April and May 2026 (demo/seed.py)")
         demo_seed(organization_slug=DEMO_ORG_SLUG)  # idempotent: a second start adds nothing
+        recent = demo_recent(organization_slug=DEMO_ORG_SLUG)  # June 2026 to today, once each
+        if recent["months"]:
+            log(f"simulated {', '.join(f'{m:%B %Y}' for m in recent['months'])} (demo/recent.py)")
         seeded = True
     return DemoInfo(
         organization=organization,
@@ -201,9 +224,12 @@ def gunicorn_command() -> list[str]:
 
 def _provider_line(fake_url: str) -> str:
     if fake_url:
-        return f"built-in fake provider at {fake_url}"
-    if os.environ.get("OPENAI_API_KEY"):
-        return "OpenAI (OPENAI_API_KEY is set)"
+        keys = [name for name in DEMO_ENV_REFS if os.environ.get(name)]
+        real = f"; real calls for {', '.join(keys)}" if keys else ""
+        return f"built-in fake provider at {fake_url} (OpenAI and Claude models){real}"
+    keys = [name for name in DEMO_ENV_REFS if os.environ.get(name)]
+    if keys:
+        return f"the providers whose keys are set ({', '.join(keys)})"
     return "none: the built-in fake provider did not start (see above)"
 
 

@@ -11,7 +11,7 @@ import json
 
 from chargeback.errors import InsufficientFunds
 from chargeback.money import exact_str, storage_str
-from gateway import translate
+from gateway import hooks, translate
 from gateway.errors import GatewayError
 from gateway.failover import Candidate, FailoverRun, candidates_of, failure_of
 from gateway.policies import policy_route
@@ -119,6 +119,9 @@ class CallRouting:
             self.hold = hold_raise(hold=self.hold, amount=worst, enforce=self.ctx.enforcement)
         except InsufficientFunds as exc:
             self.finish(status="rejected", http_status=402, error_code="insufficient_quota")
+            hooks.funds_refused(
+                organization_id=self.ctx.organization_id, wallet_id=self.hold.wallet_id
+            )
             raise GatewayError(
                 402,
                 f"The request failed over to {self.routed_model} on {self.target.target_id}, "

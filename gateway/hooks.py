@@ -36,6 +36,13 @@ def spend_recorded(
             log.exception("a spend-recorded listener failed (organization %s)", organization_id)
 
 
+def funds_refused(*, organization_id: int, wallet_id: int) -> None:
+    """A call was refused (402) because its wallet could not cover it: a reason to look at the
+    wallet's state (a wallet emptied by a reclaim turns "depleted" with no charged call), so the
+    listeners hear about the wallet alone, exactly as after a charge."""
+    spend_recorded(organization_id=organization_id, department_id=None, wallet_id=wallet_id)
+
+
 def spend_recorded_after_commit(event_fields: dict) -> None:
     """Announce the call of `event_fields` once its capture has committed: at the commit of the
     caller's transaction, or now when the statement committed by itself (outside one)."""

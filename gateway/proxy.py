@@ -14,7 +14,7 @@ from django.http import HttpResponse
 
 from chargeback.errors import InsufficientFunds
 from chargeback.money import ZERO, storage_str
-from gateway import estimate
+from gateway import estimate, hooks
 from gateway.attribution import end_user, tags_of
 from gateway.auth import GroupContext
 from gateway.call_routing import CallRouting
@@ -191,6 +191,8 @@ class Call(CallRouting, UpstreamCall):
                 status="rejected", http_status=402, error_code="insufficient_quota", usage=None
             )
         )
+        if self.wallet is not None:
+            hooks.funds_refused(organization_id=self.ctx.organization_id, wallet_id=self.wallet.pk)
         raise GatewayError(
             402,
             message,

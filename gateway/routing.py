@@ -141,10 +141,34 @@ def route(ctx: GroupContext, *, model: str, endpoint: str) -> tuple[Target, Pric
             return target, price
     raise GatewayError(
         400,
-        f"The model `{model}` does not exist or no target serves it on this endpoint.",
+        f"The model `{model}` does not exist or no target serves it on this endpoint. "
+        + usable_models_text(ctx, endpoint),
         code="model_not_found",
         param="model",
     )
+
+
+SHOWN_MODELS = 30  # an error names at most this many; the rest are counted
+
+
+def usable_models_text(ctx: GroupContext, endpoint: str) -> str:
+    """What the group may call on `endpoint`, for an error that refuses a model (chat models
+    for chat and messages, embedding models for embeddings)."""
+    names = [name for name, provider in models_for(ctx) if endpoint in ENDPOINTS[provider]]
+    kind = Price.Kind.EMBEDDING if endpoint == "embeddings" else Price.Kind.CHAT
+    of_kind = set(
+        Price.objects.filter(
+            Q(organization_id=ctx.organization_id) | Q(organization__isnull=True),
+            model__in=names,
+            kind=kind,
+        ).values_list("model", flat=True)
+    )
+    names = [name for name in names if name in of_kind]
+    if not names:
+        return f"Consumer group {ctx.group_name} has no model it can use on this endpoint."
+    shown = ", ".join(names[:SHOWN_MODELS])
+    more = f" and {len(names) - SHOWN_MODELS} more" if len(names) > SHOWN_MODELS else ""
+    return f"Models consumer group {ctx.group_name} can use here: {shown}{more}."
 
 
 def serving(ctx: GroupContext, *, model: str, endpoint: str) -> list[tuple[Target, Price]]:

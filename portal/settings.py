@@ -1,5 +1,5 @@
 """Settings come from the environment (django-environ); the defaults are the embedded demo:
-SQLite, Celery eager, local-memory cache, console email."""
+SQLite, Celery eager (demo_run: a worker on an embedded broker), local-memory cache, console email."""
 
 import warnings
 from datetime import timedelta
@@ -247,9 +247,6 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 KT_KEY_ROTATION_GRACE_SECONDS = env.int("KT_KEY_ROTATION_GRACE_SECONDS", default=3600)
 
 # --- gateway ---
-# Upstream connection pool per process and per provider origin (gateway/providers.py).
-KT_UPSTREAM_MAX_CONNECTIONS = env.int("KT_UPSTREAM_MAX_CONNECTIONS", default=1000)
-KT_UPSTREAM_MAX_KEEPALIVE = env.int("KT_UPSTREAM_MAX_KEEPALIVE", default=100)
 # Where the gateway may connect (chargeback/upstream.py; docs/configuration.md "Upstream addresses"):
 # https to public addresses only, unless the operator allows a host (`host` or `host:port`,
 # any scheme and address), a network (CIDR) or plain http. KT_FAKE_PROVIDER_URL is allowed.
@@ -392,10 +389,12 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # `retry-after` of a fail-closed 503 says the same (gateway/ratelimit.py).
 KT_RATELIMIT_STORE_RETRY_SECONDS = env.float("KT_RATELIMIT_STORE_RETRY_SECONDS", default=2.0)
 
-# The gateway's own settings: pricing, capture outbox, response cache, routing policies.
+# The gateway's own settings (pricing, upstream pool, capture outbox, response cache, routing
+# policies), the operations' (probes, metrics, traces, sessions) and the embedded default's worker.
+from portal.settings_embedded import KT_EMBEDDED_BROKER_DIR, embedded_celery  # noqa: E402
 from portal.settings_gateway import *  # noqa: E402,F403
-
-# --- operations: probes, metrics, traces, portal sessions (portal/settings_ops.py) ---
-from portal.settings_ops import *  # noqa: E402, F403
+from portal.settings_ops import *  # noqa: E402,F403
 
 CELERY_BEAT_SCHEDULE.update(OPS_BEAT_SCHEDULE)  # noqa: F405
+if KT_EMBEDDED_BROKER_DIR:  # demo_run: a real worker and beat on a broker kept in files
+    vars().update(embedded_celery(KT_EMBEDDED_BROKER_DIR))

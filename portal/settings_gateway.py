@@ -1,5 +1,5 @@
-"""The gateway's settings (imported by portal/settings.py): pricing, the capture outbox, the
-response cache and routing policies. docs/configuration.md lists them all."""
+"""The gateway's settings (imported by portal/settings.py): the upstream pool, pricing, the
+capture outbox, the response cache and routing policies. docs/configuration.md lists them all."""
 
 from pathlib import Path
 
@@ -7,6 +7,10 @@ import environ
 
 _BASE_DIR = Path(__file__).resolve().parent.parent
 _env = environ.Env()  # underscored: `import *` brings only the settings
+
+# --- upstream connection pool per process and per provider origin (gateway/providers.py) ---
+KT_UPSTREAM_MAX_CONNECTIONS = _env.int("KT_UPSTREAM_MAX_CONNECTIONS", default=1000)
+KT_UPSTREAM_MAX_KEEPALIVE = _env.int("KT_UPSTREAM_MAX_KEEPALIVE", default=100)
 
 # --- pricing (gateway/pricing.py, gateway/fastpath.py) ---
 # Price rows of a model stay in each process this long (picked by time, so a price change that

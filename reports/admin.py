@@ -23,6 +23,7 @@ from chargeback.admin_services import ServiceAdmin
 from chargeback.errors import ApplicationError
 from chargeback.money import ZERO, quantize
 from reports import admin_departments, admin_exports  # noqa: F401  (they register themselves)
+from reports.admin_departments import chosen_month, month_choices
 from reports.admin_reconciliation import reconciliation_rows
 from reports.invoices import provider_invoice_delete, provider_invoice_save
 from reports.models import ProviderInvoice
@@ -192,11 +193,13 @@ class ProviderInvoiceAdmin(ServiceAdmin, ImportExportModelAdmin):
             months = max(1, min(24, int(request.GET.get("months", 6))))
         except ValueError:
             months = 6
+        month = chosen_month(request)
         rows = (
             reconciliation_rows(
                 organization=organization,
                 months=months,
                 link_organization=request.user.is_superuser,
+                month=month,
             )
             if organization
             else []
@@ -211,6 +214,14 @@ class ProviderInvoiceAdmin(ServiceAdmin, ImportExportModelAdmin):
                 "organization": organization,
                 "rows": rows,
                 "months": months,
+                "month": month,
+                "month_choices": month_choices(),
+                "window_choices": [6, 12, 24],
+                "organization_query": (
+                    f"&organization={request.GET['organization']}"
+                    if request.GET.get("organization")
+                    else ""
+                ),
                 "tolerance": settings.KT_RECONCILE_TOLERANCE_PERCENT,
                 "invoices_url": reverse("admin:reports_providerinvoice_changelist"),
             },

@@ -42,13 +42,14 @@ def _sum_subquery(qs, *, group_by: str, field: str = "amount", total=None):
     )
 
 
-def _mtd_spend(organizations, field: str = "cost"):
+def _mtd_spend(organizations, field: str = "cost", month=None):
     """Month-to-date `field` (cost, cache_saved) of the outer department, each in its
-    organization's own month, from the daily rollups (gateway/rollups.py: the daily rows plus
-    the deltas not folded yet, the same sum as over the month's events)."""
+    organization's own month (or in `month`, a month start, when given), from the daily rollups
+    (gateway/rollups.py: the daily rows plus the deltas not folded yet, the same sum as over the
+    month's events)."""
     months = {}
     for organization in organizations:
-        today = local_today(organization)
+        today = month or local_today(organization)
         months.setdefault(organization.time_zone, (month_start(today), month_end(today)))
 
     def rollup_sum(model, date_from, date_to):
@@ -83,15 +84,15 @@ def _mtd_spend(organizations, field: str = "cost"):
     )
 
 
-def annotate_departments(qs, *, organizations):
-    """mtd_spend, mtd_cache_saved, budget_amount, percent_used, wallet_available,
-    wallet_status."""
+def annotate_departments(qs, *, organizations, month=None):
+    """mtd_spend, mtd_cache_saved (of `month`, a month start; default the current month),
+    budget_amount, percent_used, wallet_available, wallet_status (now)."""
     team_wallet = Wallet.objects.filter(
         organization=OuterRef("organization"), department=OuterRef("pk"), scope=Wallet.Scope.TEAM
     )
     qs = qs.annotate(
-        mtd_spend=_mtd_spend(organizations),
-        mtd_cache_saved=_mtd_spend(organizations, field="cache_saved"),
+        mtd_spend=_mtd_spend(organizations, month=month),
+        mtd_cache_saved=_mtd_spend(organizations, field="cache_saved", month=month),
         budget_amount=Subquery(
             Budget.objects.filter(department=OuterRef("pk"), period=Budget.Period.MONTH).values(
                 "amount"

@@ -2,8 +2,11 @@
 row per department (columns computed in SQL by reports/admin_columns.py). Departments are a
 tenancy model (chargeback); their admin lives here, with the spend it shows."""
 
+from datetime import date, timedelta
+
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
+from django.utils import timezone
 
 from chargeback import display, services
 from chargeback.admin_base import actor_of, request_scope
@@ -12,6 +15,50 @@ from chargeback.models import Department, Organization
 from chargeback.periods import local_today, month_end, month_start
 from reports.admin_columns import annotate_departments
 from reports.dashboards.selectors import Repeats, repeats_by_department
+
+MONTHS_OFFERED = 24
+
+
+def chosen_month(request):
+    """The month (its first day) picked with `?month=YYYY-MM`; None: the current month."""
+    raw = request.GET.get(MonthFilter.parameter_name, "")
+    try:
+        year, month = (int(part) for part in raw.split("-"))
+        return date(year, month, 1)
+    except ValueError:
+        return None
+
+
+def month_choices() -> list[tuple[str, str]]:
+    """("YYYY-MM", "Month YYYY") for the current month and the ones before it, newest first."""
+    month = month_start(timezone.localdate())
+    choices = []
+    for _ in range(MONTHS_OFFERED):
+        choices.append((month.strftime("%Y-%m"), month.strftime("%B %Y")))
+        month = month_start(month - timedelta(days=1))
+    return choices
+
+
+class MonthFilter(admin.SimpleListFilter):
+    """The month the spend columns cover (budget and wallet columns are always now). The
+    annotation itself reads the choice (get_queryset): the filter offers it and keeps it valid."""
+
+    title = "month"
+    parameter_name = "month"
+
+    def lookups(self, request, model_admin):
+        return month_choices()
+
+    def choices(self, changelist):
+        # "All" would mean nothing here: the first choice is the current month.
+        for choice in super().choices(changelist):
+            if choice["query_string"] != changelist.get_query_string(remove=[self.parameter_name]):
+                yield choice
+            else:
+                yield {**choice, "display": "This month"}
+
+    def queryset(self, request, queryset):
+        return queryset
 
 
 @admin.register(Department)
@@ -31,6 +78,7 @@ class DepartmentAdmin(ServiceAdmin):
         "cache_would_save_column",
     ]
     search_fields = ["name", "team_id"]
+    list_filter = [MonthFilter]
     fields = ["organization", "team_id", "name", "owner_emails", "fall_through"]
 
     def get_readonly_fields(self, request, obj=None):
@@ -70,9 +118,11 @@ class DepartmentAdmin(ServiceAdmin):
             organizations = Organization.objects.all()
         else:
             organizations = Organization.objects.filter(pk=request_scope(request).organization_id)
-        return annotate_departments(qs, organizations=list(organizations))
+        return annotate_departments(
+            qs, organizations=list(organizations), month=chosen_month(request)
+        )
 
-    @admin.display(description="Month-to-date spend", ordering="mtd_spend")
+    @admin.display(description="Month-to-date spend (or the month's)", ordering="mtd_spend")
     def mtd_spend_column(self, obj):
         return display.money(obj.mtd_spend)
 
@@ -113,7 +163,7 @@ class _WouldSaveChangeList(ChangeList):
             by_org.setdefault(department.organization_id, []).append(department)
         for departments in by_org.values():
             organization = departments[0].organization
-            today = local_today(organization)
+            today = chosen_month(request) or local_today(organization)
             repeats = repeats_by_department(
                 organization=organization, date_from=month_start(today), date_to=month_end(today)
             )

@@ -15,6 +15,7 @@ from chargeback.admin_base import OrgScopedAdmin, request_scope
 from chargeback.auth import actor_of
 from chargeback.errors import ApplicationError, Conflict
 from chargeback.models import Organization
+from reports.admin_manifest import manifest_table
 from reports.exports.running import export_file_name
 from reports.exports.services import export_job_create, export_job_download, export_job_validate
 from reports.exports.writers import CONTENT_TYPES
@@ -99,7 +100,7 @@ class ExportJobAdmin(OrgScopedAdmin):
         "rows_expected",
         "error",
         "download_link",
-        "manifest",
+        "manifest_table",
         "requested_by",
         "created_at",
         "started_at",
@@ -189,6 +190,10 @@ class ExportJobAdmin(OrgScopedAdmin):
         if job.rows_expected:
             return f"{job.rows_written:,} / {job.rows_expected:,}"
         return "-"
+
+    @admin.display(description="Manifest")
+    def manifest_table(self, job):
+        return manifest_table(job.manifest)
 
     @admin.display(description="file")
     def download_link(self, job):

@@ -47,11 +47,13 @@ def reconciliation_rows(
     months: int = 6,
     tolerance_percent: float | None = None,
     link_organization: bool = False,
+    month: date | None = None,
 ) -> list[ReconciliationRow]:
     """One row per (provider, month) having spend or an invoice in the last `months` months
     (newest first). A row is flagged when |percent| exceeds the tolerance
     (settings.KT_RECONCILE_TOLERANCE_PERCENT), or when only one side exists.
-    `link_organization` adds the organization to the drill-down link (superusers see all)."""
+    `link_organization` adds the organization to the drill-down link (superusers see all).
+    `month` (a month start): that month only, instead of the last `months`."""
     tolerance = Decimal(
         str(
             settings.KT_RECONCILE_TOLERANCE_PERCENT
@@ -59,7 +61,7 @@ def reconciliation_rows(
             else tolerance_percent
         )
     )
-    window = _months_back(local_today(organization), months)
+    window = [month] if month else _months_back(local_today(organization), months)
     invoices = {
         (inv.provider, inv.period): inv
         for inv in ProviderInvoice.objects.filter(

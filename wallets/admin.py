@@ -133,6 +133,11 @@ class WalletAdmin(ServiceAdmin):
         "currency",
         "balance",
         "held",
+        # What finance asks of a wallet first, as on the list (wallets/selectors.py totals).
+        "available_column",
+        "allocated_column",
+        "spent_column",
+        "status_column",
         "low_threshold_percent",
         "full_ledger",
     ]
@@ -149,6 +154,10 @@ class WalletAdmin(ServiceAdmin):
             "currency",
             "balance",
             "held",
+            "available_column",
+            "allocated_column",
+            "spent_column",
+            "status_column",
             "full_ledger",
         ]
 

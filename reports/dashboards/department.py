@@ -238,13 +238,16 @@ def _department_charts(figures, daily, budget, models, providers, users) -> dict
             [
                 {
                     "label": "Premium models",
-                    "value": figures["premium_spend"],
+                    # Shares, not cents: the ring agrees with the KPI even under a cent.
+                    "value": figures["premium_share"],
                     "display": money(figures["premium_spend"]),
                     "color": "#8b5cf6",
                 },
                 {
                     "label": "Other models",
-                    "value": figures["spend"] - figures["premium_spend"],
+                    "value": 1 - figures["premium_share"]
+                    if figures["premium_share"] or figures["spend"]
+                    else 0,
                     "display": money(figures["spend"] - figures["premium_spend"]),
                     "color": "#d1d5db",
                 },

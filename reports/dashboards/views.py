@@ -8,6 +8,7 @@ from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import render
 
 from chargeback.errors import ApplicationError, NotFound
+from chargeback.periods import local_today, month_start
 from reports.dashboards import selectors as sel
 from reports.dashboards.csv import table_csv_response
 from reports.dashboards.department import department_page
@@ -78,7 +79,12 @@ def _base(request, organization, month):
     previous = sel.month_previous(month)
     following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
     org_param = f"&org={organization.slug}" if request.user.is_superuser else ""
+    # The current month is still running: one click to the last one whose figures are final.
+    last_complete = sel.month_previous(month_start(local_today(organization)))
     return {
+        "last_complete_param": last_complete.strftime("%Y-%m"),
+        "last_complete_label": month_label(last_complete),
+        "showing_last_complete": month == last_complete,
         "organization": organization,
         "month": month,
         "month_param": month.strftime("%Y-%m"),
