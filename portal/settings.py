@@ -399,3 +399,8 @@ from portal.settings_gateway import *  # noqa: E402,F403
 from portal.settings_ops import *  # noqa: E402, F403
 
 CELERY_BEAT_SCHEDULE.update(OPS_BEAT_SCHEDULE)  # noqa: F405
+
+# --- a read replica for reports (portal/settings_replica.py) ---
+from portal.settings_replica import *  # noqa: E402, F403
+
+replica_configure(DATABASES)  # noqa: F405
