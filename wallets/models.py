@@ -119,8 +119,8 @@ class LedgerEntry(models.Model):
         ]
         indexes = [
             # Ascending: read newest first by a backward scan just as well, and new entries go
-            # to the right edge, so pages split full (descending, they split in half: 58
-            # against 34 bytes per entry, bench/index_cost.py).
+            # to the right edge, so pages split full (descending, they split in half: 61
+            # against 36 bytes per entry, bench/index_cost.py).
             models.Index(fields=["wallet", "created_at"], name="ledger_wallet_time"),
             # One organization's entries by time (admin, chargeback export): one index instead
             # of one on organization_id and one on created_at across every tenant.
