@@ -1,18 +1,22 @@
 """Reports read from a read replica when one is configured: a real streaming standby on
 loopback (tests/replica_cluster.py). Replay is paused on the standby, then a request is written
-on the primary: what the dashboard and the spend API show proves where they read, and the page
-states the lag. The gateway's and the wallets' reads never move (chargeback/replica.py)."""
+on the primary: what the dashboard, the spend API and an export file show proves where they
+read, and the page states the lag. The gateway's and the wallets' reads never move (chargeback/replica.py)."""
 
 import copy
 import time
 
 import pytest
+from django.core.files.storage import default_storage
 from django.db import connections, transaction
 from rest_framework.test import APIClient
 
 from chargeback.money import to_cents
 from chargeback.replica import read_alias, replica_reads
 from gateway.selectors import spend_total
+from reports.exports.running import export_job_run
+from reports.exports.services import export_job_create
+from reports.models import ExportJob
 from tests.dashboards.test_dashboard_pages import MAY
 from tests.replica_cluster import start_pair
 
@@ -130,3 +134,24 @@ def test_readiness_reports_the_replica_and_its_lag(replica, client, settings):
     body = client.get("/readyz").json()
     assert body["replica"]["behind"] is True, body
     assert body["replica"]["lag_seconds"] > 0.5
+
+
+def test_an_export_job_reads_its_rows_from_the_replica(replica, org, month, events, settings, tmp_path):  # fmt: skip
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    _event_on_primary_only(replica, events, month["engineering"])
+
+    def export():
+        job = export_job_create(
+            organization=org, type="events", format="csv",
+            date_from="2026-05-01", date_to="2026-05-31",
+        )  # fmt: skip
+        job = export_job_run(job_id=job.id) or job  # eager already, or run now: idempotent
+        job.refresh_from_db()  # the job's own rows are written on the primary
+        assert job.status == ExportJob.Status.COMPLETED, job.error
+        with default_storage.open(job.file.name) as f:
+            return f.read().decode()
+
+    assert "zed-after-pause" not in export()
+    replica.resume_replay()
+    replica.wait_caught_up()
+    assert "zed-after-pause" in export()
