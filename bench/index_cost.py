@@ -1,7 +1,7 @@
 """What the indexes of usage events, holds and the ledger cost per request (not a test; issue
 18, "indexes that earn their size"). Prints the insert time and the bytes per request (event,
 hold and ledger rows with their indexes and TOAST) with the indexes as they were before
-gateway 0009 / wallets 0006 and as they are now.
+gateway 0009 / wallets 0008 and as they are now.
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/cb_index_bench \\
         python bench/index_cost.py --requests 10000 --rounds 2
@@ -28,15 +28,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 os.environ.pop("REDIS_URL", None)
 os.environ.pop("DATABASE_REPLICA_URL", None)
 
-BEFORE = [("gateway", "0008_spend_rollup_triggers"), ("wallets", "0005_ledger_funding_indexes")]
+BEFORE = [("gateway", "0008_spend_rollup_triggers"), ("wallets", "0007_hold_department")]
 HOLD_ASYNC = "SET LOCAL synchronous_commit = off"
 TABLES = ("gateway_usageevent", "wallets_hold", "wallets_ledgerentry")
 
 PLACE = """
 WITH w AS (UPDATE wallets_wallet SET held = held + 0.05 WHERE id = %(wallet)s RETURNING id)
-INSERT INTO wallets_hold (organization_id, wallet_id, request_id, amount, status, expires_at,
-    created_at)
-SELECT %(org)s, id, %(rid)s, 0.05, 'pending', now() + interval '10 minutes', now() FROM w
+INSERT INTO wallets_hold (organization_id, wallet_id, department_id, request_id, amount, status,
+    expires_at, created_at)
+SELECT %(org)s, id, %(dept)s, %(rid)s, 0.05, 'pending', now() + interval '10 minutes', now()
+FROM w
 RETURNING id
 """
 CAPTURE = """
@@ -48,9 +49,9 @@ WITH h AS (
     FROM h WHERE wallets_wallet.id = %(wallet)s RETURNING balance
 ), e AS (
     INSERT INTO wallets_ledgerentry (organization_id, wallet_id, kind, amount, balance_after,
-        currency, description, request_hash, hold_id, reference, actor, created_at)
+        currency, description, request_hash, hold_id, reference, transfer_id, actor, created_at)
     SELECT %(org)s, %(wallet)s, 'capture', -%(cost)s, w.balance, 'USD', '', '', %(hold)s,
-        %(rid)s, '', now() FROM w
+        %(rid)s, '', '', now() FROM w
     RETURNING id
 )
 INSERT INTO gateway_usageevent (organization_id, department_id, wallet_id, request_id, "user",

@@ -31,6 +31,7 @@ from gateway.selectors import (
     spend_total,
 )
 from wallets.models import LedgerEntry, Wallet
+from wallets.selectors import LAST_FUNDING
 
 SECONDS_PER_DAY = Decimal(86400)
 
@@ -212,9 +213,8 @@ def department_budget_owners(*, department: Department) -> list[str]:
 
 
 def _last_funding(**wallet) -> QuerySet[LedgerEntry]:
-    return LedgerEntry.objects.filter(
-        **wallet, kind__in=[LedgerEntry.Kind.ALLOCATION, LedgerEntry.Kind.CREDIT], amount__gt=0
-    ).order_by("-created_at", "-id")
+    # LAST_FUNDING: a positive allocation or credit, not an auto_fund credit (wallets/selectors).
+    return LedgerEntry.objects.filter(LAST_FUNDING, **wallet).order_by("-created_at", "-id")
 
 
 def wallet_last_funding(*, wallet: Wallet) -> LedgerEntry | None:

@@ -44,6 +44,13 @@ class Organization(models.Model):
         OPEN = "open", "open: serve it without limits (logged and counted)"
         CLOSED = "closed", "closed: refuse it with 503 and retry-after"
 
+    class AllocationPolicy(models.TextChoices):
+        """What an allocation does when the organization's wallet cannot cover it
+        (wallets/services/transfers.py)."""
+
+        AUTO_FUND = "auto_fund", "auto_fund: credit the organization's wallet first (labelled)"
+        STRICT = "strict", "strict: refuse (409), naming what is available"
+
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
@@ -62,6 +69,12 @@ class Organization(models.Model):
         choices=RateLimitsUnavailable.choices,
         default=RateLimitsUnavailable.OPEN,
         help_text="Rate-limited consumer groups while the rate-limit store (Redis) is unavailable.",
+    )
+    allocation_policy = models.CharField(
+        max_length=10,
+        choices=AllocationPolicy.choices,
+        default=AllocationPolicy.AUTO_FUND,
+        help_text="An allocation the organization's wallet cannot cover.",
     )
     # Every consumer group's limits where the group sets none, and each end user's (`per_user`):
     # the config file's `rate_limit_defaults` (chargeback/rate_limits.py, gateway/ratelimit.py).
@@ -90,6 +103,12 @@ class Department(models.Model):
     team_id = models.SlugField(max_length=100)
     name = models.CharField(max_length=200)
     owner_emails = models.JSONField(default=list, blank=True)
+    # False ("strict"): the team wallet is a hard cap; nothing falls through to the
+    # organization's wallet (wallets/cascade.py).
+    fall_through = models.BooleanField(
+        default=True,
+        help_text="when the team wallet cannot cover a request, the organization's wallet pays",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -47,13 +47,16 @@ from gateway.models import Price, UsageEvent
 from gateway.pricing import Usage, cost_of
 from wallets.ledger import ledger_append_many
 from wallets.models import LedgerEntry
-from wallets.services import wallet_for_team
+from wallets.services import wallet_for_organization, wallet_for_team
+from wallets.services.transfers import new_transfer_id
 
 ORG_SLUG = "acme"
 ORG_NAME = "Acme Corp"
 BATCH = 2000
 # Each team's simulated events first add up to (target - this); one balancing event adds the rest.
 BALANCE_GAP = Decimal("2.00")
+# What the organization keeps after funding the teams: the cascade falls through to it.
+DEMO_RESERVE = Decimal("5000")
 
 
 # --- tenancy, wallets, budgets ------------------------------------------------------------------
@@ -103,26 +106,54 @@ def _allocations(team: Team) -> list[tuple[date, Decimal]]:
 
 
 def _fund(organization: Organization, departments: dict) -> tuple[dict, dict]:
-    """Each team's wallet and its allocation entries, dated when they are meant to have happened
-    (before the usage they pay for), so the ledger reads in order and a month's chargeback row
-    shows that month's allocations and the balance at its end. They are appended with the
-    captures, in time order (`_ledger`), and audited as `wallet_allocate` would."""
-    wallets, entries = {}, {}
+    """The wallets and their funding entries, dated when they are meant to have happened (before
+    the usage they pay for), so each ledger reads in order and a month's chargeback row shows
+    that month's allocations and the balance at its end: the organization's wallet is credited
+    on April 1 with the spring's funding plus a reserve the cascade can fall through to, and
+    each team's allocations are transfers from it (two entries, one transfer id, as
+    `wallet_allocate` writes them). They are appended with the captures, in time order
+    (`_ledger`), and audited as the services would."""
+    org_wallet = wallet_for_organization(organization=organization)
+    wallets, entries = {"": org_wallet}, {org_wallet.pk: []}
+    funding = {team.team_id: _allocations(team) for team in TEAMS}
+    first = datetime.combine(APRIL, time.min, tzinfo=organization.tz)
+    entries[org_wallet.pk].append(
+        {
+            "kind": LedgerEntry.Kind.CREDIT,
+            "amount": sum(a for months in funding.values() for _, a in months) + DEMO_RESERVE,
+            "description": "Demo top-up for April and May 2026",
+            "idempotency_key": "demo-seed-organization-2026-spring",
+            "actor": "demo_seed",
+            "created_at": first - timedelta(seconds=1),
+        }
+    )
     for team in TEAMS:
-        dept = departments[team.team_id]
-        wallet = wallet_for_team(department=dept)
+        wallet = wallet_for_team(department=departments[team.team_id])
         wallets[team.team_id] = wallet
-        entries[wallet.pk] = [
-            {
+        entries[wallet.pk] = []
+        for month, amount in funding[team.team_id]:
+            at, transfer_id = (
+                datetime.combine(month, time.min, tzinfo=organization.tz),
+                new_transfer_id(),
+            )
+            common = {
                 "kind": LedgerEntry.Kind.ALLOCATION,
-                "amount": amount,
                 "description": f"Demo funding for {month:%B %Y}",
-                "idempotency_key": f"demo-seed-{team.team_id}-{month:%Y-%m}",
+                "transfer_id": transfer_id,
                 "actor": "demo_seed",
-                "created_at": datetime.combine(month, time.min, tzinfo=organization.tz),
+                "created_at": at,
             }
-            for month, amount in _allocations(team)
-        ]
+            entries[org_wallet.pk].append(
+                {**common, "amount": -amount, "reference": f"to:{wallet.name}"}
+            )
+            entries[wallet.pk].append(
+                {
+                    **common,
+                    "amount": amount,
+                    "reference": "from:organization",
+                    "idempotency_key": f"demo-seed-{team.team_id}-{month:%Y-%m}",
+                }
+            )
     return wallets, entries
 
 
@@ -315,6 +346,12 @@ def _event(organization, team, dept, group, wallet, spec, price, usage, cost) ->
     )
 
 
+AUDITED = {
+    LedgerEntry.Kind.ALLOCATION: "wallet.allocation",
+    LedgerEntry.Kind.CREDIT: "wallet.credit",
+}
+
+
 def _ledger(events: list[UsageEvent], wallets: dict, allocations: dict) -> None:
     """The allocations and one capture entry per charged event on its team wallet, in time
     order, through the ledger's rule (wallets/ledger.py): running balances, balance = the sum of
@@ -338,12 +375,13 @@ def _ledger(events: list[UsageEvent], wallets: dict, allocations: dict) -> None:
         entries = sorted(by_wallet[wallet.pk], key=lambda e: e["created_at"])
         created = ledger_append_many(wallet, entries, batch_size=BATCH)
         for entry in created:
-            if entry.kind == LedgerEntry.Kind.ALLOCATION:
+            action = AUDITED.get(entry.kind)
+            if action and entry.amount > 0:  # a transfer is audited once, on its receiving side
                 audit_record(
                     organization=wallet.organization,
                     actor="demo_seed",
                     via="system",
-                    action="wallet.allocation",
+                    action=action,
                     obj=wallet,
                     after={
                         "amount": str(entry.amount),

@@ -24,7 +24,7 @@ from gateway.pricing import Usage, cost_of, worst_case_cost
 from gateway.ratelimit import ratelimit_admit, ratelimit_finish
 from gateway.recording import event_record
 from gateway.response_cache.flow import cache_begin
-from gateway.routing import wallet_of
+from gateway.routing import wallets_of
 from gateway.streaming import elapsed_ms, release_connection
 from gateway.upstream_call import UpstreamCall
 from gateway.validation import lone_surrogate, storable
@@ -155,11 +155,13 @@ class Call(CallRouting, UpstreamCall):
         )
 
     def _hold(self, amount: Decimal | None = None):
-        """Reserve the worst case (or `amount`: a priced cache hit) on the request's wallet."""
+        """Reserve the worst case (or `amount`: a priced cache hit) on the first wallet of the
+        request's chain that can cover it (user, team, organization: wallets/cascade.py)."""
         ctx = self.ctx
         if not ctx.cost_tracking:
             return
-        self.wallet = wallet_of(ctx, self.user)
+        chain = wallets_of(ctx, self.user)
+        self.wallet = chain[0] if chain else None
         worst = self._worst_case() if amount is None else amount
         if self.wallet is None:
             if ctx.enforcement:
@@ -172,13 +174,16 @@ class Call(CallRouting, UpstreamCall):
         try:
             # One statement on PostgreSQL, the ORM on SQLite (wallets decide: hold_reserve).
             self.hold = hold_reserve(
-                wallet=self.wallet,
+                wallets=chain,
                 amount=worst,
                 request_id=self.request_id,
                 enforce=ctx.enforcement,
+                department_id=ctx.department_id,
             )
         except InsufficientFunds as exc:
             self._reject(exc.message, available=exc.available)
+        if self.hold.wallet_id != self.wallet.pk:  # fell through: the event names who paid
+            self.wallet = next(w for w in chain if w.pk == self.hold.wallet_id)
 
     def _reject(self, message: str, *, available):
         event_record(

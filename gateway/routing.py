@@ -1,4 +1,4 @@
-"""Which target serves a model, at what price, from which wallet; cached per process.
+"""Which target serves a model, at what price, from which wallets; cached per process.
 
 A target serves the models in its `served_models`; a target with an empty list serves any model
 that has a price for its provider. Targets whose `served_models` names the model explicitly win
@@ -20,7 +20,7 @@ from gateway.errors import GatewayError, bad_request
 from gateway.models import Price
 from gateway.pricing import price_for
 from gateway.routing_settings import FailoverSettings
-from wallets.selectors import effective_wallet
+from wallets.cascade import wallet_chain
 
 # Which wire formats each provider kind can serve (see gateway/providers.py).
 ENDPOINTS = {
@@ -192,15 +192,23 @@ def serving_problem(organization_id: int, model: str) -> str | None:
     return None
 
 
-def wallet_of(ctx: GroupContext, user_ref: str):
-    """The request's effective wallet (user's, else team's, else organization's) or None."""
+def wallets_of(ctx: GroupContext, user_ref: str) -> tuple:
+    """The wallets that may pay for the request, in the order they are tried (user's, team's,
+    organization's, those that exist; the team's alone for a strict department:
+    wallets/cascade.py); empty when none exists."""
     key = (ctx.organization_id, ctx.department_id, user_ref)
     return _wallets.get(
         key,
-        lambda: effective_wallet(
+        lambda: wallet_chain(
             organization=ctx.organization_id, department=ctx.department_id, user_ref=user_ref
         ),
     )
+
+
+def wallet_of(ctx: GroupContext, user_ref: str):
+    """The first wallet of the request's chain (the most specific that exists) or None."""
+    chain = wallets_of(ctx, user_ref)
+    return chain[0] if chain else None
 
 
 def models_for(ctx: GroupContext) -> list[tuple[str, str]]:

@@ -40,7 +40,9 @@ def holds_sweep(*, limit: int = SWEEP_LIMIT) -> int:
         created = event_record(
             {
                 "organization_id": hold.organization_id,
-                "department_id": hold.wallet.department_id,
+                # The caller's (recorded since the cascade: the wallet may be the
+                # organization's); older holds: the wallet's.
+                "department_id": hold.department_id or hold.wallet.department_id,
                 "wallet_id": hold.wallet_id,
                 "request_id": hold.request_id,
                 "endpoint": "",

@@ -1,4 +1,4 @@
-"""`kt wallets allocate|credit|reclaim|refund|show|ledger|list`: tables by default, `--json` for the
+"""`kt wallets allocate|credit|reclaim|refund|show|balance|ledger|transactions|list`: tables by default, `--json` for the
 server's JSON. Amounts are sent as strings, exactly as typed (never through a float)."""
 
 import json
@@ -52,12 +52,46 @@ def register(subparsers) -> None:
     _json_flag(show)
     show.set_defaults(handler=cmd_show)
 
+    balance = commands.add_parser(
+        "balance", help="the cascade: user, team and organization wallets, which one pays now"
+    )
+    balance.add_argument("--team-id", help="e.g. team_engineering (admin token)")
+    balance.add_argument("--user-id", help="an end user: their wallet comes first")
+    _json_flag(balance)
+    balance.set_defaults(handler=cmd_balance)
+
     ledger = commands.add_parser("ledger", help="a team wallet's ledger, newest first")
     _team_argument(ledger)
     ledger.add_argument("--limit", type=int, default=20, help="entries to show (default 20)")
     ledger.add_argument("--offset", type=int, default=0)
     _json_flag(ledger)
     ledger.set_defaults(handler=cmd_ledger)
+
+    transactions = commands.add_parser(
+        "transactions", help="a team wallet's reserve/settle/release/... history, newest first"
+    )
+    _team_argument(transactions)
+    transactions.add_argument(
+        "--kind",
+        action="append",
+        choices=[
+            "reserve",
+            "settle",
+            "release",
+            "refund",
+            "allocate",
+            "reclaim",
+            "credit",
+            "adjust",
+        ],
+        help="only this kind (repeat for several)",
+    )
+    transactions.add_argument("--date-from", help="first day, e.g. 2026-05-01")
+    transactions.add_argument("--date-to", help="last day, inclusive")
+    transactions.add_argument("--limit", type=int, default=20, help="rows to show (default 20)")
+    transactions.add_argument("--offset", type=int, default=0)
+    _json_flag(transactions)
+    transactions.set_defaults(handler=cmd_transactions)
 
     lst = commands.add_parser("list", help="every wallet with totals and status")
     lst.add_argument("--scope", choices=["organization", "team", "user"])
@@ -188,6 +222,35 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_balance(args) -> int:
+    params = {}
+    if args.team_id:
+        params["team_id"] = args.team_id
+    if args.user_id:
+        params["user_id"] = args.user_id
+    summary = _get_json(request("GET", "/v1/wallets/balance", params=params))
+    if args.json:
+        _print_json(summary)
+        return 0
+    rows = [
+        (
+            s["scope"],
+            s.get("name", "-"),
+            s.get("balance", "-"),
+            s.get("held", "-"),
+            s.get("available", "-"),
+            s.get("status") or s.get("skipped", ""),
+            "*" if s["effective"] else "",
+        )
+        for s in summary["scopes"]
+    ]
+    _table(("scope", "name", "balance", "held", "available", "status", "pays"), rows)
+    strict = "" if summary["fall_through"] else " (strict: the team wallet is a hard cap)"
+    effective = summary["effective_scope"] or "none: no wallet has funds available"
+    print(f"effective: {effective}; currency {summary['currency']}{strict}")
+    return 0
+
+
 def cmd_ledger(args) -> int:
     page = _get_json(
         request(
@@ -214,6 +277,36 @@ def cmd_ledger(args) -> int:
     shown = args.offset + len(rows)
     if shown < page["count"]:
         print(f"({shown} of {page['count']} entries; --offset {shown} for more)")
+    return 0
+
+
+def cmd_transactions(args) -> int:
+    params = {"limit": args.limit, "offset": args.offset}
+    if args.kind:
+        params["kind"] = args.kind
+    if args.date_from:
+        params["date_from"] = args.date_from
+    if args.date_to:
+        params["date_to"] = args.date_to
+    page = _get_json(request("GET", f"/v1/wallets/{_team(args)}/transactions", params=params))
+    if args.json:
+        _print_json(page)
+        return 0
+    rows = [
+        (
+            t["created_at"][:19].replace("T", " "),
+            t["kind"],
+            t["amount"],
+            t["balance_after"] if t["balance_after"] is not None else "",
+            t["currency"],
+            t["reference"] or t["description"],
+        )
+        for t in page["results"]
+    ]
+    _table(("time (UTC)", "kind", "amount", "balance", "cur", "reference"), rows, money=(2,))
+    shown = args.offset + len(rows)
+    if shown < page["count"]:
+        print(f"({shown} of {page['count']} transactions; --offset {shown} for more)")
     return 0
 
 

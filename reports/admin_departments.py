@@ -31,7 +31,7 @@ class DepartmentAdmin(ServiceAdmin):
         "cache_would_save_column",
     ]
     search_fields = ["name", "team_id"]
-    fields = ["organization", "team_id", "name", "owner_emails"]
+    fields = ["organization", "team_id", "name", "owner_emails", "fall_through"]
 
     def get_readonly_fields(self, request, obj=None):
         fixed = ["organization", "team_id"] if obj is not None else []
@@ -46,12 +46,14 @@ class DepartmentAdmin(ServiceAdmin):
                 via="admin",
                 name=data["name"],
                 owner_emails=data["owner_emails"],
+                fall_through=data["fall_through"],
             )
         return services.department_create(
             organization=data["organization"],
             team_id=data["team_id"],
             name=data["name"],
             owner_emails=data["owner_emails"],
+            fall_through=data["fall_through"],
             actor=actor,
             via="admin",
         )

@@ -6,6 +6,11 @@ test_fastpath.py checks that both write the same rows.
   (`balance >= held + amount`) is re-checked by PostgreSQL after any concurrent writer commits
   (READ COMMITTED re-evaluation), so two holds can never both take the last funds; the hold row
   is inserted only when the UPDATE matched. `hold_place` chooses it on PostgreSQL.
+- `hold_place_cascade_fast` (= hold_place tried on each wallet of a chain, wallets/cascade.py):
+  one statement too: the same conditional UPDATE for each wallet in the chain's order, each
+  run only if none before it matched (a wallet a concurrent writer drained is re-checked after
+  its commit and left alone, the next one tried), so no wallet is overspent and exactly one is
+  held on; the first wallet paying costs what the single-wallet statement costs.
 - `capture_ctes`: the capture's wallet half (hold resolved if still pending, wallet moved, the
   capture entry appended with its `balance_after`) as data-modifying CTEs, for a statement
   that records the call in the same round trip (gateway/fastpath.py).
@@ -30,7 +35,7 @@ from django.utils import timezone
 
 from chargeback.money import quantize
 from wallets.models import Hold, LedgerEntry, Wallet
-from wallets.selectors import hold_refusal
+from wallets.selectors import chain_refusal, hold_refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +176,45 @@ def _hold_place_sql(enforce: bool):
 
 
 @cache
+def _hold_cascade_sql(length: int):
+    """The cascade's hold for a chain of `length` wallets (parameters wallet_0, wallet_1, ...):
+    one conditional UPDATE per wallet, each run only when every one before it matched nothing
+    (`NOT EXISTS` over the earlier CTEs, evaluated before its scan), so the first wallet that
+    can cover the amount is held and no other: on the common path (the first one pays) the
+    statement does the single-wallet statement's work."""
+    q = connection.ops.quote_name
+    wallet = q(Wallet._meta.db_table)
+    columns, expressions, param_fields = insert_columns(
+        Hold,
+        {
+            "organization_id": "w.organization_id",
+            "wallet_id": "w.id",
+            "amount": "%(amount)s",
+            "status": "'pending'",
+        },
+        "h",
+    )
+    # Only model metadata (table and column names) and CTE numbers are formatted in; values
+    # are parameters.
+    updates = []
+    for n in range(length):
+        earlier = "".join(f" AND NOT EXISTS (SELECT 1 FROM w{k})" for k in range(n))  # noqa: S608
+        updates.append(
+            f"w{n} AS (UPDATE {wallet} SET {q('held')} = {q('held')} + %(amount)s "  # noqa: S608
+            f"WHERE id = %(wallet_{n})s AND {q('balance')} >= {q('held')} + %(amount)s"
+            f"{earlier} RETURNING id, organization_id)"
+        )
+    chosen = " UNION ALL ".join(f"SELECT * FROM w{n}" for n in range(length))  # noqa: S608
+    sql = (
+        f"WITH {ASYNC_COMMIT_CTE}{', '.join(updates)} "  # noqa: S608
+        f"INSERT INTO {q(Hold._meta.db_table)} ({', '.join(columns)}) "
+        f"SELECT {', '.join(expressions)} FROM ({chosen}) AS w, cfg "
+        "RETURNING id, organization_id, wallet_id"
+    )
+    return sql, param_fields
+
+
+@cache
 def capture_ctes():
     """The capture's wallet half: CTEs `h` (the hold resolved, if still pending and this
     request's: captured, or released for a zero amount), `w` (the wallet: held back, balance
@@ -259,6 +303,7 @@ def hold_place_fast(
     request_id: str,
     enforce: bool = True,
     ttl_seconds: int | None = None,
+    department_id: int | None = None,
 ) -> PlacedHold:
     """wallets.services.hold_place in one statement (PostgreSQL): reserve `amount` on the wallet.
 
@@ -276,6 +321,7 @@ def hold_place_fast(
         "created_at": now,
         "captured_amount": None,
         "resolved_at": None,
+        "department_id": department_id,
     }
     sql, param_fields = _hold_place_sql(enforce)
     params = statement_params(param_fields, values)
@@ -289,4 +335,37 @@ def hold_place_fast(
         wallet_id=wallet.pk,
         request_id=request_id,
         amount=amount,
+    )
+
+
+def hold_place_cascade_fast(
+    *,
+    wallets,
+    amount: Decimal,
+    request_id: str,
+    ttl_seconds: int | None = None,
+    department_id: int | None = None,
+) -> PlacedHold:
+    """Hold `amount` on the first of `wallets` (a chain, wallets/cascade.py, in order) that can
+    cover it, in one statement; InsufficientFunds (nothing written) when none can. The chain's
+    wallets must be one organization's (wallet_chain makes it so)."""
+    amount = quantize(amount)
+    ttl = settings.KT_HOLD_TTL_SECONDS if ttl_seconds is None else ttl_seconds
+    now = timezone.now()
+    values = {
+        "request_id": request_id,
+        "expires_at": now + timedelta(seconds=ttl),
+        "created_at": now,
+        "captured_amount": None,
+        "resolved_at": None,
+        "department_id": department_id,
+    }
+    sql, param_fields = _hold_cascade_sql(len(wallets))
+    params = statement_params(param_fields, values)
+    params.update(amount=amount, **{f"wallet_{n}": w.pk for n, w in enumerate(wallets)})
+    row = execute_one(sql, params)
+    if row is None:
+        raise chain_refusal(wallets=wallets, amount=amount)
+    return PlacedHold(
+        pk=row[0], organization_id=row[1], wallet_id=row[2], request_id=request_id, amount=amount
     )

@@ -101,6 +101,10 @@ class LedgerEntry(models.Model):
         "Hold", null=True, blank=True, on_delete=models.PROTECT, related_name="entries"
     )
     reference = models.CharField(max_length=200, blank=True, help_text="request id, event id, …")
+    # The two entries of a transfer (an allocation, a reclaim: wallets/services/transfers.py)
+    # share it, `trf_...`; blank for every other entry.
+    # Indexed only where set (ledger_transfer): blank on every capture, the bulk of the ledger.
+    transfer_id = models.CharField(max_length=40, blank=True)
     actor = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -125,6 +129,9 @@ class LedgerEntry(models.Model):
             # One organization's entries by time (admin, chargeback export): one index instead
             # of one on organization_id and one on created_at across every tenant.
             models.Index(fields=["organization", "created_at"], name="ledger_org_time"),
+            models.Index(
+                fields=["transfer_id"], condition=~Q(transfer_id=""), name="ledger_transfer"
+            ),
             # The few entries that are not spend, so that a wallet's totals, last funding and
             # status never read its (millions of) captures: wallets/selectors.py derives spent
             # from the balance and these. `amount` is included for index-only scans.
@@ -165,6 +172,18 @@ class Hold(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="holds")
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="holds")
+    # The caller's department, whichever wallet of the cascade holds (wallets/cascade.py): the
+    # sweeper's placeholder event of an expired hold is attributed to it. No database
+    # constraint, like the usage event's references (a check per insert locked the row).
+    department = models.ForeignKey(
+        Department,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="holds",
+        db_constraint=False,
+        db_index=False,
+    )
     # Unique by a constraint, not `unique=True`: that would add a second, `_like` index
     # (varchar_pattern_ops) that no query uses, as large as the unique one.
     request_id = models.CharField(max_length=100)

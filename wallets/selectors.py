@@ -1,7 +1,8 @@
 """Reads of wallets and their ledger, always scoped to one organization.
 
 Totals come from the ledger (the truth), summed in the database at full precision:
-- total allocated: allocation and credit entries (money put into the wallet);
+- total allocated: allocation and credit entries that put money into the wallet (an
+  allocation's other side, money moved out to a team or user, is not counted);
 - total spent: captures minus refunds (money the wallet paid for requests), derived from the
   balance without reading the captures (see wallet_annotate_totals);
 - reserved: `Wallet.held`, the sum of pending holds.
@@ -36,6 +37,12 @@ Kind = LedgerEntry.Kind
 Status = WalletStatus
 
 FUNDING_KINDS = (Kind.ALLOCATION, Kind.CREDIT)
+# The reference of an `auto_fund` credit (wallets/services/transfers.py): money credited only to
+# pass an allocation through to a team. It counts as money in, but not as the organization
+# funding its wallet: a wallet's "last funding" (the base of `low`, and whether a wallet was
+# ever funded, for alerts) skips it.
+AUTO_FUND_REFERENCE = "auto_fund"
+LAST_FUNDING = Q(kind__in=FUNDING_KINDS, amount__gt=0) & ~Q(reference=AUTO_FUND_REFERENCE)
 
 
 def wallet_status(*, wallet: Wallet, last_allocation: Decimal | None) -> str:
@@ -81,19 +88,23 @@ def wallet_status_expression(*, available, last_funding, threshold_percent):
     )
 
 
-def _wallet_sum(kinds) -> Coalesce:
-    """SUM(amount) of the outer wallet's entries of `kinds` (0 for none). Filtered in WHERE by
-    wallet id and kind, so a partial index of those kinds answers it (wallets/models.py)."""
-    entries = LedgerEntry.objects.filter(wallet=OuterRef("pk"), kind__in=kinds).order_by()
+def _wallet_sum(kinds, *conditions: Q) -> Coalesce:
+    """SUM(amount) of the outer wallet's entries of `kinds` (0 for none), with `conditions` on
+    the index's included columns. Filtered in WHERE by wallet id and kind, so a partial index of
+    those kinds answers it (wallets/models.py)."""
+    entries = LedgerEntry.objects.filter(
+        *conditions, wallet=OuterRef("pk"), kind__in=kinds
+    ).order_by()
     total = entries.values("wallet").annotate(total=Sum("amount")).values("total")
     return Coalesce(Subquery(total), ZERO, output_field=AmountField())
 
 
 def last_funding_subquery(wallet_id) -> Subquery:
-    """The amount of the wallet's most recent allocation or credit (NULL for none): one step
-    down the `ledger_wallet_funding` index. `wallet_id`: an expression (OuterRef, Subquery)."""
+    """The amount of the wallet's most recent funding (LAST_FUNDING: a positive allocation or
+    credit, not an auto_fund one; NULL for none): a few steps down the `ledger_wallet_funding`
+    index. `wallet_id`: an expression (OuterRef, Subquery)."""
     last = (
-        LedgerEntry.objects.filter(wallet_id=wallet_id, kind__in=FUNDING_KINDS)
+        LedgerEntry.objects.filter(LAST_FUNDING, wallet_id=wallet_id)
         .order_by("-created_at", "-id")
         .values("amount")[:1]
     )
@@ -112,12 +123,14 @@ def wallet_annotate_totals(*, queryset: QuerySet[Wallet]) -> QuerySet[Wallet]:
     funding and reclaim/adjustment sums come from two small partial indexes. So a wallet with a
     year of captures costs what a new one does (tests/wallets/test_totals_from_indexes.py checks
     it against the direct sums)."""
-    allocated = _wallet_sum(FUNDING_KINDS)
+    # Funding entries are signed since allocations are transfers (the giving side negative):
+    # spent takes them all, total_allocated only the money that came in.
+    funding = _wallet_sum(FUNDING_KINDS)
     queryset = queryset.annotate(
         available_amount=ExpressionWrapper(F("balance") - F("held"), output_field=AmountField()),
-        total_allocated=allocated,
+        total_allocated=_wallet_sum(FUNDING_KINDS, Q(amount__gt=0)),
         total_spent=ExpressionWrapper(
-            allocated + _wallet_sum((Kind.RECLAIM, Kind.ADJUSTMENT)) - F("balance"),
+            funding + _wallet_sum((Kind.RECLAIM, Kind.ADJUSTMENT)) - F("balance"),
             output_field=AmountField(),
         ),
         last_allocation=last_funding_subquery(OuterRef("pk")),
@@ -172,6 +185,27 @@ def hold_refusal(*, wallet: Wallet, amount: Decimal) -> InsufficientFunds:
         available=current.available,
         required=amount,
         currency=current.currency,
+    )
+
+
+def chain_refusal(*, wallets, amount: Decimal) -> InsufficientFunds:
+    """The refusal of a hold of `amount` that no wallet of a chain can cover, naming what each
+    has now; `available` is the most any of them has."""
+    if len(wallets) == 1:
+        return hold_refusal(wallet=wallets[0], amount=amount)
+    current = {w.pk: w for w in Wallet.objects.filter(pk__in=[w.pk for w in wallets])}
+    chain = [current[w.pk] for w in wallets if w.pk in current]
+    currency = chain[0].currency if chain else ""
+    parts = ", ".join(
+        f"{w.scope} wallet {w.name} has {exact_str(w.available)} {w.currency} available"
+        for w in chain
+    )
+    return InsufficientFunds(
+        f"no wallet can cover this request, which may cost up to {exact_str(amount)} {currency}: "
+        f"{parts}",
+        available=max((w.available for w in chain), default=ZERO),
+        required=amount,
+        currency=currency,
     )
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from wallets import apis
+from wallets import apis, apis_transactions
 
 # The fixed paths come first: `allocate` is an operation, not a team id.
 urlpatterns = [
@@ -11,4 +11,9 @@ urlpatterns = [
     path("wallets/refund", apis.WalletRefundApi.as_view(), name="wallets-refund"),
     path("wallets/<str:team_id>", apis.WalletDetailApi.as_view(), name="wallets-detail"),
     path("wallets/<str:team_id>/ledger", apis.WalletLedgerApi.as_view(), name="wallets-ledger"),
+    path(
+        "wallets/<str:team_id>/transactions",
+        apis_transactions.WalletTransactionsApi.as_view(),
+        name="wallets-transactions",
+    ),
 ]

@@ -61,6 +61,7 @@ def _department_state(department: Department) -> dict:
         "team_id": department.team_id,
         "name": department.name,
         "owner_emails": list(department.owner_emails),
+        "fall_through": department.fall_through,
     }
 
 
@@ -70,15 +71,18 @@ def department_create(
     team_id: str,
     name: str = "",
     owner_emails: list[str] | None = None,
+    fall_through: bool = True,
     actor: str,
     via: str,
 ) -> Department:
-    """A new department (named from its team id unless given); its team id must be new."""
+    """A new department (named from its team id unless given); its team id must be new.
+    `fall_through=False` makes it strict: its team wallet is a hard cap (wallets/cascade.py)."""
     department = Department(
         organization=organization,
         team_id=team_id,
         name=name or department_name_from_team_id(team_id),
         owner_emails=list(owner_emails or []),
+        fall_through=fall_through,
     )
     _department_check(department)
     with transaction.atomic():
@@ -95,9 +99,10 @@ def department_create(
 
 
 def department_update(*, department: Department, actor: str, via: str, **changes) -> Department:
-    """Rename a department or change its owners. Its team id never changes: config files,
-    API calls and exports name the department by it."""
-    unknown = set(changes) - {"name", "owner_emails"}
+    """Rename a department, change its owners or whether its spend falls through to the
+    organization's wallet (`fall_through`). Its team id never changes: config files, API calls
+    and exports name the department by it."""
+    unknown = set(changes) - {"name", "owner_emails", "fall_through"}
     if unknown:
         raise ApplicationError(
             f"{', '.join(sorted(unknown))} cannot change", field=sorted(unknown)[0]

@@ -56,14 +56,17 @@ def organization_cost_tracking_set(
     wallet_enforcement: bool,
     actor: str,
     via: str,
+    allocation_policy: str = Organization.AllocationPolicy.AUTO_FUND,
 ) -> list[str]:
-    """Set the two cost-tracking switches; return the names of the fields that changed."""
+    """Set the cost-tracking switches and the allocation policy; return the names of the
+    fields that changed."""
     changed = organization_update(
         organization=organization,
         actor=actor,
         via=via,
         cost_tracking_enabled=enabled,
         wallet_enforcement=wallet_enforcement,
+        allocation_policy=allocation_policy,
     )
     return changed
 
@@ -101,6 +104,7 @@ ORGANIZATION_EDITABLE = (
     "cost_tracking_enabled",
     "wallet_enforcement",
     "rate_limits_unavailable",
+    "allocation_policy",
 )
 # Set from the config file only (`rate_limit_defaults`); shown read-only in the admin.
 ORGANIZATION_FROM_CONFIG = ("rate_limit_defaults",)
@@ -122,6 +126,8 @@ def _organization_check(organization: Organization) -> None:
         errors.add("finance_emails", problem)
     if organization.rate_limits_unavailable not in Organization.RateLimitsUnavailable.values:
         errors.add("rate_limits_unavailable", "open or closed")
+    if organization.allocation_policy not in Organization.AllocationPolicy.values:
+        errors.add("allocation_policy", "auto_fund or strict")
     problem = rate_limits_problem(organization.rate_limit_defaults, nested=True)
     if problem:
         errors.add("rate_limit_defaults", problem)

@@ -21,7 +21,7 @@ from reports.models import ExportJob
 from tests.conftest import bearer_client
 from tests.factories import DepartmentFactory
 from wallets import services
-from wallets.models import LedgerEntry, Wallet
+from wallets.models import Hold, LedgerEntry, Wallet
 
 pytestmark = pytest.mark.django_db
 
@@ -29,6 +29,7 @@ pytestmark = pytest.mark.django_db
 KNOWN_LISTS = {
     "/v1/wallets",
     "/v1/wallets/{team_id}/ledger",
+    "/v1/wallets/{team_id}/transactions",
     "/v1/budgets",
     "/v1/export-jobs",
     "/v1/webhooks",
@@ -123,6 +124,11 @@ def _tenant(org, team_id: str, *, jobs: int) -> dict:
     for amount in ("100.00", "25.50"):
         services.wallet_allocate(department=department, amount=Decimal(amount), currency="USD")
     services.wallet_credit(organization=org, amount=Decimal("10"), currency="USD")
+    # A released hold: a reservation and a release among the team's transactions.
+    team = services.wallet_for_team(department=department)
+    services.hold_release(
+        hold=services.hold_place(wallet=team, amount=Decimal("1"), request_id=f"req_{team_id}")
+    )
     budget = budget_create(organization=org, team_id=team_id, amount=Decimal("500"))
     budget_create(organization=org, team_id=team_id, amount=Decimal("1500"), period="quarter")
     for _ in range(jobs):
@@ -158,6 +164,14 @@ def _rows(org, team_id: str) -> dict:
         "/v1/wallets/{team_id}/ledger": LedgerEntry.objects.filter(
             wallet__department__organization=org, wallet__department__team_id=team_id
         ).count(),
+        # The ledger's entries, each hold's reservation and each release.
+        "/v1/wallets/{team_id}/transactions": LedgerEntry.objects.filter(
+            wallet__department__organization=org, wallet__department__team_id=team_id
+        ).count()
+        + sum(
+            1 + (hold.status in ("released", "expired"))
+            for hold in Hold.objects.filter(organization=org, wallet__department__team_id=team_id)
+        ),
         "/v1/budgets": Budget.objects.filter(organization=org).count(),
         "/v1/export-jobs": ExportJob.objects.filter(organization=org).count(),
         "/v1/provider-secrets": ProviderSecret.objects.filter(organization=org).count(),

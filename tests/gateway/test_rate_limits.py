@@ -14,7 +14,7 @@ import pytest
 import time_machine
 
 from chargeback.keys import hash_key
-from chargeback.models import ConsumerGroup, Organization
+from chargeback.models import ConsumerGroup, Department, Organization
 from gateway import ratelimit
 from gateway.auth import _load
 from gateway.cache import clear_all
@@ -151,14 +151,15 @@ def test_max_parallel_requests_refuses_what_would_exceed_it_and_frees_the_slot_a
 def test_a_failed_or_refused_request_frees_its_slot_too(gw, oai):
     _limit(gw, parallel_limit=1)
 
-    services.wallet_allocate(
-        department=gw.department, amount=Decimal("0.00000001"), currency="USD", user_ref="broke"
-    )
+    # A strict team with room for one ordinary request's worst case (0.01009) at a time, not
+    # for two choices' (the cascade would otherwise fall through to the organization).
+    services.wallet_reclaim(department=gw.department, amount=Decimal("9.985"))
+    Department.objects.filter(pk=gw.department.pk).update(fall_through=False)
 
     with pytest.raises(openai.InternalServerError):
         _call(oai, extra_headers={"x-fake-fault": "500"})
     with pytest.raises(openai.APIStatusError) as refused:
-        _call(oai, user="broke")  # admitted, then its hold refused
+        _call(oai, n=2)  # admitted, then its hold refused
     _call(oai)
     _call(oai)
 

@@ -86,6 +86,17 @@ def test_a_group_without_any_wallet_is_refused_when_enforced(gw_local, client):
     ConsumerGroup.objects.filter(pk=gw_local.group.pk).update(department=walletless)
     r = chat(client)
     assert r.status_code == 402
+    # No team wallet: the cascade falls through to the organization's, which the team's
+    # allocation (auto_fund) left empty.
+    assert "wallet Acme has 0.00 USD available" in r.json()["error"]["message"]
+    # Strict, the department has no wallet at all to pay from.
+    walletless.fall_through = False
+    walletless.save()
+    from gateway.cache import clear_all
+
+    clear_all()
+    r = chat(client)
+    assert r.status_code == 402
     assert "No wallet covers" in r.json()["error"]["message"]
 
 

@@ -97,7 +97,11 @@ def test_the_gauge_snapshot_is_computed_once_per_interval(
     wallet = [
         s for s in families["kt_wallet_available"].samples if s.labels["organization"] == "acme"
     ]
-    assert [(s.labels["department"], s.value) for s in wallet] == [("team_engineering", 250.0)]
+    # The organization's wallet too (no department): the allocation came from it (auto_fund).
+    assert sorted((s.labels["department"], s.value) for s in wallet) == [
+        ("", 0.0),
+        ("team_engineering", 250.0),
+    ]
     assert 0 <= families["kt_metrics_snapshot_age_seconds"].samples[0].value < 60
     assert data["wallets"]
 

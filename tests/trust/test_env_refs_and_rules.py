@@ -89,6 +89,7 @@ def test_a_tenant_owner_cannot_change_the_allow_list_in_the_admin(live_server, o
             "cost_tracking_enabled": "on",
             "wallet_enforcement": "on",
             "rate_limits_unavailable": "open",
+            "allocation_policy": "auto_fund",
             "env_refs_allowed": '["SECRET_KEY", "KT_VICTIM_*"]',
             "created_at_0": "2026-01-01",
             "created_at_1": "00:00:00",

@@ -74,8 +74,11 @@ def test_allocate_show_ledger_and_list(live_server, admin_token, engineering, ou
     assert header.split() == [
         "scope", "name", "balance", "reserved", "available", "allocated", "spent", "cur", "status"
     ]  # fmt: skip
-    assert len(rows) == 1  # never the outsider's wallets
+    assert len(rows) == 2  # ours only: the organization's (it funded the team) and the team's
     assert rows[0].split() == [
+        "organization", "Acme", "0.00", "0.00", "0.00", "20,000.00", "0.00", "USD", "depleted",
+    ]  # fmt: skip
+    assert rows[1].split() == [
         "team", "team_engineering", "19,998.766", "10.00", "19,988.766", "20,000.00", "1.234",
         "USD", "healthy",
     ]  # fmt: skip
@@ -89,7 +92,7 @@ def test_allocate_with_an_idempotency_key_applies_once(live_server, admin_token,
 
     assert first.returncode == again.returncode == 0, again.stderr
     assert "replayed" in again.stdout
-    assert LedgerEntry.objects.count() == 1
+    assert LedgerEntry.objects.count() == 3  # once: the auto_fund credit and the transfer
     assert json.loads(first.stdout)["amount"] == "8000.00"
 
     conflict = kt(*[a if a != "8000.00" else "9000" for a in args], url=live_server.url)

@@ -176,13 +176,14 @@ def test_concurrent_retries_with_one_idempotency_key_allocate_once():
     close_old_connections()
 
     assert errors == []  # never an IntegrityError, never a conflict with the outsider's request
-    assert LedgerEntry.objects.filter(organization=organization).count() == 1
-    entry = LedgerEntry.objects.get(organization=organization)
+    # Once: the auto_fund credit and the transfer's two entries.
+    assert LedgerEntry.objects.filter(organization=organization).count() == 3
+    entry = LedgerEntry.objects.get(organization=organization, wallet__scope="team")
     assert sum(1 for _, was_created, _ in created if was_created) == 1
     assert {pk for pk, _, _ in created} == {entry.pk}
     assert len(created) + len(conflicts) == 10
     winner_requests = 6 if entry.wallet.department_id == teams[0].pk else 4
     assert len(created) == winner_requests
-    theirs = LedgerEntry.objects.get(organization=outsider_team.organization)
+    theirs = LedgerEntry.objects.get(organization=outsider_team.organization, wallet__scope="team")
     assert (theirs.amount, theirs.wallet.department_id) == (Decimal("70"), outsider_team.pk)
     assert sorted(outsiders) == [(theirs.pk, False)] * 3 + [(theirs.pk, True)]

@@ -23,7 +23,7 @@ from tests.factories import DepartmentFactory
 from wallets import services
 from wallets.ledger import ledger_append_many
 from wallets.models import Hold, LedgerEntry, Wallet
-from wallets.selectors import FUNDING_KINDS, wallet_status, wallets_for_org
+from wallets.selectors import FUNDING_KINDS, LAST_FUNDING, wallet_status, wallets_for_org
 
 Kind = LedgerEntry.Kind
 USD = "USD"
@@ -40,11 +40,13 @@ def direct_totals(wallet: Wallet) -> dict:
     def total(q):
         return entries.filter(q).aggregate(t=Sum("amount"))["t"] or Decimal(0)
 
-    last = entries.filter(kind__in=FUNDING_KINDS).order_by("-created_at", "-id").first()
+    # Since allocations are transfers: money in only (not the giving side), and the last
+    # funding is not an auto_fund credit (wallets/selectors.py LAST_FUNDING).
+    last = entries.filter(LAST_FUNDING).order_by("-created_at", "-id").first()
     last_amount = last.amount if last else None
     wallet.refresh_from_db()
     return {
-        "total_allocated": total(Q(kind__in=FUNDING_KINDS)),
+        "total_allocated": total(Q(kind__in=FUNDING_KINDS, amount__gt=0)),
         "total_spent": -total(Q(kind=Kind.CAPTURE)) - total(Q(kind=Kind.REFUND)),
         "last_allocation": last_amount,
         "status": wallet_status(wallet=wallet, last_allocation=last_amount),

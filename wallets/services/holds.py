@@ -6,6 +6,7 @@ condition after any concurrent writer commits, so two holds can never both take 
 and a hold already resolved is never resolved again.
 """
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -15,12 +16,12 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from chargeback.errors import ApplicationError
+from chargeback.errors import ApplicationError, InsufficientFunds
 from chargeback.money import HALF_UNIT, ZERO, quantize
 from wallets import fastpath
 from wallets.ledger import ledger_append
 from wallets.models import Hold, LedgerEntry, Wallet
-from wallets.selectors import hold_refusal
+from wallets.selectors import chain_refusal, hold_refusal
 
 Kind = LedgerEntry.Kind
 
@@ -34,16 +35,50 @@ def _float_slack() -> Decimal:
 
 
 def hold_reserve(
-    *, wallet: Wallet, amount: Decimal, request_id: str, enforce: bool = True
+    *,
+    wallets: Sequence[Wallet],
+    amount: Decimal,
+    request_id: str,
+    enforce: bool = True,
+    department_id: int | None = None,
 ) -> Hold | fastpath.PlacedHold:
-    """What the gateway calls to hold a request's worst case: hold_place, as one statement on
-    PostgreSQL (wallets/fastpath.py, the same rows; a small record instead of a model instance,
-    which costs about 5 % of a request's CPU to build), the ORM service elsewhere."""
+    """What the gateway calls to hold a request's worst case on the first wallet of its chain
+    (wallets/cascade.py: user, team, organization) that can cover it; InsufficientFunds when
+    none can. Without enforcement the first wallet holds it, whatever it has.
+
+    On PostgreSQL one statement whatever the chain's length (wallets/fastpath.py, the same rows;
+    a small record instead of a model instance, which costs about 5 % of a request's CPU to
+    build); a chain of one wallet takes the single-wallet statement of before. Elsewhere the
+    ORM: hold_place on each wallet in turn, each attempt one conditional UPDATE, so concurrency
+    stays safe and at most one wallet is held on. `department_id`: the caller's, recorded on
+    the hold."""
+    common = {"amount": amount, "request_id": request_id, "department_id": department_id}
+    if not enforce or len(wallets) == 1:
+        if fastpath.enabled():
+            return fastpath.hold_place_fast(wallet=wallets[0], enforce=enforce, **common)
+        return hold_place(wallet=wallets[0], enforce=enforce, **common)
     if fastpath.enabled():
-        return fastpath.hold_place_fast(
-            wallet=wallet, amount=amount, request_id=request_id, enforce=enforce
-        )
-    return hold_place(wallet=wallet, amount=amount, request_id=request_id, enforce=enforce)
+        return fastpath.hold_place_cascade_fast(wallets=wallets, **common)
+    return hold_place_cascade(wallets=wallets, **common)
+
+
+def hold_place_cascade(
+    *,
+    wallets: Sequence[Wallet],
+    amount: Decimal,
+    request_id: str,
+    department_id: int | None = None,
+) -> Hold:
+    """hold_place on the first of `wallets` (a chain, in order) that can cover `amount`;
+    InsufficientFunds naming each wallet when none can."""
+    for wallet in wallets:
+        try:
+            return hold_place(
+                wallet=wallet, amount=amount, request_id=request_id, department_id=department_id
+            )
+        except InsufficientFunds:
+            continue
+    raise chain_refusal(wallets=wallets, amount=amount)
 
 
 def hold_place(
@@ -53,8 +88,9 @@ def hold_place(
     request_id: str,
     enforce: bool = True,
     ttl_seconds: int | None = None,
+    department_id: int | None = None,
 ) -> Hold:
-    """Reserve `amount` on the wallet for one request.
+    """Reserve `amount` on the wallet for one request (of `department_id`'s, when given).
 
     With `enforce`, refused (InsufficientFunds) unless available >= amount; the check and the
     reservation are one conditional UPDATE, so concurrent holds cannot overspend. The hold expires
@@ -72,6 +108,7 @@ def hold_place(
         return Hold.objects.create(
             organization_id=wallet.organization_id,
             wallet_id=wallet.pk,
+            department_id=department_id,
             request_id=request_id,
             amount=amount,
             expires_at=now + timedelta(seconds=ttl),

@@ -1,0 +1,275 @@
+"""The ledger state machine (test_ledger_state_machine.py) widened to the three wallets of a
+cascade: credits, allocations (organization -> team, team -> user) under either allocation
+policy, reclaims, holds placed on the first wallet that can pay (ORM and one-statement paths,
+strict or not), captures, releases, expiries and refunds, in any order, against PostgreSQL.
+
+After every step: each wallet's balance = the sum of its entries = the model's; held = its
+pending holds; the sum of all balances = credits - captures + refunds (transfers move money,
+never create it); each transfer is two entries that cancel out."""
+
+import os
+from datetime import timedelta
+from decimal import Decimal
+from itertools import count
+
+import pytest
+from django.db.models import Count, Sum
+from django.utils import timezone
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    consumes,
+    invariant,
+    multiple,
+    rule,
+    run_state_machine_as_test,
+)
+
+from chargeback.errors import Conflict, InsufficientFunds
+from chargeback.money import ZERO, quantize
+from tests.factories import DepartmentFactory, OrganizationFactory
+from wallets import services
+from wallets.cascade import wallet_chain
+from wallets.models import Hold, LedgerEntry, Wallet
+
+_examples = count()
+
+amounts = st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("300"), places=8)
+capture_factors = st.sampled_from([Decimal(0), Decimal("0.37"), Decimal(1), Decimal("1.5")])
+SCOPES = ("user", "team", "organization")
+
+
+class CascadeLedgerMachine(RuleBasedStateMachine):
+    captured_holds = Bundle("captured_holds")
+    pending_holds = Bundle("pending_holds")
+
+    def __init__(self):
+        super().__init__()
+        n = self.n = next(_examples)
+        self.organization = OrganizationFactory(slug=f"cm-{n}", wallet_enforcement=True)
+        self.department = DepartmentFactory(organization=self.organization, team_id=f"team_cm_{n}")
+        self.wallets = {
+            "user": services.wallet_for_user(
+                organization=self.organization, user_ref="alice", department=self.department
+            ),
+            "team": services.wallet_for_team(department=self.department),
+            "organization": services.wallet_for_organization(organization=self.organization),
+        }
+        self.requests = count()
+        # The model.
+        self.balance = dict.fromkeys(SCOPES, ZERO)
+        self.pending: dict[int, tuple[str, Decimal]] = {}
+        self.resolutions: dict[int, str] = {}
+        self.charged: dict[int, Decimal] = {}  # hold pk -> captured minus refunded
+        self.credits = self.captures = self.refunds = ZERO
+        self.strict_policy = False
+        self.fall_through = True
+        self.overdrawn = False
+        # Another organization of the same team id, funded and holding: never touched.
+        outsider = OrganizationFactory(slug=f"cm-outsider-{n}")
+        twin = DepartmentFactory(organization=outsider, team_id=f"team_cm_{n}")
+        services.wallet_allocate(department=twin, amount=Decimal("7"), currency="USD")
+        self.outsider_team = services.wallet_for_team(department=twin)
+        services.hold_place(wallet=self.outsider_team, amount=Decimal("5"), request_id=f"cm{n}-o")
+
+    def available(self, scope: str) -> Decimal:
+        held = sum((a for s, a in self.pending.values() if s == scope), ZERO)
+        return self.balance[scope] - held
+
+    # --- money in and between wallets ---------------------------------------------------------
+
+    @rule(amount=amounts)
+    def credit(self, amount):
+        services.wallet_credit(organization=self.organization, amount=amount, currency="USD")
+        self.balance["organization"] += amount
+        self.credits += amount
+
+    @rule(strict=st.booleans())
+    def set_allocation_policy(self, strict):
+        self.organization.allocation_policy = "strict" if strict else "auto_fund"
+        self.organization.save(update_fields=["allocation_policy"])
+        self.strict_policy = strict
+
+    @rule(amount=amounts, to_user=st.booleans())
+    def allocate(self, amount, to_user):
+        source, destination = ("team", "user") if to_user else ("organization", "team")
+        shortfall = amount - self.available(source)
+        user_ref = "alice" if to_user else ""
+        if shortfall > 0 and self.strict_policy:
+            before = LedgerEntry.objects.count()
+            with pytest.raises(Conflict) as exc:
+                services.wallet_allocate(
+                    department=self.department, amount=amount, currency="USD", user_ref=user_ref
+                )
+            assert exc.value.extra["available"] == self.available(source)
+            assert LedgerEntry.objects.count() == before
+            return
+        entry, created = services.wallet_allocate(
+            department=self.department, amount=amount, currency="USD", user_ref=user_ref
+        )
+        assert created
+        if shortfall > 0:  # auto_fund: a labelled credit to the organization first
+            org_short = shortfall
+            if source == "team":  # what the organization lacks to give the team its shortfall
+                org_short = shortfall - self.available("organization")
+            if org_short > 0:
+                self.balance["organization"] += org_short
+                self.credits += org_short
+            if source == "team":
+                self.balance["organization"] -= shortfall
+                self.balance["team"] += shortfall
+        self.balance[source] -= amount
+        self.balance[destination] += amount
+        assert entry.amount == amount
+        assert entry.balance_after == self.balance[destination]
+        assert entry.wallet_id == self.wallets[destination].pk
+
+    @rule(amount=st.none() | amounts)
+    def reclaim(self, amount):
+        available = self.available("team")
+        wanted = available if amount is None else amount
+        if wanted > available or wanted <= 0:
+            with pytest.raises(InsufficientFunds):
+                services.wallet_reclaim(department=self.department, amount=amount)
+            return
+        services.wallet_reclaim(department=self.department, amount=amount)
+        self.balance["team"] -= wanted
+        self.balance["organization"] += wanted
+
+    @rule(fall_through=st.booleans())
+    def set_fall_through(self, fall_through):
+        self.department.fall_through = fall_through
+        self.department.save(update_fields=["fall_through"])
+        self.fall_through = fall_through
+
+    # --- requests ------------------------------------------------------------------------------
+
+    @rule(target=pending_holds, amount=amounts, path=st.sampled_from(["reserve", "orm"]))
+    def place_hold(self, amount, path):
+        chain = wallet_chain(
+            organization=self.organization, department=self.department, user_ref="alice"
+        )
+        scopes = ["user", "team"] + (["organization"] if self.fall_through else [])
+        assert [w.scope for w in chain] == scopes
+        place = services.hold_reserve if path == "reserve" else services.hold_place_cascade
+        request_id = f"cm{self.n}-{next(self.requests)}"
+        payer = next((s for s in scopes if self.available(s) >= amount), None)
+        if payer is None:
+            with pytest.raises(InsufficientFunds):
+                place(wallets=chain, amount=amount, request_id=request_id)
+            assert not Hold.objects.filter(request_id=request_id).exists()
+            return multiple()
+        hold = place(wallets=chain, amount=amount, request_id=request_id)
+        assert hold.wallet_id == self.wallets[payer].pk
+        self.pending[hold.pk] = (payer, quantize(amount))
+        return hold
+
+    @rule(target=captured_holds, hold=consumes(pending_holds), factor=capture_factors)
+    def capture(self, hold, factor):
+        scope, held = self.pending[hold.pk]
+        amount = quantize(held * factor)
+        free = self.available(scope)
+        entry = services.hold_capture(hold=hold, amount=amount)
+        del self.pending[hold.pk]
+        if amount == ZERO:
+            assert entry is None
+            self.resolutions[hold.pk] = Hold.Status.RELEASED
+            return multiple()
+        self.balance[scope] -= amount
+        self.captures += amount
+        self.resolutions[hold.pk] = Hold.Status.CAPTURED
+        self.charged[hold.pk] = amount
+        if amount - held > free:
+            self.overdrawn = True
+        return hold
+
+    @rule(hold=consumes(pending_holds), expire=st.booleans())
+    def release_or_expire(self, hold, expire):
+        if expire:
+            now = timezone.now()
+            Hold.objects.filter(pk=hold.pk).update(expires_at=now - timedelta(seconds=1))
+            assert [h.pk for h in services.holds_expire(now=now)] == [hold.pk]
+            self.resolutions[hold.pk] = Hold.Status.EXPIRED
+        else:
+            assert services.hold_release(hold=hold) is True
+            self.resolutions[hold.pk] = Hold.Status.RELEASED
+        del self.pending[hold.pk]
+
+    @rule(hold=captured_holds, part=st.sampled_from([Decimal("0.5"), Decimal(1), Decimal(2)]))
+    def refund(self, hold, part):
+        scope = next(s for s, w in self.wallets.items() if w.pk == hold.wallet_id)
+        amount = quantize(self.charged[hold.pk] * part / 2)
+        left = self.charged[hold.pk]
+        if amount <= 0 or amount > left:
+            if amount > left:
+                with pytest.raises(Conflict):
+                    services.wallet_refund(
+                        organization=self.organization,
+                        request_id=hold.request_id,
+                        amount=amount,
+                        reason="test",
+                    )
+            return
+        services.wallet_refund(
+            organization=self.organization, request_id=hold.request_id, amount=amount, reason="t"
+        )
+        self.balance[scope] += amount
+        self.refunds += amount
+        self.charged[hold.pk] -= amount
+
+    # --- invariants ----------------------------------------------------------------------------
+
+    @invariant()
+    def every_wallet_and_the_whole_agree_with_the_ledger_and_the_model(self):
+        rows = {w.pk: w for w in Wallet.objects.filter(organization=self.organization)}
+        sums = dict(
+            LedgerEntry.objects.filter(organization=self.organization)
+            .values_list("wallet_id")
+            .annotate(total=Sum("amount"))
+        )
+        for scope, handle in self.wallets.items():
+            wallet = rows[handle.pk]
+            assert wallet.balance == sums.get(wallet.pk, ZERO) == self.balance[scope]
+            pending = sum((a for s, a in self.pending.values() if s == scope), ZERO)
+            assert wallet.held == pending
+            if not self.overdrawn:
+                assert wallet.available >= ZERO
+        total = sum((w.balance for w in rows.values()), ZERO)
+        assert total == self.credits - self.captures + self.refunds
+        # Each transfer: two entries that cancel out.
+        transfers = (
+            LedgerEntry.objects.filter(organization=self.organization)
+            .exclude(transfer_id="")
+            .values("transfer_id")
+            .annotate(n=Count("id"), total=Sum("amount"))
+        )
+        assert all(t["n"] == 2 and t["total"] == 0 for t in transfers)
+        statuses = dict(
+            Hold.objects.filter(organization=self.organization).values_list("pk", "status")
+        )
+        for pk, status in statuses.items():
+            assert status == self.resolutions.get(pk, Hold.Status.PENDING)
+
+    def teardown(self):
+        wallet = Wallet.objects.get(pk=self.outsider_team.pk)
+        assert (wallet.balance, wallet.held) == (Decimal("7"), Decimal("5"))
+
+
+_NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.explain]
+
+
+@pytest.mark.django_db
+def test_money_is_conserved_across_the_cascade_under_any_sequence_of_operations():
+    run_state_machine_as_test(
+        CascadeLedgerMachine,
+        settings=settings(
+            max_examples=20,
+            stateful_step_count=25,
+            deadline=None,
+            database=None,
+            phases=list(Phase) if os.environ.get("HYPOTHESIS_SHRINK") else _NO_SHRINK,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        ),
+    )
