@@ -5,7 +5,7 @@ a healthy web process restarted. `/readyz` says whether it can serve: each confi
 takes a new connection (bounded by KT_READY_TIMEOUT, not the request pool's wait) and answers,
 the default one has every migration on disk applied, Redis and the Celery broker answer PING
 when configured, and the pricing catalog has prices. Each failure is named in the JSON reply,
-which is then a 503.
+which is then a 503. A read replica's lag is reported beside the checks, never as a failure.
 """
 
 from functools import cache
@@ -17,6 +17,7 @@ from django.db import connections
 from django.db.migrations.loader import MigrationLoader
 from django.http import JsonResponse
 
+from chargeback.replica import replica_lag_seconds
 from gateway.models import Price
 
 LIBPQ_OPTIONS = frozenset(
@@ -45,10 +46,25 @@ def healthz(request) -> JsonResponse:
 def readyz(request) -> JsonResponse:
     checks = readiness()
     ready = all(result == "ok" for result in checks.values())
-    return JsonResponse(
-        {"status": "ready" if ready else "unavailable", "checks": checks},
-        status=200 if ready else 503,
-    )
+    body = {"status": "ready" if ready else "unavailable", "checks": checks}
+    if checks.get("database:replica") == "ok":
+        # Informative, never a failure: a lagging replica only delays reports (the page says so).
+        body["replica"] = _replica_state()
+    return JsonResponse(body, status=200 if ready else 503)
+
+
+def _replica_state() -> dict:
+    try:
+        lag = replica_lag_seconds()
+    except Exception as exc:  # noqa: BLE001
+        return {"error": _failure(exc)}
+    if lag is None:
+        return {"standby": False}
+    return {
+        "standby": True,
+        "lag_seconds": round(lag, 1),
+        "behind": lag > settings.KT_REPLICA_LAG_NOTICE_SECONDS,
+    }
 
 
 def readiness() -> dict[str, str]:

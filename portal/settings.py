@@ -385,16 +385,16 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 # Tasks running when the broker connection drops finish: every task is idempotent by its rows,
 # so the redelivery finds the work done, where cancelling could repeat a half-done side effect.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
-# After the rate-limit store failed, a gateway process leaves it alone this long (seconds);
-# `retry-after` of a fail-closed 503 says the same (gateway/ratelimit.py).
-KT_RATELIMIT_STORE_RETRY_SECONDS = env.float("KT_RATELIMIT_STORE_RETRY_SECONDS", default=2.0)
 
-# The gateway's own settings (pricing, upstream pool, capture outbox, response cache, routing
-# policies), the operations' (probes, metrics, traces, sessions) and the embedded default's worker.
+# The gateway's own settings (pricing, upstream pool, rate-limit store, capture outbox, response
+# cache, routing policies), the operations' (probes, metrics, traces, sessions), a read replica
+# for reports, and the embedded default's worker and broker.
 from portal.settings_embedded import KT_EMBEDDED_BROKER_DIR, embedded_celery  # noqa: E402
 from portal.settings_gateway import *  # noqa: E402,F403
 from portal.settings_ops import *  # noqa: E402,F403
+from portal.settings_replica import *  # noqa: E402,F403
 
 CELERY_BEAT_SCHEDULE.update(OPS_BEAT_SCHEDULE)  # noqa: F405
+replica_configure(DATABASES)  # noqa: F405
 if KT_EMBEDDED_BROKER_DIR:  # demo_run: a real worker and beat on a broker kept in files
     vars().update(embedded_celery(KT_EMBEDDED_BROKER_DIR))

@@ -1,5 +1,6 @@
-"""The gateway's settings (imported by portal/settings.py): the upstream pool, pricing, the
-capture outbox, the response cache and routing policies. docs/configuration.md lists them all."""
+"""The gateway's settings (imported by portal/settings.py): the upstream pool, the rate-limit
+store, pricing, the capture outbox, the response cache and routing policies
+(docs/configuration.md lists them all)."""
 
 from pathlib import Path
 
@@ -11,6 +12,11 @@ _env = environ.Env()  # underscored: `import *` brings only the settings
 # --- upstream connection pool per process and per provider origin (gateway/providers.py) ---
 KT_UPSTREAM_MAX_CONNECTIONS = _env.int("KT_UPSTREAM_MAX_CONNECTIONS", default=1000)
 KT_UPSTREAM_MAX_KEEPALIVE = _env.int("KT_UPSTREAM_MAX_KEEPALIVE", default=100)
+
+# --- the rate-limit store (gateway/store.py) ---
+# After it failed, a gateway process leaves it alone this long (seconds); `retry-after` of a
+# fail-closed 503 says the same (gateway/ratelimit.py).
+KT_RATELIMIT_STORE_RETRY_SECONDS = _env.float("KT_RATELIMIT_STORE_RETRY_SECONDS", default=2.0)
 
 # --- pricing (gateway/pricing.py, gateway/fastpath.py) ---
 # Price rows of a model stay in each process this long (picked by time, so a price change that

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from chargeback.errors import ApplicationError
 from chargeback.money import ZERO, to_cents
 from chargeback.periods import local_today, month_end
+from chargeback.replica import replica_lag_notice, replica_reads
 from gateway.selectors import cache_saved_total, spend_by, spend_total
 from reports.dashboards.selectors import Repeats, month_parse, repeats_by, share
 
@@ -62,6 +63,14 @@ class SpendApi(APIView):
 
     @extend_schema(parameters=[InputSerializer], responses=OutputSerializer)
     def get(self, request):
+        with replica_reads():
+            response = self._spend(request)
+            lag = replica_lag_notice()
+        if lag is not None:
+            response["X-Replica-Lag-Seconds"] = str(lag)
+        return response
+
+    def _spend(self, request):
         params = self.InputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         organization = request.organization

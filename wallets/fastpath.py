@@ -313,16 +313,7 @@ def hold_place_fast(
     atomic). The hold expires after `ttl_seconds` (KT_HOLD_TTL_SECONDS).
     """
     amount = quantize(amount)
-    ttl = settings.KT_HOLD_TTL_SECONDS if ttl_seconds is None else ttl_seconds
-    now = timezone.now()
-    values = {
-        "request_id": request_id,
-        "expires_at": now + timedelta(seconds=ttl),
-        "created_at": now,
-        "captured_amount": None,
-        "resolved_at": None,
-        "department_id": department_id,
-    }
+    values = _hold_values(request_id, ttl_seconds, department_id)
     sql, param_fields = _hold_place_sql(enforce)
     params = statement_params(param_fields, values)
     params.update(amount=amount, wallet_id=wallet.pk)
@@ -338,6 +329,20 @@ def hold_place_fast(
     )
 
 
+def _hold_values(request_id: str, ttl_seconds: int | None, department_id: int | None) -> dict:
+    """The new hold row's fields besides its wallet and amount."""
+    now = timezone.now()
+    ttl = settings.KT_HOLD_TTL_SECONDS if ttl_seconds is None else ttl_seconds
+    return {
+        "request_id": request_id,
+        "expires_at": now + timedelta(seconds=ttl),
+        "created_at": now,
+        "captured_amount": None,
+        "resolved_at": None,
+        "department_id": department_id,
+    }
+
+
 def hold_place_cascade_fast(
     *,
     wallets,
@@ -350,16 +355,7 @@ def hold_place_cascade_fast(
     cover it, in one statement; InsufficientFunds (nothing written) when none can. The chain's
     wallets must be one organization's (wallet_chain makes it so)."""
     amount = quantize(amount)
-    ttl = settings.KT_HOLD_TTL_SECONDS if ttl_seconds is None else ttl_seconds
-    now = timezone.now()
-    values = {
-        "request_id": request_id,
-        "expires_at": now + timedelta(seconds=ttl),
-        "created_at": now,
-        "captured_amount": None,
-        "resolved_at": None,
-        "department_id": department_id,
-    }
+    values = _hold_values(request_id, ttl_seconds, department_id)
     sql, param_fields = _hold_cascade_sql(len(wallets))
     params = statement_params(param_fields, values)
     params.update(amount=amount, **{f"wallet_{n}": w.pk for n, w in enumerate(wallets)})

@@ -9,6 +9,7 @@ from django.shortcuts import render
 
 from chargeback.errors import ApplicationError, NotFound
 from chargeback.periods import local_today, month_start
+from chargeback.replica import reads_from_replica, replica_lag_notice
 from reports.dashboards import selectors as sel
 from reports.dashboards.csv import table_csv_response
 from reports.dashboards.department import department_page
@@ -37,6 +38,7 @@ def _csv_or_page(request, data, template, context, prefix):
 
 
 @login_required
+@reads_from_replica
 def overview(request):
     try:
         organization, month = _context(request)
@@ -56,6 +58,7 @@ def overview(request):
 
 
 @login_required
+@reads_from_replica
 def department(request, team_id: str):
     try:
         organization, month = _context(request)
@@ -93,4 +96,5 @@ def _base(request, organization, month):
         "next_param": following.strftime("%Y-%m"),
         "org_param": org_param,
         "query": f"month={month:%Y-%m}{org_param}",
+        "replica_lag": replica_lag_notice(),
     }

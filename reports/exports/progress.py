@@ -4,6 +4,7 @@ from contextlib import nullcontext
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
+from chargeback.replica import read_alias
 from reports.models import ExportJob
 
 
@@ -24,7 +25,8 @@ class Progress:
             self.side = connections.create_connection(DEFAULT_DB_ALIAS)
 
     def reading(self):
-        return transaction.atomic() if self.side is not None else nullcontext()
+        # On the database the rows are read from: the replica, when the run reads there.
+        return transaction.atomic(using=read_alias()) if self.side is not None else nullcontext()
 
     def report(self, written: int) -> None:
         if self.side is None:

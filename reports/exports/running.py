@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from chargeback.models import Department
 from chargeback.periods import day_range
+from chargeback.replica import replica_reads
 from reports.exports.channel_events import export_job_publish
 from reports.exports.manifest import manifest_build, sha256_of
 from reports.exports.notify import SCHEDULE_ACTOR, export_job_notify
@@ -73,7 +74,8 @@ def export_job_run(*, job_id: str) -> ExportJob | None:
     if not claimed or job is None:
         return job
     try:
-        _build(job)  # removes its own partial file when it fails
+        with replica_reads():  # the rows may come from the replica; the job's updates do not
+            _build(job)  # removes its own partial file when it fails
     except Exception as exc:  # any failure must end as a failed job, not a stuck one
         logger.exception("export %s failed", job.id)
         ExportJob.objects.filter(pk=job.pk).update(
