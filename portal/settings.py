@@ -399,3 +399,6 @@ from portal.settings_gateway import *  # noqa: E402,F403
 from portal.settings_ops import *  # noqa: E402, F403
 
 CELERY_BEAT_SCHEDULE.update(OPS_BEAT_SCHEDULE)  # noqa: F405
+
+# --- cost tickets (portal/settings_tickets.py) ---
+from portal.settings_tickets import *  # noqa: E402, F403
