@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from chargeback.audit import audit_record
 from chargeback.errors import ApplicationError, NotFound
-from chargeback.money import quantize
+from chargeback.money import quantize, storage_str
 from wallets.models import Wallet
 from wallets.models_tickets import CostTicket
 from wallets.services.holds import hold_place
@@ -69,7 +69,7 @@ def ticket_open(
             via="gateway",
             action="cost_ticket.open",
             obj=ticket,
-            after={"ticket": ticket.ticket_id, "estimate": str(ticket.estimate)},
+            after={"ticket": ticket.ticket_id, "estimate": storage_str(ticket.estimate)},
         )
         from wallets.tickets.notify import ticket_opened_notify
 
@@ -107,7 +107,7 @@ def _decide(*, organization, ticket_id: str, to: str, actor: str, via: str) -> C
             before={"status": Status.PENDING},
             after={
                 "status": to,
-                "overdraft": str(ticket.estimate) if to == Status.APPROVED else "0",
+                "overdraft": storage_str(ticket.estimate) if to == Status.APPROVED else "0",
                 "wallet": ticket.wallet_id,
             },
         )
@@ -176,7 +176,7 @@ def ticket_redeem(
             via="gateway",
             action="cost_ticket.redeem",
             obj=ticket,
-            after={"request_id": request_id, "hold": hold.pk, "amount": str(amount)},
+            after={"request_id": request_id, "hold": hold.pk, "amount": storage_str(amount)},
         )
         return hold
 
