@@ -30,6 +30,7 @@ from tests.factories import (
     ProviderTargetFactory,
 )
 from wallets import services
+from wallets.tickets.services import ticket_open
 
 PASSWORD = "a-long-test-password-1"
 
@@ -108,6 +109,16 @@ def build_tenant(marker: str) -> Tenant:
         description=f"{marker} credit",
         actor=f"{marker}_admin",
     )
+    for dept in (owned, other):  # a pending cost ticket each (wallets/tickets)
+        ticket_open(
+            wallet=services.wallet_for_team(department=dept),
+            department_id=dept.pk,
+            consumer_group_id=None,
+            user_ref=f"{marker}-user",
+            model="gpt-4o",
+            estimate=Decimal("3.50"),
+            request_id=f"req_{marker}_{dept.pk}_ticket",
+        )
     wallet = owned.wallets.get()
     services.hold_place(wallet=wallet, amount=Decimal("1.5"), request_id=f"{marker}-hold-1")
     secret, _ = provider_secret_set(
