@@ -26,7 +26,7 @@ from gateway.recording import event_record
 from gateway.response_cache.flow import cache_begin
 from gateway.routing import wallets_of
 from gateway.streaming import elapsed_ms, release_connection
-from gateway.tickets import ticket_for_refusal, ticket_hold, ticket_requested
+from gateway.tickets import ticket_hold, ticket_or_wait, ticket_requested
 from gateway.upstream_call import UpstreamCall
 from gateway.validation import lone_surrogate, storable
 from wallets.services import hold_reserve
@@ -186,8 +186,9 @@ class Call(CallRouting, UpstreamCall):
                 department_id=ctx.department_id,
             )
         except InsufficientFunds as exc:
-            ticket = ticket_for_refusal(self, chain, worst)
-            self._reject(exc.message, available=exc.available, ticket=ticket)
+            self.hold, ticket = ticket_or_wait(self, chain, worst)  # gateway/tickets.py
+            if self.hold is None:
+                self._reject(exc.message, available=exc.available, ticket=ticket)
         if self.hold.wallet_id != self.wallet.pk:  # fell through: the event names who paid
             self.wallet = next(w for w in chain if w.pk == self.hold.wallet_id)
 

@@ -3,11 +3,24 @@ its chain can cover opens a ticket, named in its 402; a retry carrying `X-KT-Tic
 redeems an approved one, its hold placed on the ticket's wallet (past zero, by at most the
 ticket's estimate). docs/gateway.md, "Cost tickets"."""
 
+import time
 from decimal import Decimal
 
-from chargeback.errors import NotFound
+from chargeback.errors import InsufficientFunds, NotFound
 from gateway.errors import GatewayError
-from wallets.tickets.services import TicketRefused, ticket_open, ticket_redeem
+from gateway.streaming import release_connection
+from wallets.services import hold_reserve
+from wallets.tickets.policy import Mode, ticket_policy_for
+from wallets.tickets.services import (
+    TicketRefused,
+    ticket_cancel,
+    ticket_open,
+    ticket_redeem,
+    ticket_status,
+)
+
+FIRST_POLL = 0.05
+MAX_POLL = 1.0
 
 TICKET_HEADER = "X-KT-Ticket"
 
@@ -39,6 +52,55 @@ def ticket_hold(call, ticket_id: str, worst: Decimal):
         raise GatewayError(
             409, exc.message, code="cost_ticket_refused", param=TICKET_HEADER
         ) from None
+
+
+def ticket_or_wait(call, chain, worst: Decimal):
+    """(hold, ticket) for a request no wallet of `chain` covers: a ticket is opened; with the
+    group's (or organization's) `cost_tickets` mode `wait`, the request is held open up to
+    `wait_seconds` and gets its hold as soon as a wallet can cover it or the ticket is approved
+    (hold None: still not covered, the caller answers 402 with the ticket)."""
+    ticket = ticket_for_refusal(call, chain, worst)
+    ctx = call.ctx
+    policy = ticket_policy_for(organization_id=ctx.organization_id, consumer_group_id=ctx.group_id)
+    if policy.mode != Mode.WAIT:
+        return None, ticket
+    return ticket_wait(call, chain, worst, ticket, policy.wait_seconds), ticket
+
+
+def ticket_wait(call, chain, worst: Decimal, ticket, seconds: float):
+    """Poll, without keeping a database connection between polls (each try is one statement
+    on a pooled connection, like the response cache's single flight polls its store): every
+    try places the hold if a wallet of the chain can now cover it (the usual conditional
+    UPDATE: concurrent waiters never take more than arrived), else reads the ticket: approved,
+    it is redeemed for this request; denied, expired or cancelled, the wait ends."""
+    ctx = call.ctx
+    deadline = time.monotonic() + seconds
+    delay = FIRST_POLL
+    while (remaining := deadline - time.monotonic()) > 0:
+        release_connection()
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 1.5, MAX_POLL)
+        try:
+            hold = hold_reserve(
+                wallets=chain,
+                amount=worst,
+                request_id=call.request_id,
+                department_id=ctx.department_id,
+            )
+        except InsufficientFunds:
+            status = ticket_status(ticket_pk=ticket.pk)
+            if status == "approved":
+                return ticket_hold(call, ticket.ticket_id, worst)
+            if status != "pending":
+                return None
+            continue
+        # Funds arrived: the ticket is not needed (unless finance approved it meanwhile, when
+        # it stays approved for a later request of this group to redeem).
+        ticket_cancel(
+            ticket_id=ticket.ticket_id, organization_id=ctx.organization_id, reason="funds arrived"
+        )
+        return hold
+    return None
 
 
 def ticket_for_refusal(call, chain, worst: Decimal):

@@ -192,4 +192,4 @@ class Hold(models.Model):
         return f"hold {self.request_id} {self.status}"
 
 
-from wallets.models_tickets import CostTicket  # noqa: E402, F401  (cost tickets)
+from wallets.models_tickets import CostTicket, CostTicketPolicy  # noqa: E402, F401  (cost tickets)

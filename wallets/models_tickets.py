@@ -68,3 +68,38 @@ class CostTicket(models.Model):
 
     def __str__(self):
         return self.ticket_id
+
+
+class CostTicketPolicy(models.Model):
+    """What a caller experiences when no wallet covers a request: the organization's setting
+    (`consumer_group` null) or a consumer group's own, which wins (config `cost_tickets`)."""
+
+    class Mode(models.TextChoices):
+        REJECT = "reject", "402 at once, with the ticket"
+        WAIT = "wait", "hold the request open up to wait_seconds"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="cost_ticket_policies"
+    )
+    consumer_group = models.ForeignKey(
+        ConsumerGroup,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="cost_ticket_policies",
+    )
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.REJECT)
+    wait_seconds = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=Q(consumer_group__isnull=True),
+                name="one_org_ticket_policy",
+            ),
+            models.UniqueConstraint(fields=["consumer_group"], name="one_group_ticket_policy"),
+        ]
+
+    def __str__(self):
+        return f"cost tickets: {self.mode}"

@@ -205,3 +205,32 @@ def tickets_expire(*, limit: int = 1000) -> int:
             _expire_one(ticket)
             expired += 1
     return expired
+
+
+def ticket_cancel(*, ticket_id: str, organization_id: int, reason: str) -> bool:
+    """Close a pending ticket its waiting request no longer needs (funds arrived and it was
+    held normally) or abandoned (the client went away). False when it was decided meanwhile."""
+    with transaction.atomic():
+        ticket = (
+            CostTicket.objects.select_for_update()
+            .filter(organization_id=organization_id, ticket_id=ticket_id, status=Status.PENDING)
+            .first()
+        )
+        if ticket is None:
+            return False
+        ticket.status = Status.CANCELLED
+        ticket.save(update_fields=["status"])
+        audit_record(
+            organization=ticket.organization,
+            actor="gateway",
+            via="gateway",
+            action="cost_ticket.cancel",
+            obj=ticket,
+            before={"status": Status.PENDING},
+            after={"reason": reason},
+        )
+        return True
+
+
+def ticket_status(*, ticket_pk: int) -> str:
+    return CostTicket.objects.filter(pk=ticket_pk).values_list("status", flat=True).get()
