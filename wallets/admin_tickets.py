@@ -7,10 +7,12 @@ from django.contrib import admin, messages
 from chargeback import display
 from chargeback.admin_audit import audited_by_service
 from chargeback.admin_base import ReadOnlyOrgScopedAdmin, actor_of, request_scope
+from chargeback.admin_services import ServiceAdmin
 from chargeback.errors import ApplicationError
 from chargeback.models import Membership
-from wallets.models_tickets import CostTicket
+from wallets.models_tickets import CostTicket, CostTicketPolicy
 from wallets.tickets import services
+from wallets.tickets.policy import ticket_policy_delete, ticket_policy_set
 
 DECIDING_ROLES = {Membership.Role.OWNER, Membership.Role.ADMIN, Membership.Role.FINANCE}
 
@@ -89,3 +91,36 @@ class CostTicketAdmin(ReadOnlyOrgScopedAdmin):
                 self.message_user(request, f"{ticket}: {exc.message}", messages.ERROR)
             else:
                 self.message_user(request, f"{ticket}: {done}", messages.SUCCESS)
+
+
+@admin.register(CostTicketPolicy)
+class CostTicketPolicyAdmin(ServiceAdmin):
+    """The `cost_tickets` setting: the organization's row (no consumer group) and groups' own;
+    written through wallets/tickets/policy.py like the config file writes it."""
+
+    list_display = ["applies_to", "mode", "wait_seconds"]
+    list_select_related = ["consumer_group"]
+    fields = ["organization", "consumer_group", "mode", "wait_seconds"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ["organization", "consumer_group"] if obj is not None else []
+        return [*super().get_readonly_fields(request, obj), *fixed]
+
+    @admin.display(description="Applies to", ordering="consumer_group__name")
+    def applies_to(self, obj):
+        return obj.consumer_group.name if obj.consumer_group_id else "(organization default)"
+
+    def service_save(self, request, form, change):
+        data, instance = form.cleaned_data, form.instance
+        policy, _ = ticket_policy_set(
+            organization=instance.organization if change else data["organization"],
+            consumer_group=instance.consumer_group if change else data.get("consumer_group"),
+            mode=data["mode"],
+            wait_seconds=data.get("wait_seconds") or 0,
+            actor=actor_of(request),
+            via="admin",
+        )
+        return policy
+
+    def service_delete(self, request, obj):
+        ticket_policy_delete(policy=obj, actor=actor_of(request), via="admin")

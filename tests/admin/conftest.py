@@ -30,6 +30,7 @@ from tests.factories import (
     ProviderTargetFactory,
 )
 from wallets import services
+from wallets.tickets.policy import ticket_policy_set
 from wallets.tickets.services import ticket_open
 
 PASSWORD = "a-long-test-password-1"
@@ -108,6 +109,14 @@ def build_tenant(marker: str) -> Tenant:
         currency="USD",
         description=f"{marker} credit",
         actor=f"{marker}_admin",
+    )
+    ticket_policy_set(  # the owned department's group waits (wallets/tickets/policy.py)
+        organization=org,
+        consumer_group=owned.consumer_groups.first(),
+        mode="wait",
+        wait_seconds=60,
+        actor=f"{marker}_admin",
+        via="config",
     )
     for dept in (owned, other):  # a pending cost ticket each (wallets/tickets)
         ticket_open(
