@@ -3,6 +3,8 @@ its chain can cover opens a ticket, named in its 402; a retry carrying `X-KT-Tic
 redeems an approved one, its hold placed on the ticket's wallet (past zero, by at most the
 ticket's estimate). docs/gateway.md, "Cost tickets"."""
 
+import os
+import socket
 import time
 from decimal import Decimal
 
@@ -18,6 +20,34 @@ from wallets.tickets.services import (
     ticket_redeem,
     ticket_status,
 )
+
+
+def client_gone(request) -> bool:
+    """True when the client closed its connection (the body was read already: the socket
+    reads as end-of-file). Under gunicorn its socket is in the environ; under Django's own
+    server (runserver, the tests' live server) `wsgi.input` wraps the socket's reader in a
+    LimitedStream, whose bound `read` leads to it; elsewhere nothing is known and the wait runs
+    its course."""
+    sock = request.META.get("gunicorn.socket")
+    if sock is None:
+        stream = request.META.get("wsgi.input")
+        sock = getattr(getattr(stream, "_read", None), "__self__", stream)
+    try:
+        fd = sock.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    try:
+        with socket.socket(fileno=_dup(fd)) as peek:
+            return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False  # nothing to read: still there
+    except OSError:
+        return True  # reset by the peer
+
+
+def _dup(fd: int) -> int:
+    return os.dup(fd)  # the socket object closes its own descriptor, never the server's
+
 
 FIRST_POLL = 0.05
 MAX_POLL = 1.0
@@ -80,6 +110,13 @@ def ticket_wait(call, chain, worst: Decimal, ticket, seconds: float):
         release_connection()
         time.sleep(min(delay, remaining))
         delay = min(delay * 1.5, MAX_POLL)
+        if client_gone(call.request):  # nobody to answer: the ticket is withdrawn
+            ticket_cancel(
+                ticket_id=ticket.ticket_id,
+                organization_id=ctx.organization_id,
+                reason="client gone",
+            )
+            return None
         try:
             hold = hold_reserve(
                 wallets=chain,

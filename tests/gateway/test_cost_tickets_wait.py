@@ -185,3 +185,19 @@ def test_a_small_top_up_lets_through_exactly_as_many_waiting_requests_as_it_cove
     assert wallet.balance < estimate
     assert wallet.balance == estimate * 3 - sum(e.cost for e in charged)
     assert CostTicket.objects.filter(status="cancelled").count() == proceeded
+
+
+def test_a_client_that_goes_away_while_waiting_cancels_its_ticket(gw, oai, live_server):
+    _broke_and_waiting(gw, seconds=20)
+    impatient = openai.OpenAI(
+        base_url=f"{live_server.url}/v1", api_key=oai.api_key, max_retries=0, timeout=1
+    )
+
+    with pytest.raises(openai.APITimeoutError):
+        impatient.chat.completions.create(model="fake-chat", messages=HELLO, max_tokens=50)
+
+    deadline = time.monotonic() + 10
+    while CostTicket.objects.get().status == "pending" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert CostTicket.objects.get().status == "cancelled"
+    assert not Hold.objects.exists()
