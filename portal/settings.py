@@ -206,6 +206,7 @@ CELERY_BEAT_SCHEDULE = {}
 
 # Gateway
 KT_HOLD_TTL_SECONDS = env.int("KT_HOLD_TTL_SECONDS", default=900)
+from portal.settings_tickets import *  # noqa: E402, F403  (cost tickets: KT_COST_TICKET_HOURS)
 KT_MAX_BODY_BYTES = env.int("KT_MAX_BODY_BYTES", default=4 * 1024 * 1024)
 KT_KEY_CACHE_SECONDS = env.int("KT_KEY_CACHE_SECONDS", default=5)
 KT_UPSTREAM_CONNECT_TIMEOUT = env.float("KT_UPSTREAM_CONNECT_TIMEOUT", default=5.0)
@@ -399,6 +400,3 @@ from portal.settings_gateway import *  # noqa: E402,F403
 from portal.settings_ops import *  # noqa: E402, F403
 
 CELERY_BEAT_SCHEDULE.update(OPS_BEAT_SCHEDULE)  # noqa: F405
-
-# --- cost tickets (portal/settings_tickets.py) ---
-from portal.settings_tickets import *  # noqa: E402, F403
