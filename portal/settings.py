@@ -207,6 +207,7 @@ CELERY_BEAT_SCHEDULE = {}
 # Gateway
 KT_HOLD_TTL_SECONDS = env.int("KT_HOLD_TTL_SECONDS", default=900)
 from portal.settings_tickets import *  # noqa: E402, F403  (cost tickets: KT_COST_TICKET_HOURS)
+
 KT_MAX_BODY_BYTES = env.int("KT_MAX_BODY_BYTES", default=4 * 1024 * 1024)
 KT_KEY_CACHE_SECONDS = env.int("KT_KEY_CACHE_SECONDS", default=5)
 KT_UPSTREAM_CONNECT_TIMEOUT = env.float("KT_UPSTREAM_CONNECT_TIMEOUT", default=5.0)
