@@ -21,6 +21,7 @@ READ_ONLY = {
     "gateway.usageevent",
     "wallets.ledgerentry",
     "wallets.hold",
+    "wallets.costticket",  # decided by admin actions through its service
     "budgets.budgetalert",
     "budgets.walletalert",
     "alert_channels.channeldelivery",
@@ -46,6 +47,7 @@ ROLE_GRANTS = {
         "gateway.price": {"view", "add", "change"},
         "reports.providerinvoice": {"view", "add", "change", "delete"},
         "reports.exportjob": {"view", "add"},
+        "wallets.costticketpolicy": {"view", "add", "change"},
     },
     # Their departments' spend, wallets and budgets, read-only.
     Membership.Role.BUDGET_OWNER: {
@@ -53,6 +55,7 @@ ROLE_GRANTS = {
         "chargeback.consumergroup": {"view"},
         "wallets.wallet": {"view"},
         "wallets.ledgerentry": {"view"},
+        "wallets.costticket": {"view"},
         "budgets.budget": {"view"},
         "budgets.budgetalert": {"view"},
         "gateway.usageevent": {"view"},

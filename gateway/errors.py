@@ -36,8 +36,10 @@ class GatewayError(Exception):
         code: str | None = None,
         param: str | None = None,
         headers: dict | None = None,
+        extra: dict | None = None,
     ):
         super().__init__(message)
+        self.extra = extra or {}  # more fields of the error object (a cost ticket's `ticket_id`)
         self.status = status
         self.message = message
         self.type = type
@@ -60,6 +62,7 @@ def error_body(error: GatewayError, *, anthropic: bool) -> dict:
             "type": error.type,
             "code": error.code,
             "param": error.param,
+            **error.extra,
         }
     }
 

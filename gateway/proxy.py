@@ -26,6 +26,7 @@ from gateway.recording import event_record
 from gateway.response_cache.flow import cache_begin
 from gateway.routing import wallets_of
 from gateway.streaming import elapsed_ms, release_connection
+from gateway.tickets import ticket_hold, ticket_or_wait, ticket_requested
 from gateway.upstream_call import UpstreamCall
 from gateway.validation import lone_surrogate, storable
 from wallets.services import hold_reserve
@@ -171,6 +172,10 @@ class Call(CallRouting, UpstreamCall):
                     available=ZERO,
                 )
             return
+        if ticket_id := ticket_requested(self.request):  # a retry redeeming its cost ticket
+            self.hold = ticket_hold(self, ticket_id, worst)
+            self.wallet = next((w for w in chain if w.pk == self.hold.wallet_id), self.wallet)
+            return
         try:
             # One statement on PostgreSQL, the ORM on SQLite (wallets decide: hold_reserve).
             self.hold = hold_reserve(
@@ -181,11 +186,17 @@ class Call(CallRouting, UpstreamCall):
                 department_id=ctx.department_id,
             )
         except InsufficientFunds as exc:
-            self._reject(exc.message, available=exc.available)
+            self.hold, ticket = ticket_or_wait(self, chain, worst)  # gateway/tickets.py
+            if self.hold is None:
+                self._reject(exc.message, available=exc.available, ticket=ticket)
         if self.hold.wallet_id != self.wallet.pk:  # fell through: the event names who paid
             self.wallet = next(w for w in chain if w.pk == self.hold.wallet_id)
 
-    def _reject(self, message: str, *, available):
+    def _reject(self, message: str, *, available, ticket=None):
+        headers = {"x-kt-wallet-available": storage_str(available or ZERO)}
+        if ticket is not None:  # finance may approve it; a retry with X-KT-Ticket redeems it
+            message = f"{message} Cost ticket {ticket.ticket_id} is pending approval."
+            headers["x-kt-ticket"] = ticket.ticket_id
         event_record(
             self._event_fields(
                 status="rejected", http_status=402, error_code="insufficient_quota", usage=None
@@ -198,7 +209,8 @@ class Call(CallRouting, UpstreamCall):
             message,
             type="insufficient_quota",
             code="insufficient_quota",
-            headers={"x-kt-wallet-available": storage_str(available or ZERO)},
+            headers=headers,
+            extra={"ticket_id": ticket.ticket_id} if ticket is not None else None,
         )
 
     # --- after the provider -----------------------------------------------------------------

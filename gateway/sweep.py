@@ -7,6 +7,7 @@ from gateway.models import UsageEvent
 from gateway.recording import event_record
 from wallets.models import Hold
 from wallets.services import holds_expire
+from wallets.tickets.services import tickets_expire
 
 SWEEP_LIMIT = 1000
 
@@ -29,6 +30,7 @@ def holds_sweep(*, limit: int = SWEEP_LIMIT) -> int:
     minutes) already outlasts the in-request retry by far.
     """
     holds_expire(limit=limit)
+    tickets_expire(limit=limit)  # pending cost tickets past KT_COST_TICKET_HOURS
     orphans = (
         Hold.objects.filter(status=Hold.Status.EXPIRED)
         .filter(~Exists(UsageEvent.objects.filter(request_id=OuterRef("request_id"))))

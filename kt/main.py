@@ -6,11 +6,11 @@ import argparse
 import os
 import sys
 
-from kt import config_cmd, export_jobs_cmd, secrets_cmd, spend_cmd, wallets_cmd
+from kt import config_cmd, export_jobs_cmd, secrets_cmd, spend_cmd, tickets_cmd, wallets_cmd
 from kt.client import CliError, fail
 
 # Command groups, each a module of this package with a `register(subparsers)` function.
-GROUPS = [config_cmd, secrets_cmd, wallets_cmd, export_jobs_cmd, spend_cmd]
+GROUPS = [config_cmd, secrets_cmd, wallets_cmd, export_jobs_cmd, spend_cmd, tickets_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -387,8 +387,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 
 # The gateway's own settings (pricing, upstream pool, rate-limit store, capture outbox, response
-# cache, routing policies), the operations' (probes, metrics, traces, sessions), a read replica
-# for reports, and the embedded default's worker and broker.
+# cache, routing policies, cost tickets), the operations' (probes, metrics, traces, sessions), a
+# read replica for reports, and the embedded default's worker and broker.
 from portal.settings_embedded import KT_EMBEDDED_BROKER_DIR, embedded_celery  # noqa: E402
 from portal.settings_gateway import *  # noqa: E402,F403
 from portal.settings_ops import *  # noqa: E402,F403

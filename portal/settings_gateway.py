@@ -1,5 +1,5 @@
 """The gateway's settings (imported by portal/settings.py): the upstream pool, the rate-limit
-store, pricing, the capture outbox, the response cache and routing policies
+store, pricing, the capture outbox, the response cache, routing policies and cost tickets
 (docs/configuration.md lists them all)."""
 
 from pathlib import Path
@@ -59,3 +59,8 @@ KT_RESPONSE_CACHE_RETRY_SECONDS = _env.float("KT_RESPONSE_CACHE_RETRY_SECONDS", 
 # How long a gateway process reuses a department's premium share of the month's spend when a
 # routing policy caps it (gateway/policies.py).
 KT_POLICY_SHARE_SECONDS = _env.float("KT_POLICY_SHARE_SECONDS", default=30.0)
+
+# --- cost tickets (wallets/tickets, docs/configuration.md "Cost tickets") ---
+# A pending cost ticket nobody decided is closed as `expired` this many hours after it opened
+# (by the hold sweeper's beat task, every minute).
+KT_COST_TICKET_HOURS = _env.float("KT_COST_TICKET_HOURS", default=24)

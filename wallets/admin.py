@@ -333,3 +333,6 @@ class HoldAdmin(ReadOnlyOrgScopedAdmin):
     @admin.display(description="Captured", ordering="captured_amount", empty_value="—")
     def captured_column(self, obj):
         return None if obj.captured_amount is None else display.amount(obj.captured_amount)
+
+
+from wallets import admin_tickets  # noqa: E402, F401  (cost tickets: wallets/admin_tickets.py)

@@ -207,3 +207,6 @@ class Hold(models.Model):
 
     def __str__(self):
         return f"hold {self.request_id} {self.status}"
+
+
+from wallets.models_tickets import CostTicket, CostTicketPolicy  # noqa: E402, F401  (cost tickets)

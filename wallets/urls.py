@@ -1,6 +1,6 @@
 from django.urls import path
 
-from wallets import apis, apis_transactions
+from wallets import apis, apis_tickets, apis_transactions
 
 # The fixed paths come first: `allocate` is an operation, not a team id.
 urlpatterns = [
@@ -15,5 +15,16 @@ urlpatterns = [
         "wallets/<str:team_id>/transactions",
         apis_transactions.WalletTransactionsApi.as_view(),
         name="wallets-transactions",
+    ),
+    path("cost-tickets", apis_tickets.CostTicketListApi.as_view(), name="cost-tickets-list"),
+    path(
+        "cost-tickets/<str:ticket_id>/approve",
+        apis_tickets.CostTicketApproveApi.as_view(),
+        name="cost-tickets-approve",
+    ),
+    path(
+        "cost-tickets/<str:ticket_id>/deny",
+        apis_tickets.CostTicketDenyApi.as_view(),
+        name="cost-tickets-deny",
     ),
 ]

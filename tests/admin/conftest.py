@@ -30,6 +30,8 @@ from tests.factories import (
     ProviderTargetFactory,
 )
 from wallets import services
+from wallets.tickets.policy import ticket_policy_set
+from wallets.tickets.services import ticket_open
 
 PASSWORD = "a-long-test-password-1"
 
@@ -108,6 +110,24 @@ def build_tenant(marker: str) -> Tenant:
         description=f"{marker} credit",
         actor=f"{marker}_admin",
     )
+    ticket_policy_set(  # the owned department's group waits (wallets/tickets/policy.py)
+        organization=org,
+        consumer_group=owned.consumer_groups.first(),
+        mode="wait",
+        wait_seconds=60,
+        actor=f"{marker}_admin",
+        via="config",
+    )
+    for dept in (owned, other):  # a pending cost ticket each (wallets/tickets)
+        ticket_open(
+            wallet=services.wallet_for_team(department=dept),
+            department_id=dept.pk,
+            consumer_group_id=None,
+            user_ref=f"{marker}-user",
+            model="gpt-4o",
+            estimate=Decimal("3.50"),
+            request_id=f"req_{marker}_{dept.pk}_ticket",
+        )
     wallet = owned.wallets.get()
     services.hold_place(wallet=wallet, amount=Decimal("1.5"), request_id=f"{marker}-hold-1")
     secret, _ = provider_secret_set(

@@ -80,6 +80,8 @@ def test_roles_are_groups_with_the_right_permissions(db):
     assert {"change_wallet", "change_budget", "add_providerinvoice", "view_usageevent"} <= finance
     assert "delete_budget" not in finance
     assert "change_consumergroup" not in finance
+    assert {"view_costticket", "add_costticketpolicy", "change_costticketpolicy"} <= finance
+    assert "change_costticket" not in finance  # decided by actions, through the service
     budget_owner = set(
         Group.objects.get(name=group_name("budget_owner")).permissions.values_list(
             "codename", flat=True
@@ -90,6 +92,7 @@ def test_roles_are_groups_with_the_right_permissions(db):
         "view_consumergroup",
         "view_wallet",
         "view_ledgerentry",
+        "view_costticket",
         "view_budget",
         "view_budgetalert",
         "view_usageevent",

@@ -40,6 +40,7 @@ from reports.models import ProviderInvoice
 from tests.conftest import bearer_client
 from wallets import services as wallet_services
 from wallets.models import Wallet
+from wallets.tickets.policy import ticket_policy_set
 
 # Django's own user and group admins and django-axes' login records (lockouts) are the platform
 # operator's (superusers only); nothing of a tenant is written there.
@@ -651,6 +652,28 @@ CASES = {
         ],
         good={"ttl_seconds": "120"},
         action="cache_policy.set",
+    ),
+    "wallets.costticketpolicy (add)": Case(
+        who="finance",
+        url=_url("wallets_costticketpolicy_add"),
+        bad=[
+            (
+                {"wait_seconds": "0"},
+                lambda t: (
+                    lambda: ticket_policy_set(
+                        organization=t.org, mode="wait", wait_seconds=0, actor="x", via="x"
+                    )
+                ),
+            ),
+        ],
+        good={},
+        action="cost_ticket_policy.set",
+        extra={
+            "organization": lambda t: str(t.org.pk),
+            "consumer_group": "",
+            "mode": "wait",
+            "wait_seconds": "30",
+        },
     ),
     "reports.providerinvoice (add)": Case(
         who="finance",

@@ -22,6 +22,8 @@ from tests.conftest import bearer_client
 from tests.factories import DepartmentFactory
 from wallets import services
 from wallets.models import Hold, LedgerEntry, Wallet
+from wallets.models_tickets import CostTicket
+from wallets.tickets.services import ticket_open
 
 pytestmark = pytest.mark.django_db
 
@@ -33,6 +35,7 @@ KNOWN_LISTS = {
     "/v1/budgets",
     "/v1/export-jobs",
     "/v1/webhooks",
+    "/v1/cost-tickets",
 }
 CONFLICTS = {
     ("post", "/v1/wallets/allocate"),
@@ -148,7 +151,18 @@ def _tenant(org, team_id: str, *, jobs: int) -> dict:
         channel, _ = channel_create(
             organization=org, name=f"{team_id}-{suffix}", kind="webhook", url=WEBHOOK_URL
         )
+    for n in range(2):  # cost tickets (wallets/tickets): pending, on the team's wallet
+        ticket = ticket_open(
+            wallet=team,
+            department_id=department.pk,
+            consumer_group_id=None,
+            user_ref="",
+            model="m",
+            estimate=Decimal("2"),
+            request_id=f"req_{team_id}_t{n}",
+        )
     return {
+        "ticket_id": ticket.ticket_id,
         "team_id": team_id,
         "budget_id": budget.pk,
         "job_id": job.pk,
@@ -176,6 +190,7 @@ def _rows(org, team_id: str) -> dict:
         "/v1/export-jobs": ExportJob.objects.filter(organization=org).count(),
         "/v1/provider-secrets": ProviderSecret.objects.filter(organization=org).count(),
         "/v1/webhooks": AlertChannel.objects.filter(organization=org).count(),
+        "/v1/cost-tickets": CostTicket.objects.filter(organization=org).count(),
     }
 
 

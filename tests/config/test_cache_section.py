@@ -194,7 +194,7 @@ def test_a_bad_organization_value_names_its_key_path_and_line(
             "consumer_groups[1].cahce",
             (
                 "unknown key (allowed here: name, api_key, api_key_ref, wallet_team_id, "
-                "allowed_models, rate_limits, active, cache)"
+                "allowed_models, rate_limits, active, cache, cost_tickets)"
             ),
         ),
         ("    cache: [on]\n", "consumer_groups[1].cache", "expected a mapping, got a list"),
