@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 
 from budgets import selectors
 from budgets.models import Budget
-from chargeback.audit import audit_record
+from chargeback.audit import audit_record, audited_delete
 from chargeback.errors import ApplicationError, Conflict, collect_errors
 from chargeback.models import Organization
 from chargeback.money import amount_problem, quantize
@@ -169,13 +169,4 @@ def budget_update(*, budget: Budget, actor: str = "", via: str = "api", **change
 
 def budget_delete(*, budget: Budget, actor: str = "", via: str = "api") -> None:
     """Delete a budget and its alert history."""
-    with transaction.atomic():
-        audit_record(
-            organization=budget.organization,
-            actor=actor,
-            via=via,
-            action="budget.delete",
-            obj=budget,
-            before=_snapshot(budget),
-        )
-        budget.delete()
+    audited_delete(budget, actor=actor, via=via, action="budget.delete", before=_snapshot(budget))

@@ -3,6 +3,7 @@
 import json
 
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
 
 from chargeback.models import AuditLog, Organization
 
@@ -64,3 +65,18 @@ def audit_changes(
         after={field: changes[field] for field in changed},
     )
     return changed
+
+
+def audited_delete(obj, *, actor: str, via: str, action: str, before: dict) -> None:
+    """The write of a service that deletes one row: the audit row (`before`: what the row said)
+    and the delete, in one transaction."""
+    with transaction.atomic():
+        audit_record(
+            organization=obj.organization,
+            actor=actor,
+            via=via,
+            action=action,
+            obj=obj,
+            before=before,
+        )
+        obj.delete()

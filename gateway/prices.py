@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from chargeback.audit import audit_record
+from chargeback.audit import audit_record, audited_delete
 from chargeback.errors import ApplicationError, collect_errors
 from chargeback.models import Organization
 from chargeback.money import CURRENCIES, PRICE_PLACES
@@ -162,13 +162,4 @@ def price_delete(*, price: Price, actor: str, via: str) -> None:
             "this price was billed to usage events: set its effective_to instead of deleting it",
             field="effective_to",
         )
-    with transaction.atomic():
-        audit_record(
-            organization=price.organization,
-            actor=actor,
-            via=via,
-            action="price.delete",
-            obj=price,
-            before=_state(price),
-        )
-        price.delete()
+    audited_delete(price, actor=actor, via=via, action="price.delete", before=_state(price))

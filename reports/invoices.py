@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from chargeback.audit import audit_record
+from chargeback.audit import audit_record, audited_delete
 from chargeback.errors import collect_errors
 from chargeback.models import Organization
 from chargeback.money import CURRENCIES, ZERO, quantize
@@ -85,13 +85,6 @@ def provider_invoice_save(
 
 
 def provider_invoice_delete(*, invoice: ProviderInvoice, actor: str, via: str) -> None:
-    with transaction.atomic():
-        audit_record(
-            organization=invoice.organization,
-            actor=actor,
-            via=via,
-            action="provider_invoice.delete",
-            obj=invoice,
-            before=_state(invoice),
-        )
-        invoice.delete()
+    audited_delete(
+        invoice, actor=actor, via=via, action="provider_invoice.delete", before=_state(invoice)
+    )

@@ -10,7 +10,7 @@ departments that do not exist in the organization.
 
 from django.db import transaction
 
-from chargeback.audit import audit_record
+from chargeback.audit import audit_record, audited_delete
 from chargeback.errors import ApplicationError, collect_errors
 from chargeback.models import Department, Membership, Organization
 from chargeback.targets import target_check
@@ -172,13 +172,6 @@ def sso_connection_delete(*, connection: SsoConnection, actor: str, via: str) ->
     """Single sign-on off for the organization. Accounts it created stay (with their
     memberships and identities: a new connection to the same issuer finds them again); they
     cannot sign in meanwhile, having no password."""
-    with transaction.atomic():
-        audit_record(
-            organization=connection.organization,
-            actor=actor,
-            via=via,
-            action="sso_connection.delete",
-            obj=connection,
-            before=_state(connection),
-        )
-        connection.delete()
+    audited_delete(
+        connection, actor=actor, via=via, action="sso_connection.delete", before=_state(connection)
+    )

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from alert_channels.models import EVENT_TYPES, AlertChannel
 from alert_channels.payloads import secret_new
 from chargeback import secretbox
-from chargeback.audit import audit_record
+from chargeback.audit import audit_record, audited_delete
 from chargeback.errors import ApplicationError, Conflict, NotFound, collect_errors
 from chargeback.models import Department, Organization
 from chargeback.upstream import policy
@@ -193,16 +193,9 @@ def channel_update(
 
 def channel_delete(*, channel: AlertChannel, actor: str = "", via: str = "api") -> None:
     """Delete a channel and its delivery records."""
-    with transaction.atomic():
-        audit_record(
-            organization=channel.organization,
-            actor=actor,
-            via=via,
-            action="alert_channel.delete",
-            obj=channel,
-            before=_snapshot(channel),
-        )
-        channel.delete()
+    audited_delete(
+        channel, actor=actor, via=via, action="alert_channel.delete", before=_snapshot(channel)
+    )
 
 
 def channel_secret_rotate(*, channel: AlertChannel, actor: str = "", via: str = "api") -> str:

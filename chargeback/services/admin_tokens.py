@@ -2,7 +2,7 @@
 
 from django.db import transaction
 
-from chargeback.audit import audit_changes, audit_record
+from chargeback.audit import audit_changes, audit_record, audited_delete
 from chargeback.errors import ApplicationError, Conflict
 from chargeback.keys import generate_key, hash_key, key_prefix
 from chargeback.models import AdminToken, Organization
@@ -66,13 +66,10 @@ def admin_token_update(
 
 
 def admin_token_delete(*, token: AdminToken, actor: str, via: str) -> None:
-    with transaction.atomic():
-        audit_record(
-            organization=token.organization,
-            actor=actor,
-            via=via,
-            action="admin_token.delete",
-            obj=token,
-            before={"name": token.name, "token_prefix": token.token_prefix},
-        )
-        token.delete()
+    audited_delete(
+        token,
+        actor=actor,
+        via=via,
+        action="admin_token.delete",
+        before={"name": token.name, "token_prefix": token.token_prefix},
+    )

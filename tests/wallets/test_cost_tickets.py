@@ -13,6 +13,7 @@ from gateway.sweep import holds_sweep
 from tests.factories import DepartmentFactory
 from wallets import services
 from wallets.models_tickets import CostTicket
+from wallets.tickets.notify import ticket_opened_notify
 from wallets.tickets.services import ticket_open
 
 pytestmark = pytest.mark.django_db
@@ -110,3 +111,21 @@ def test_the_openapi_schema_names_the_endpoints(api):
     schema = api.get("/api/schema/", {"format": "json"}).content.decode()
     for operation in ("cost_tickets_list", "cost_tickets_approve", "cost_tickets_deny"):
         assert operation in schema
+
+
+def test_a_burst_of_refusals_e_mails_the_owners_once_per_window(engineering, mailoutbox):
+    engineering.owner_emails = ["owner@acme.test"]
+    engineering.save(update_fields=["owner_emails"])
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        burst = [_ticket(engineering, request_id=f"req_burst_{n}") for n in range(5)]
+    with time_machine.travel(start + timedelta(minutes=16), tick=False):
+        later = _ticket(engineering, request_id="req_later")
+
+    sent = [ticket_opened_notify(t.pk) for t in [*burst, later]]
+
+    assert sent == [1, 0, 0, 0, 0, 1]
+    assert [m.subject.split(":")[0] for m in mailoutbox] == [
+        f"Cost ticket {burst[0].ticket_id}",
+        f"Cost ticket {later.ticket_id}",
+    ]

@@ -1,14 +1,23 @@
 """The e-mail to a department's budget owners when a cost ticket opens: a Celery task, so the
 gateway's refusal never waits on SMTP. Recipients: the department's owner e-mails and the
-e-mails of its budget-owner members (the budgets app's own recipients live above wallets)."""
+e-mails of its budget-owner members (the budgets app's own recipients live above wallets).
+
+Every refused request opens a ticket, so a client retrying against an empty wallet opens many:
+the owners get the first ticket of a department's burst, and no e-mail for the department's
+further tickets opened within NOTICE_WINDOW of an earlier one (they are on the pending list)."""
+
+from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
 from django.core.mail import EmailMessage
+from django.db.models import Q
 
 from chargeback import display
 from chargeback.models import Membership
 from wallets.models_tickets import CostTicket
+
+NOTICE_WINDOW = timedelta(minutes=15)
 
 
 def ticket_recipients(ticket: CostTicket) -> list[str]:
@@ -33,7 +42,7 @@ def ticket_opened_notify(ticket_pk: int) -> int:
         .filter(pk=ticket_pk)
         .first()
     )
-    if ticket is None:
+    if ticket is None or _follows_a_notice(ticket):
         return 0
     to = ticket_recipients(ticket)
     if not to:
@@ -49,7 +58,8 @@ def ticket_opened_notify(ticket_pk: int) -> int:
         f"Estimate (worst case): {amount}\nRequest: {ticket.request_id}\n"
         f"Expires: {ticket.expires_at:%Y-%m-%d %H:%M} UTC\n\n"
         f"Approve or deny: kt cost-tickets approve|deny {ticket.ticket_id}, "
-        f"or the admin's cost tickets page.\n"
+        f"or the admin's cost tickets page. Further tickets of the department in the next "
+        f"{NOTICE_WINDOW.seconds // 60} minutes are on that page without another e-mail.\n"
     )
     subject = f"Cost ticket {ticket.ticket_id}: {amount} for {department}"
     EmailMessage(
@@ -59,3 +69,21 @@ def ticket_opened_notify(ticket_pk: int) -> int:
         to=to,
     ).send()
     return len(to)
+
+
+def _follows_a_notice(ticket: CostTicket) -> bool:
+    """Another ticket of the department opened within NOTICE_WINDOW before this one (ties by
+    id): its e-mail told the owners already."""
+    earlier = Q(created_at__lt=ticket.created_at) | Q(
+        created_at=ticket.created_at, pk__lt=ticket.pk
+    )
+    return (
+        CostTicket.objects.filter(
+            earlier,
+            organization_id=ticket.organization_id,
+            department_id=ticket.department_id,
+            created_at__gte=ticket.created_at - NOTICE_WINDOW,
+        )
+        .exclude(pk=ticket.pk)
+        .exists()
+    )

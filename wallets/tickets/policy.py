@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import Q
 
-from chargeback.audit import audit_record
+from chargeback.audit import audit_record, audited_delete
 from chargeback.errors import ApplicationError
 from wallets.models_tickets import CostTicketPolicy
 
@@ -71,13 +71,10 @@ def ticket_policy_set(
 
 
 def ticket_policy_delete(*, policy: CostTicketPolicy, actor: str, via: str) -> None:
-    with transaction.atomic():
-        audit_record(
-            organization=policy.organization,
-            actor=actor,
-            via=via,
-            action="cost_ticket_policy.delete",
-            obj=policy,
-            before={"mode": policy.mode, "wait_seconds": policy.wait_seconds},
-        )
-        policy.delete()
+    audited_delete(
+        policy,
+        actor=actor,
+        via=via,
+        action="cost_ticket_policy.delete",
+        before={"mode": policy.mode, "wait_seconds": policy.wait_seconds},
+    )
