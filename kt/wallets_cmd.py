@@ -9,10 +9,14 @@ from kt.client import CliError, request
 
 
 def register(subparsers) -> None:
-    group = subparsers.add_parser("wallets", help="prepaid wallets: allocate, show, ledger, list")
+    group = subparsers.add_parser(
+        "wallets", help="prepaid wallets: allocate, reclaim, balance, ledger, transactions, list"
+    )
     commands = group.add_subparsers(dest="command", required=True)
 
-    allocate = commands.add_parser("allocate", help="add funds to a team's wallet")
+    allocate = commands.add_parser(
+        "allocate", help="move funds from the organization's wallet to a team's"
+    )
     allocate.add_argument("--team-id", required=True, help="e.g. team_engineering")
     allocate.add_argument("--amount", required=True, type=_amount, help="e.g. 20000.00")
     allocate.add_argument("--currency", help="e.g. USD (default: the organization's)")
@@ -30,7 +34,9 @@ def register(subparsers) -> None:
     _json_flag(credit)
     credit.set_defaults(handler=cmd_credit)
 
-    reclaim = commands.add_parser("reclaim", help="take unspent funds back from a team")
+    reclaim = commands.add_parser(
+        "reclaim", help="move a team's unspent funds back to the organization's wallet"
+    )
     reclaim.add_argument("--team-id", required=True)
     reclaim.add_argument("--amount", type=_amount, help="default: everything available")
     reclaim.add_argument("--description", default="")
