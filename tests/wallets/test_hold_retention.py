@@ -9,7 +9,7 @@ from io import StringIO
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import IntegrityError, connection
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -164,3 +164,20 @@ def test_the_command_and_the_daily_task(scene):
     assert settings.KT_HOLD_RETENTION_DAYS == 90
     assert prune_resolved_holds.apply().get() == 0
     assert Hold.objects.count() == 4
+
+
+def test_the_ledger_still_allows_one_capture_per_hold_id(engineering):
+    """wallets 0010 dropped the hold foreign key and its plain index, not the partial unique
+    index (Django's AlterField would have dropped that one too): a second capture entry for a
+    hold, deleted or not, is refused by the database."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, "wallets_ledgerentry")
+    on_hold = {name: info for name, info in constraints.items() if info["columns"] == ["hold_id"]}
+    assert set(on_hold) == {"ledger_one_capture_per_hold"}
+    assert on_hold["ledger_one_capture_per_hold"]["unique"]
+    wallet = _funded(engineering)
+    hold = services.hold_place(wallet=wallet, amount=Decimal("2"), request_id="req_once")
+    services.hold_capture(hold=hold, amount=Decimal("1"))
+    Hold.objects.filter(pk=hold.pk).delete()
+    with pytest.raises(IntegrityError):
+        ledger_append(wallet, kind="capture", amount=Decimal("-1"), hold_id=hold.pk)
