@@ -186,6 +186,16 @@ def main() -> None:
             ms = statistics.median(r["ms"] for r in runs)
             size = statistics.median(sum(t for t, _ in r["tables"].values()) for r in runs)
             print(f"   {label:6} {ms:.3f} ms per request, {size / args.requests:,.0f} bytes")
+        # Resolved holds are deleted after KT_HOLD_RETENTION_DAYS (wallets/retention.py): a
+        # request older than that keeps only its event and ledger entry.
+        kept = statistics.median(
+            sum(t for name, (t, _) in r["tables"].items() if name != "wallets_hold")
+            for r in results["after"]
+        )
+        print(
+            f"   after, once its hold is deleted (older than KT_HOLD_RETENTION_DAYS):"
+            f" {kept / args.requests:,.0f} bytes per request (event + ledger entry)"
+        )
     finally:
         connection.close()
         if not args.keep:

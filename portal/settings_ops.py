@@ -4,6 +4,8 @@ Imported at the end of portal/settings.py; reads the environment like the rest o
 """
 
 import environ
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 from portal.settings_checks import networks_or_fail
 
@@ -30,6 +32,20 @@ OPS_BEAT_SCHEDULE = {
         "task": "observability.refresh_gauges",
         "schedule": KT_METRICS_GAUGE_SECONDS,
     }
+}
+
+# --- retention (docs/operations.md "Retention and archive") ---
+# Resolved holds (captured, released, expired) are deleted this many days after they were
+# resolved, daily, by the Celery task `wallets.prune_resolved_holds` (or `manage.py
+# holds_prune`); the ledger and the usage events keep what audit needs. 0 keeps every hold.
+# Keep it above the longest a capture can wait in the gateway's outbox (a late capture of a
+# deleted hold charges nothing).
+KT_HOLD_RETENTION_DAYS = env.int("KT_HOLD_RETENTION_DAYS", default=90)
+if KT_HOLD_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("KT_HOLD_RETENTION_DAYS: 0 (keep every hold) or a number of days")
+OPS_BEAT_SCHEDULE["wallets-prune-resolved-holds"] = {
+    "task": "wallets.prune_resolved_holds",
+    "schedule": crontab(minute=40, hour=3),
 }
 
 # --- readiness (/readyz) ---

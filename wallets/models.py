@@ -97,8 +97,19 @@ class LedgerEntry(models.Model):
     # NULL, not "", so that the unique constraint ignores entries without a key.
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     request_hash = models.CharField(max_length=64, blank=True)
+    # The capture's hold, kept as an id without a database constraint: resolved holds are
+    # deleted after KT_HOLD_RETENTION_DAYS (wallets/retention.py) while the ledger, append-only,
+    # keeps its entries untouched; what audit needs of the request is here (amount, `reference`
+    # = request id, time) and in its usage event. Only capture entries have a hold, and
+    # ledger_one_capture_per_hold indexes exactly those: no index of its own.
     hold = models.ForeignKey(
-        "Hold", null=True, blank=True, on_delete=models.PROTECT, related_name="entries"
+        "Hold",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="entries",
+        db_constraint=False,
+        db_index=False,
     )
     reference = models.CharField(max_length=200, blank=True, help_text="request id, event id, …")
     # The two entries of a transfer (an allocation, a reclaim: wallets/services/transfers.py)
