@@ -75,6 +75,12 @@ REFUSALS = Counter(
     ["status", "endpoint"],
 )
 
+COST_TICKETS = Counter(
+    "kt_cost_tickets",
+    "Cost tickets by event: opened, approved, denied, expired, redeemed, cancelled.",
+    ["organization", "department", "event"],
+)
+
 _organizations = ttl_cache()
 _departments = ttl_cache()
 
@@ -166,3 +172,13 @@ def refusal(path: str, status: int) -> None:
 
 def _refusal_apply(item: tuple, batch) -> None:
     batch.inc(child(REFUSALS, item))
+
+
+def ticket_event(event: str, ticket) -> None:
+    """wallets/tickets/events.py listener (`opened` comes in the gateway's thread): queued."""
+    submit(_ticket_apply, (ticket.organization_id, ticket.department_id, event))
+
+
+def _ticket_apply(item: tuple, batch) -> None:
+    org_id, dept_id, event = item
+    batch.inc(child(COST_TICKETS, (organization_name(org_id), department_name(dept_id), event)))

@@ -32,7 +32,7 @@ from django.db import connections
 log = logging.getLogger(__name__)
 
 _queue: deque = deque()  # (apply, item): apply(item, batch) runs in flush()
-_lock = threading.Lock()  # one flush at a time: the thread, a scrape, the exit
+_lock = threading.RLock()  # one flush at a time: the thread, a scrape, the exit
 _thread: threading.Thread | None = None
 _children: dict = {}
 
@@ -108,7 +108,7 @@ def _start() -> None:
 def _after_fork() -> None:
     """A forked child starts empty: what the parent queued is the parent's to apply."""
     global _thread, _lock, _start_lock
-    _thread, _lock, _start_lock = None, threading.Lock(), threading.Lock()
+    _thread, _lock, _start_lock = None, threading.RLock(), threading.Lock()
     _queue.clear()
 
 

@@ -13,6 +13,8 @@ from gateway.hooks import upstream_answered
 from observability import process_id, recorder
 from observability.metrics import call_recorded, refusal
 
+pytestmark = pytest.mark.django_db
+
 CALL = {
     "status": "ok",
     "model_requested": "m-queue-test",
@@ -91,3 +93,45 @@ def test_a_forked_child_starts_with_an_empty_queue_and_its_own_process_id():
     assert status == 0
     assert process_id.current() == os.getpid()
     recorder.flush()
+
+
+def test_cost_tickets_are_counted_by_event_and_pending_ones_in_the_snapshot(
+    org, engineering, django_capture_on_commit_callbacks
+):
+    from observability.gauges import SnapshotCollector, snapshot_refresh
+    from wallets import services
+    from wallets.tickets.services import ticket_approve, ticket_deny, ticket_open
+
+    def counted(event):
+        labels = {"organization": "acme", "department": "team_engineering", "event": event}
+        return value("kt_cost_tickets_total", **labels)
+
+    services.wallet_allocate(department=engineering, amount=Decimal("1"), currency="USD")
+    wallet = services.wallet_for_team(department=engineering)
+    before = {e: counted(e) for e in ("opened", "approved", "denied")}
+    # Held, the flush thread waits: its own connection would not see this test's rows.
+    with recorder._lock:
+        with django_capture_on_commit_callbacks(execute=True):
+            tickets = [
+                ticket_open(
+                    wallet=wallet,
+                    department_id=engineering.pk,
+                    consumer_group_id=None,
+                    user_ref="",
+                    model="gpt-4o",
+                    estimate=Decimal("2.50"),
+                    request_id=f"req_m{n}",
+                )
+                for n in range(3)
+            ]
+            ticket_approve(organization=org, ticket_id=tickets[0].ticket_id, actor="f", via="api")
+            ticket_deny(organization=org, ticket_id=tickets[1].ticket_id, actor="f", via="api")
+        recorder.flush()  # here, as a scrape would (the lock is reentrant)
+    assert {e: counted(e) - before[e] for e in before} == {"opened": 3, "approved": 1, "denied": 1}
+
+    snapshot_refresh()
+    families = {f.name: f for f in SnapshotCollector().collect()}
+    (pending,) = families["kt_cost_tickets_pending"].samples
+    assert (pending.labels, pending.value) == ({"organization": "acme", "currency": "USD"}, 1)
+    (amount,) = families["kt_cost_tickets_pending_amount"].samples
+    assert amount.value == 2.5
