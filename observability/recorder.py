@@ -10,7 +10,7 @@ children cached per label tuple, counter increments of the batch summed per chil
 
 What a scrape sees (docs/operations.md "Metrics"): the process answering /metrics applies its
 own queue before it reads, so its counts are complete to that moment; every other gunicorn
-worker's are applied within one flush interval (plus the time to apply one batch, about 5 us a
+worker's are applied within one flush interval (plus the time to apply one batch, about 10 us a
 call). A call that ended less than KT_METRICS_FLUSH_SECONDS before a scrape may thus show only
 at the next scrape, like a call still in flight: late, never lost, never counted twice. A process
 that exits normally (gunicorn's graceful stop or restart, a Celery pool process) applies its
