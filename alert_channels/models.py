@@ -12,8 +12,22 @@ BUDGET_FORECAST = "budget.forecast_over"
 WALLET_LOW = "wallet.low"
 WALLET_DEPLETED = "wallet.depleted"
 EXPORT_READY = "export.ready"
+COST_TICKET_OPENED = "cost_ticket.opened"
+COST_TICKET_APPROVED = "cost_ticket.approved"
+COST_TICKET_DENIED = "cost_ticket.denied"
+COST_TICKET_EXPIRED = "cost_ticket.expired"
 TEST = "test"
-EVENT_TYPES = [BUDGET_THRESHOLD, BUDGET_FORECAST, WALLET_LOW, WALLET_DEPLETED, EXPORT_READY]
+EVENT_TYPES = [
+    BUDGET_THRESHOLD,
+    BUDGET_FORECAST,
+    WALLET_LOW,
+    WALLET_DEPLETED,
+    EXPORT_READY,
+    COST_TICKET_OPENED,
+    COST_TICKET_APPROVED,
+    COST_TICKET_DENIED,
+    COST_TICKET_EXPIRED,
+]
 
 
 class AlertChannel(models.Model):

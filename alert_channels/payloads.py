@@ -79,8 +79,8 @@ def _slack_fields(facts: dict) -> list[tuple[str, object]]:
         return display.money(facts[key], currency) if facts.get(key) is not None else None
 
     return [
-        ("Department", facts.get("department", {}).get("name")),
-        ("Wallet", facts.get("wallet", {}).get("name")),
+        ("Department", (facts.get("department") or {}).get("name")),
+        ("Wallet", (facts.get("wallet") or {}).get("name")),
         ("Period", facts.get("period_label")),
         ("Spend", money("spend")),
         ("Budget", money("budget_amount")),
@@ -88,4 +88,8 @@ def _slack_fields(facts: dict) -> list[tuple[str, object]]:
         ("Forecast", money("forecast")),
         ("Available", money("available")),
         ("Rows", display.count(facts["rows"]) if facts.get("rows") is not None else None),
+        ("Ticket", facts.get("ticket_id")),
+        ("Estimate", money("estimate")),
+        ("Model", facts.get("model")),
+        ("Decided by", facts.get("decided_by")),
     ]

@@ -90,7 +90,9 @@ def _worker_ready(**kwargs):
 
 def _process_shutdown(pid=None, **kwargs):
     from observability.exposition import process_dead
+    from observability.recorder import flush
 
+    flush()  # a pool process may exit without atexit: what it queued (expired holds) first
     process_dead(pid or os.getpid())
 
 

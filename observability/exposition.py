@@ -2,8 +2,9 @@
 
 Under gunicorn every worker writes its counters to PROMETHEUS_MULTIPROC_DIR (set by
 portal/gunicorn_conf.py, which empties it when the server starts and marks exited workers
-dead); a scrape, whichever worker answers it, sums the files of all of them. Without the
-variable (runserver, the tests' in-process server) the process's own registry is served.
+dead); a scrape, whichever worker answers it, sums the files of all of them: what each worker
+has applied of its queued updates (observability/recorder.py). Without the variable (runserver,
+the tests' in-process server) the process's own registry is served.
 """
 
 import hmac
@@ -25,6 +26,7 @@ from prometheus_client import (
 )
 
 from observability.gauges import SnapshotCollector
+from observability.recorder import flush
 from portal.security import client_ip
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,7 @@ def metrics_view(request):
             {"detail": "Not allowed: send the metrics token, or scrape from an allowed address."},
             status=403,
         )
+    flush()  # this process's queued updates first; the other workers' threads flush their own
     return HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
 
 

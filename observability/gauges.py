@@ -1,4 +1,5 @@
-"""Wallet, budget and hold gauges: a snapshot, not a query per scrape per department.
+"""Wallet, budget, hold and pending cost-ticket gauges: a snapshot, not a query per scrape per
+department.
 
 The Celery task `observability.refresh_gauges` (every KT_METRICS_GAUGE_SECONDS) computes the
 snapshot with a few aggregate queries and keeps it in the cache (Redis in production, so every
@@ -18,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from budgets.models import Budget
 from budgets.selectors import budget_spend_fast
 from wallets.models import Hold, Wallet
+from wallets.models_tickets import CostTicket
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,19 @@ def snapshot_compute() -> dict:
         .values("organization__slug")
         .annotate(n=Count("id"), amount=Sum("amount"))
     ]
-    return {"at": time.time(), "wallets": wallets, "budgets": budgets, "holds": holds}
+    tickets = [
+        [row["organization__slug"], row["currency"], row["n"], float(row["amount"] or 0)]
+        for row in CostTicket.objects.filter(status=CostTicket.Status.PENDING)
+        .values("organization__slug", "currency")
+        .annotate(n=Count("id"), amount=Sum("estimate"))
+    ]
+    return {
+        "at": time.time(),
+        "wallets": wallets,
+        "budgets": budgets,
+        "holds": holds,
+        "tickets": tickets,
+    }
 
 
 def snapshot_refresh() -> dict:
@@ -119,8 +133,21 @@ class SnapshotCollector:
         for org, count, amount in data["holds"]:
             holds.add_metric([org], count)
             held.add_metric([org], amount)
+        pending = GaugeMetricFamily(
+            "kt_cost_tickets_pending",
+            "Cost tickets waiting for a decision.",
+            labels=["organization", "currency"],
+        )
+        pending_amount = GaugeMetricFamily(
+            "kt_cost_tickets_pending_amount",
+            "What the pending cost tickets would allow (their estimates).",
+            labels=["organization", "currency"],
+        )
+        for org, currency, count, amount in data.get("tickets", []):  # older snapshots: none
+            pending.add_metric([org, currency], count)
+            pending_amount.add_metric([org, currency], amount)
         age = GaugeMetricFamily(
             "kt_metrics_snapshot_age_seconds", "How old the wallet and budget gauges are."
         )
         age.add_metric([], max(0.0, time.time() - data["at"]))
-        yield from (available, balance, used, holds, held, age)
+        yield from (available, balance, used, holds, held, pending, pending_amount, age)

@@ -6,7 +6,8 @@ are written to PROMETHEUS_MULTIPROC_DIR and summed over every process at scrape 
 snapshot computed every KT_METRICS_GAUGE_SECONDS (observability/gauges.py).
 
 Gateway values come from the usage event the call wrote (gateway/hooks.py call_recorded), so
-the metrics count exactly what the books count. Labels name organizations by slug and
+the metrics count exactly what the books count. The request thread only queues them: a thread
+of the process applies them (observability/recorder.py, which says what a scrape then sees). Labels name organizations by slug and
 departments by team id (looked up once per KT_KEY_CACHE_SECONDS per process); latency
 histograms are per provider and model only, to keep their series few.
 """
@@ -19,6 +20,7 @@ from chargeback.models import Department, Organization
 from gateway.cache import ttl_cache
 from gateway.hooks import upstream_seconds_take
 from gateway.recording import DATABASE_UNAVAILABLE
+from observability.recorder import child, submit
 
 WHO = ["organization", "department", "model"]
 LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -73,6 +75,12 @@ REFUSALS = Counter(
     ["status", "endpoint"],
 )
 
+COST_TICKETS = Counter(
+    "kt_cost_tickets",
+    "Cost tickets by event: opened, approved, denied, expired, redeemed, cancelled.",
+    ["organization", "department", "event"],
+)
+
 _organizations = ttl_cache()
 _departments = ttl_cache()
 
@@ -99,40 +107,55 @@ def department_name(pk) -> str:
 
 
 def call_recorded(fields: dict, hold_outcome: str | None) -> None:
-    """gateway/hooks.py listener: one gateway call's usage event."""
+    """gateway/hooks.py listener: one gateway call's usage event. In the request's thread, so
+    it only queues the facts (observability/recorder.py); `_call_apply` counts them."""
+    submit(
+        _call_apply,
+        (
+            hold_outcome,
+            fields.get("status", ""),
+            fields.get("organization_id"),
+            fields.get("department_id"),
+            fields.get("model_requested") or "",
+            fields.get("provider") or "",
+            fields.get("latency_ms"),
+            upstream_seconds_take(),  # this thread's: taken now
+            fields.get("ttft_ms"),
+            fields.get("cost"),
+            fields.get("currency") or "",
+            fields.get("prompt_tokens"),
+            fields.get("completion_tokens"),
+            fields.get("cached_tokens"),
+            fields.get("saved"),
+        ),
+    )
+
+
+def _call_apply(item: tuple, batch) -> None:
+    hold_outcome, status, org_id, dept_id, model, provider = item[:6]
+    latency, upstream, ttft, cost, currency, prompt, completion, cached, saved = item[6:]
     if hold_outcome is not None:
-        HOLDS.labels(hold_outcome).inc()
-    status = str(fields.get("status", ""))
+        batch.inc(child(HOLDS, (hold_outcome,)))
+    status = str(status)
     if status == "expired":  # the sweeper's placeholder: no call to count
         return
-    organization = organization_name(fields.get("organization_id"))
-    department = department_name(fields.get("department_id"))
-    model = fields.get("model_requested") or ""
-    provider = fields.get("provider") or ""
-    REQUESTS.labels(organization, department, model, provider, status).inc()
-    latency = fields.get("latency_ms")
+    who = (organization_name(org_id), department_name(dept_id), model)
+    batch.inc(child(REQUESTS, (*who, provider, status)))
     if latency is not None:
-        REQUEST_SECONDS.labels(provider, model).observe(latency / 1000)
-    upstream = upstream_seconds_take()
+        child(REQUEST_SECONDS, (provider, model)).observe(latency / 1000)
     if upstream is not None:
-        PROVIDER_SECONDS.labels(provider, model).observe(upstream)
-    if fields.get("ttft_ms") is not None:
-        TTFT_SECONDS.labels(provider, model).observe(fields["ttft_ms"] / 1000)
-    who = (organization, department, model)
-    cost = fields.get("cost")
-    if cost:
-        SPEND.labels(*who, fields.get("currency") or "").inc(float(Decimal(cost)))
-    for kind, field in (
-        ("prompt", "prompt_tokens"),
-        ("completion", "completion_tokens"),
-        ("cached", "cached_tokens"),
-    ):
-        if fields.get(field):
-            TOKENS.labels(*who, kind).inc(fields[field])
+        child(PROVIDER_SECONDS, (provider, model)).observe(upstream)
+    if ttft is not None:
+        child(TTFT_SECONDS, (provider, model)).observe(ttft / 1000)
+    if cost:  # summed as Decimal over the batch: one float conversion per child
+        batch.inc(child(SPEND, (*who, currency)), Decimal(cost))
+    for kind, tokens in (("prompt", prompt), ("completion", completion), ("cached", cached)):
+        if tokens:
+            batch.inc(child(TOKENS, (*who, kind)), tokens)
     if status == "cache_hit":
-        CACHE_HITS.labels(*who).inc()
-        if fields.get("saved"):
-            CACHE_SAVED.labels(*who, fields.get("currency") or "").inc(float(fields["saved"]))
+        batch.inc(child(CACHE_HITS, who))
+        if saved:
+            batch.inc(child(CACHE_SAVED, (*who, currency)), Decimal(saved))
 
 
 ENDPOINTS = {
@@ -143,4 +166,19 @@ ENDPOINTS = {
 
 
 def refusal(path: str, status: int) -> None:
-    REFUSALS.labels(str(status), ENDPOINTS.get(path, "other")).inc()
+    """A 402 or 429 answered (observability/middleware.py): queued like a call."""
+    submit(_refusal_apply, (str(status), ENDPOINTS.get(path, "other")))
+
+
+def _refusal_apply(item: tuple, batch) -> None:
+    batch.inc(child(REFUSALS, item))
+
+
+def ticket_event(event: str, ticket) -> None:
+    """wallets/tickets/events.py listener (`opened` comes in the gateway's thread): queued."""
+    submit(_ticket_apply, (ticket.organization_id, ticket.department_id, event))
+
+
+def _ticket_apply(item: tuple, batch) -> None:
+    org_id, dept_id, event = item
+    batch.inc(child(COST_TICKETS, (organization_name(org_id), department_name(dept_id), event)))

@@ -23,6 +23,10 @@ KT_METRICS_ALLOW_IPS = env.list("KT_METRICS_ALLOW_IPS", default=["127.0.0.1/32",
 # `observability.refresh_gauges` (or by a scrape that finds them older than twice this), never
 # once per scrape per department.
 KT_METRICS_GAUGE_SECONDS = env.float("KT_METRICS_GAUGE_SECONDS", default=60.0)
+# The gateway's request threads only queue their metric updates; a thread per process applies
+# them this often (seconds). A scrape applies its own process's queue first; another worker's
+# calls show within this (observability/recorder.py).
+KT_METRICS_FLUSH_SECONDS = env.float("KT_METRICS_FLUSH_SECONDS", default=0.25)
 # A Celery worker has no web server: with this port set it serves its own /metrics (task runs,
 # failures, durations, export jobs) there, for every process of its pool.
 KT_CELERY_METRICS_PORT = env.int("KT_CELERY_METRICS_PORT", default=0)

@@ -45,9 +45,8 @@ def _wait_listening(proc, port):
             time.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def server(django_db_setup, django_db_blocker, fake_provider, tmp_path_factory):
-    """gunicorn -c portal/gunicorn_conf.py, 2 workers, on the test database and Redis."""
+def _gunicorn(tmp_path_factory, fake_provider, workers: int, **extra):
+    """gunicorn -c portal/gunicorn_conf.py on the test database and Redis."""
     db = connection.settings_dict
     port = free_port()
     multiproc = tmp_path_factory.mktemp("metrics")
@@ -59,7 +58,7 @@ def server(django_db_setup, django_db_blocker, fake_provider, tmp_path_factory):
         "CELERY_TASK_ALWAYS_EAGER": "true",  # nothing queued for a worker that is not there
         "KT_HOST": "127.0.0.1",
         "PORT": str(port),
-        "WEB_WORKERS": "2",
+        "WEB_WORKERS": str(workers),
         "WEB_THREADS": "8",
         "KT_KEY_CACHE_SECONDS": "0",
         "KT_PRICE_CACHE_SECONDS": "0",
@@ -69,6 +68,7 @@ def server(django_db_setup, django_db_blocker, fake_provider, tmp_path_factory):
         "KT_METRICS_ENABLED": "true",
         "KT_METRICS_TOKEN": TOKEN,
         "KT_METRICS_ALLOW_IPS": "192.0.2.0/24",  # not loopback: the token is needed here
+        **extra,
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "portal/gunicorn_conf.py", "portal.wsgi"],
@@ -78,12 +78,25 @@ def server(django_db_setup, django_db_blocker, fake_provider, tmp_path_factory):
         stderr=subprocess.PIPE,
     )
     _wait_listening(proc, port)
-    deadline = time.monotonic() + 60
-    while len(_workers(proc.pid)) < 2:  # the master listens before its workers are up
-        assert time.monotonic() < deadline, "gunicorn did not start its 2 workers"
-        time.sleep(0.1)
+    _wait_workers(proc, workers)
     proc.base_url = f"http://127.0.0.1:{port}"
     proc.multiproc = multiproc
+    return proc
+
+
+def _wait_workers(proc, count: int, besides: set[int] = frozenset()) -> set[int]:
+    """The master's workers once `count` of them (none of `besides`) are up."""
+    deadline = time.monotonic() + 60
+    while len(found := _workers(proc.pid) - besides) < count:
+        assert time.monotonic() < deadline, f"gunicorn did not start {count} workers"
+        time.sleep(0.1)
+    return found
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup, django_db_blocker, fake_provider, tmp_path_factory):
+    """2 workers, each applying its queued metric updates every 0.25 s (the default)."""
+    proc = _gunicorn(tmp_path_factory, fake_provider, 2)
     yield proc
     proc.terminate()
     proc.wait(timeout=30)
@@ -115,6 +128,26 @@ def _scrape(base_url: str) -> dict:
         for sample in family.samples:
             samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return samples
+
+
+def _scrape_until(base_url: str, expected: list, seconds: float = 30) -> dict:
+    """The first scrape in which every (name, labels, value) of `expected` holds, or the last
+    one when `seconds` pass without (the caller's assertions then say which does not)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        samples = _scrape(base_url)
+        settled = all(
+            _total(samples, name, **labels) == pytest.approx(value, abs=1e-9)
+            for name, labels, value in expected
+        )
+        if settled or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.05)
+
+
+def _counters(samples: dict) -> dict:
+    kinds = ("kt_gateway_", "kt_spend", "kt_tokens", "kt_holds_resolved")
+    return {key: value for key, value in samples.items() if key[0].startswith(kinds)}
 
 
 def _total(samples: dict, name: str, **labels) -> float:
@@ -159,31 +192,34 @@ def test_counters_of_both_workers_add_up_to_the_calls_made(server, fake_provider
     assert [r.status_code for r in limits] == [200, 429]
     assert limited.rpm_limit == 1
 
-    cache.delete(SNAPSHOT_KEY)  # a snapshot an earlier test left (the server shares the cache)
-    samples = _scrape(server.base_url)
-    labels = {"organization": "acme", "department": "team_engineering", "model": "fake-chat"}
-    assert _total(samples, "kt_gateway_requests_total", **labels, status="ok") == 51
-    assert (
-        _total(samples, "kt_gateway_requests_total", status="rejected", department="team_broke")
-        == 1
-    )
-    assert _total(samples, "kt_gateway_refusals_total", status="402", endpoint="chat") == 1
-    assert _total(samples, "kt_gateway_refusals_total", status="429", endpoint="chat") == 1
-    assert _total(samples, "kt_gateway_request_duration_seconds_count", model="fake-chat") == 52
-    assert _total(samples, "kt_gateway_provider_duration_seconds_count", provider="fake") == 51
-    assert _total(samples, "kt_gateway_time_to_first_token_seconds_count") == 10
-    assert _total(samples, "kt_holds_resolved_total", outcome="captured") == 51
-
     events = UsageEvent.objects.filter(status="ok")
     books = events.aggregate(
         cost=Sum("cost"), prompt=Sum("prompt_tokens"), out=Sum("completion_tokens")
     )
     assert events.count() == 51
-    # Prometheus counts in floats: the books' Decimal sum to far below a cent.
-    spend = _total(samples, "kt_spend_total", **labels, currency="USD")
-    assert spend == pytest.approx(float(books["cost"]), abs=1e-9)
-    assert _total(samples, "kt_tokens_total", **labels, kind="prompt") == books["prompt"]
-    assert _total(samples, "kt_tokens_total", **labels, kind="completion") == books["out"]
+    labels = {"organization": "acme", "department": "team_engineering", "model": "fake-chat"}
+    expected = [
+        ("kt_gateway_requests_total", {**labels, "status": "ok"}, 51),
+        ("kt_gateway_requests_total", {"status": "rejected", "department": "team_broke"}, 1),
+        ("kt_gateway_refusals_total", {"status": "402", "endpoint": "chat"}, 1),
+        ("kt_gateway_refusals_total", {"status": "429", "endpoint": "chat"}, 1),
+        ("kt_gateway_request_duration_seconds_count", {"model": "fake-chat"}, 52),
+        ("kt_gateway_provider_duration_seconds_count", {"provider": "fake"}, 51),
+        ("kt_gateway_time_to_first_token_seconds_count", {}, 10),
+        ("kt_holds_resolved_total", {"outcome": "captured"}, 51),
+        # Prometheus counts in floats: the books' Decimal sum to far below a cent.
+        ("kt_spend_total", {**labels, "currency": "USD"}, float(books["cost"])),
+        ("kt_tokens_total", {**labels, "kind": "prompt"}, books["prompt"]),
+        ("kt_tokens_total", {**labels, "kind": "completion"}, books["out"]),
+    ]
+    cache.delete(SNAPSHOT_KEY)  # a snapshot an earlier test left (the server shares the cache)
+    # The worker answering applies its own queue first; the other's thread applies its queue
+    # within KT_METRICS_FLUSH_SECONDS: the figures settle on the books' (and stay there).
+    samples = _scrape_until(server.base_url, expected)
+    for name, wanted, value in expected:
+        assert _total(samples, name, **wanted) == pytest.approx(value, abs=1e-9), (name, wanted)
+    again = _counters(_scrape(server.base_url))
+    assert again == _counters(samples), "settled: nothing more applied, nothing counted twice"
 
     # The gauges: a snapshot of the wallet as the books have it now.
     setup.refresh()
@@ -203,3 +239,29 @@ def test_only_the_token_or_an_allowed_address_may_scrape(server):
     assert httpx.get(url, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     # The probes need nothing.
     assert httpx.get(f"{server.base_url}/healthz").status_code == 200
+
+
+def test_a_scrape_applies_its_own_queue_and_a_stopping_worker_applies_its_own(
+    fake_provider, tmp_path_factory
+):
+    """One worker whose thread never flushes (KT_METRICS_FLUSH_SECONDS: an hour): the calls
+    count at a scrape all the same (the scrape applies the queue of the worker answering it),
+    and the calls made after it count once the worker has stopped gracefully (it applies the
+    rest on its way out), in the same files its replacement is summed with."""
+    make_setup(fake_provider)
+    lone = _gunicorn(tmp_path_factory, fake_provider, 1, KT_METRICS_FLUSH_SECONDS="3600")
+    try:
+        ok = {"organization": "acme", "model": "fake-chat", "status": "ok"}
+        (first,) = _wait_workers(lone, 1)
+        assert [_call(lone.base_url).status_code for _ in range(5)] == [200] * 5
+        assert _total(_scrape(lone.base_url), "kt_gateway_requests_total", **ok) == 5
+
+        assert [_call(lone.base_url).status_code for _ in range(3)] == [200] * 3
+        os.kill(first, signal.SIGTERM)
+        _wait_workers(lone, 1, besides={first})
+        samples = _scrape(lone.base_url)  # the new worker has queued nothing
+        assert _total(samples, "kt_gateway_requests_total", **ok) == 8
+        assert _total(samples, "kt_holds_resolved_total", outcome="captured") == 8
+    finally:
+        lone.terminate()
+        lone.wait(timeout=30)

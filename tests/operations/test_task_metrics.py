@@ -129,12 +129,14 @@ def test_metrics_off_answers_404(client, settings):
 
 def test_spend_is_counted_in_the_events_currency():
     from observability.metrics import call_recorded
+    from observability.recorder import flush
 
     labels = {"organization": "", "department": "", "model": "m-spend-test", "currency": "EUR"}
     before = value("kt_spend_total", **labels)
     event = {"status": "ok", "model_requested": "m-spend-test", "currency": "EUR"}
     call_recorded({**event, "cost": Decimal("0.00012345")}, None)
     call_recorded({**event, "cost": Decimal("0")}, None)
+    flush()  # what the process's metrics thread does (observability/recorder.py)
     assert value("kt_spend_total", **labels) - before == pytest.approx(0.00012345)
 
 

@@ -11,11 +11,11 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db.models import Q
 
 from chargeback import display
 from chargeback.models import Membership
 from wallets.models_tickets import CostTicket
+from wallets.tickets.selectors import ticket_follows_another
 
 NOTICE_WINDOW = timedelta(minutes=15)
 
@@ -72,18 +72,6 @@ def ticket_opened_notify(ticket_pk: int) -> int:
 
 
 def _follows_a_notice(ticket: CostTicket) -> bool:
-    """Another ticket of the department opened within NOTICE_WINDOW before this one (ties by
-    id): its e-mail told the owners already."""
-    earlier = Q(created_at__lt=ticket.created_at) | Q(
-        created_at=ticket.created_at, pk__lt=ticket.pk
-    )
-    return (
-        CostTicket.objects.filter(
-            earlier,
-            organization_id=ticket.organization_id,
-            department_id=ticket.department_id,
-            created_at__gte=ticket.created_at - NOTICE_WINDOW,
-        )
-        .exclude(pk=ticket.pk)
-        .exists()
-    )
+    """Another ticket of the department opened within NOTICE_WINDOW before this one: its
+    e-mail told the owners already."""
+    return ticket_follows_another(ticket, window=NOTICE_WINDOW)

@@ -1,5 +1,6 @@
 """Cost ticket writes: open (the gateway's refusal), approve, deny (finance: admin, API, CLI),
-redeem (a retried request), expire (the hold sweeper). Each validates, writes and audits.
+redeem (a retried request), expire (the hold sweeper). Each validates, writes, audits and
+announces the change once committed (wallets/tickets/events.py: metrics, alert channels).
 
 Approval moves no money: it allows the ticket's wallet one hold past zero, by at most the
 ticket's estimate, which the redeeming request places (`ticket_redeem`). The hold is then
@@ -20,6 +21,7 @@ from chargeback.money import quantize, storage_str
 from wallets.models import Wallet
 from wallets.models_tickets import CostTicket
 from wallets.services.holds import hold_place
+from wallets.tickets import events
 
 Status = CostTicket.Status
 
@@ -75,6 +77,7 @@ def ticket_open(
 
         pk = ticket.pk
         transaction.on_commit(lambda: ticket_opened_notify.delay(pk))
+        events.ticket_event(events.OPENED, ticket)
     return ticket
 
 
@@ -111,6 +114,7 @@ def _decide(*, organization, ticket_id: str, to: str, actor: str, via: str) -> C
                 "wallet": ticket.wallet_id,
             },
         )
+        events.ticket_event(events.APPROVED if to == Status.APPROVED else events.DENIED, ticket)
         return ticket
 
 
@@ -178,6 +182,7 @@ def ticket_redeem(
             obj=ticket,
             after={"request_id": request_id, "hold": hold.pk, "amount": storage_str(amount)},
         )
+        events.ticket_event(events.REDEEMED, ticket)
         return hold
 
 
@@ -192,6 +197,7 @@ def _expire_one(ticket: CostTicket) -> None:
         obj=ticket,
         before={"status": Status.PENDING},
     )
+    events.ticket_event(events.EXPIRED, ticket)
 
 
 def tickets_expire(*, limit: int = 1000) -> int:
@@ -229,6 +235,7 @@ def ticket_cancel(*, ticket_id: str, organization_id: int, reason: str) -> bool:
             before={"status": Status.PENDING},
             after={"reason": reason},
         )
+        events.ticket_event(events.CANCELLED, ticket)
         return True
 
 
