@@ -26,7 +26,11 @@ from chargeback.money import ZERO, AmountField
 def _organization():
     # Indexed by the keys below, which lead with it.
     return models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
 
 
