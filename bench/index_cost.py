@@ -103,7 +103,9 @@ def run(label: str, ids: dict, requests: int) -> dict:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT relname FROM pg_class WHERE relname = ANY(%s)", [list(ROLLUP_TABLES)])
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relname = ANY(%s)", [list(ROLLUP_TABLES)]
+        )
         rollups = [name for (name,) in cursor.fetchall()]
         cursor.execute(f"TRUNCATE {', '.join((*TABLES, *rollups))} RESTART IDENTITY CASCADE")
         cursor.execute("CHECKPOINT")
