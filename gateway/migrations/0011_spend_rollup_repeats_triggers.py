@@ -306,13 +306,17 @@ CREATE TRIGGER gateway_spend_price_premium AFTER UPDATE OF premium ON gateway_pr
 SELECT gateway_spend_rebuild(id) FROM chargeback_organization;
 """
 
+# 0008's functions and triggers again, without its first fill: the daily rows are right as they
+# are, and its rebuild would not fill the columns 0010 added (dropped right after this).
+_FILL = "SELECT gateway_spend_rebuild(id) FROM chargeback_organization;"
+assert _FILL in ROLLUP_0008.FORWARD
 BACKWARD = f"""
 DROP TRIGGER IF EXISTS gateway_spend_price_premium ON gateway_price;
 DROP FUNCTION IF EXISTS gateway_spend_price_premium();
 {ROLLUP_0008.BACKWARD}
 DROP FUNCTION IF EXISTS gateway_spend_insert();
 DROP FUNCTION IF EXISTS gateway_spend_change();
-{ROLLUP_0008.FORWARD}
+{ROLLUP_0008.FORWARD.replace(_FILL, "")}
 """
 
 
