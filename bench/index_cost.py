@@ -4,7 +4,11 @@ hold and ledger rows with their indexes and TOAST) with the indexes as they were
 gateway 0009 / wallets 0008 and as they are now.
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/cb_index_bench \\
-        python bench/index_cost.py --requests 10000 --rounds 2
+        python bench/index_cost.py --requests 10000 --rounds 2 [--before gateway:0009_...,...]
+
+`--before` names the migrations of the "before" state (default: before gateway 0009 / wallets
+0008). The rollups' tables (daily rows, deltas, the prompts' month rows) are measured too,
+after a fold, and printed apart: they are not per-request rows but grow with distinct prompts.
 
 Creates (and drops, unless --keep) its own database. Each request is written as the gateway
 writes one, in its own transaction: the hold placed (the wallet's `held` raised), then the
@@ -31,6 +35,13 @@ os.environ.pop("DATABASE_REPLICA_URL", None)
 BEFORE = [("gateway", "0008_spend_rollup_triggers"), ("wallets", "0007_hold_department")]
 HOLD_ASYNC = "SET LOCAL synchronous_commit = off"
 TABLES = ("gateway_usageevent", "wallets_hold", "wallets_ledgerentry")
+ROLLUP_TABLES = (
+    "gateway_spenddaily",
+    "gateway_spenddelta",
+    "gateway_spenduserdaily",
+    "gateway_spenduserdelta",
+    "gateway_promptmonth",
+)
 
 PLACE = """
 WITH w AS (UPDATE wallets_wallet SET held = held + 0.05 WHERE id = %(wallet)s RETURNING id)
@@ -92,7 +103,11 @@ def run(label: str, ids: dict, requests: int) -> dict:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relname = ANY(%s)", [list(ROLLUP_TABLES)]
+        )
+        rollups = [name for (name,) in cursor.fetchall()]
+        cursor.execute(f"TRUNCATE {', '.join((*TABLES, *rollups))} RESTART IDENTITY CASCADE")
         cursor.execute("CHECKPOINT")
     raw = connection.connection
     began = time.perf_counter()
@@ -113,6 +128,14 @@ def run(label: str, ids: dict, requests: int) -> dict:
             round_began = now
     took = time.perf_counter() - began
     with connection.cursor() as cursor:
+        cursor.execute("SELECT gateway_spend_fold()")
+        if rollups:
+            cursor.execute("VACUUM ANALYZE " + ", ".join(rollups))
+            cursor.execute(
+                "SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relname = ANY(%s)",
+                [rollups],
+            )
+            rollup_sizes = dict(cursor.fetchall())
         cursor.execute("VACUUM ANALYZE " + ", ".join(TABLES))
         cursor.execute(
             "SELECT c.relname, pg_total_relation_size(c.oid), pg_relation_size(c.oid)"
@@ -131,6 +154,7 @@ def run(label: str, ids: dict, requests: int) -> dict:
         "median_ms": statistics.median(per_round) if per_round else took * 1000 / requests,
         "tables": tables,
         "indexes": indexes,
+        "rollups": rollup_sizes if rollups else {},
     }
 
 
@@ -148,6 +172,8 @@ def report(label: str, result: dict, requests: int) -> None:
         )
     for table, index, size in result["indexes"]:
         print(f"     {table:22} {index:45} {size / requests:5,.0f} B/request")
+    for table, size in sorted(result["rollups"].items()):
+        print(f"   rollup {table:22} {size / requests:6,.0f} B/request (after the fold)")
 
 
 def main() -> None:
@@ -155,7 +181,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="leave the database for a look")
+    parser.add_argument(
+        "--before", default="", help="app:migration,... of the 'before' state (default: BEFORE)"
+    )
     args = parser.parse_args()
+    before = [tuple(t.split(":")) for t in args.before.split(",") if t] or BEFORE
     import psycopg
 
     admin = URL.rsplit("/", 1)[0] + "/postgres"
@@ -174,7 +204,7 @@ def main() -> None:
         results = {"before": [], "after": []}
         # Alternating, as this machine drifts: before, after, before, after, ...
         for n in range(args.rounds):
-            for label, targets in (("before", BEFORE), ("after", [])):
+            for label, targets in (("before", before), ("after", [])):
                 migrate(targets)
                 connection.close()
                 connection.ensure_connection()

@@ -28,6 +28,13 @@ from chargeback.admin_services import ServiceAdmin
 from chargeback.errors import ApplicationError
 from chargeback.money import AMOUNT_DIGITS, AMOUNT_PLACES, to_cents
 from gateway import prices
+from gateway.admin_events import (
+    ModelFilter,
+    PolicyFilter,
+    ProviderFilter,
+    RollupCountPaginator,
+    rollup_totals,
+)
 from gateway.models import Price, UsageEvent
 from gateway.selectors import CACHE_HITS, CACHE_SAVED_SUM, COST_SUM
 from wallets.services import wallet_refund
@@ -178,12 +185,12 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
     list_filter = [
         "department",
         "consumer_group",
-        "provider",
-        "model_requested",
+        ProviderFilter,  # choices from the rollups (gateway/admin_events.py)
+        ModelFilter,
         EndUserFilter,
         "status",
         "above_hold",
-        "policy",  # the routing policy rule that changed the model (gateway/policies.py)
+        PolicyFilter,  # the routing policy rule that changed the model (gateway/policies.py)
     ]
     list_select_related = ["department", "consumer_group"]
     search_fields = ["=request_id", "=user"]
@@ -257,10 +264,30 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
     def tokens(self, obj):
         return f"{display.count(obj.prompt_tokens)} + {display.count(obj.completion_tokens)}"
 
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        totals = rollup_totals(request)
+        if totals is None:
+            return super().get_paginator(
+                request, queryset, per_page, orphans, allow_empty_first_page
+            )
+        return RollupCountPaginator(
+            queryset,
+            per_page,
+            count=totals["requests"],
+            orphans=orphans,
+            allow_empty_first_page=allow_empty_first_page,
+        )
+
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)
         context = getattr(response, "context_data", None)
-        if context and "cl" in context:
+        if context and "cl" in context and rollup_totals(request) is not None:
+            totals = {**rollup_totals(request)}
+            totals["cost"] = to_cents(totals["cost"])
+            totals["cache_saved"] = to_cents(totals["cache_saved"])
+            totals["tokens"] = totals.get("prompt_tokens", 0) + totals.get("completion_tokens", 0)
+            context["totals"] = totals
+        elif context and "cl" in context:
             totals = context["cl"].queryset.aggregate(
                 cache_saved=CACHE_SAVED_SUM,
                 cache_hits=CACHE_HITS,

@@ -1,8 +1,10 @@
 """Spend figures from the daily rollups (gateway/rollup_models.py), for whole days of the
 organization's calendar: the daily rows plus the deltas not folded yet, so exactly what summing
-the raw events gives (tests/gateway/test_spend_rollups.py compares them), in a few milliseconds
-whatever the month's size. Only what a rollup key can answer: the events' department, provider
-and model; other groupings (user, tags) and filters (premium, provider-billed) sum the events.
+the raw events gives (tests/gateway/test_spend_rollups.py and test_rollup_repeats.py compare
+them), in a few milliseconds whatever the month's size. What a rollup key can answer: the
+events' department, provider, model (SpendDaily), user and consumer group (SpendUserDaily), with
+premium spend and repeated prompts as figures; other groupings (tags, currency) and filters
+(provider-billed) sum the events.
 
 The rollups are kept by PostgreSQL triggers (gateway/migrations/0007_spend_rollups.py). Other
 databases (SQLite: the embedded demo, whose months are small) have none: there the same
@@ -20,7 +22,7 @@ from chargeback.models import Department, Organization
 from chargeback.money import ZERO, exact_sum
 from chargeback.periods import day_range
 from gateway.models import UsageEvent
-from gateway.rollup_models import SpendDaily, SpendDelta
+from gateway.rollup_models import SpendDaily, SpendDelta, SpendUserDaily, SpendUserDelta
 
 # spend_by's event fields -> the rollup's.
 FIELDS = {
@@ -28,12 +30,32 @@ FIELDS = {
     "department_id": "department_id",
     "model_requested": "model",
     "provider": "provider",
+    "user": "user",
+    "consumer_group_id": "consumer_group_id",
 }
-FIGURES = ("cost", "requests", "prompt_tokens", "completion_tokens", "cache_hits", "cache_saved")
+# Rollup fields only the per-user rollup has.
+_USER_FIELDS = {"user", "consumer_group_id"}
+FIGURES = (
+    "cost",
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "cache_hits",
+    "cache_saved",
+    "premium_requests",
+    "premium_cost",
+    "fingerprinted",
+    "fingerprinted_cost",
+    "firsts",
+    "first_cost",
+)
+_AMOUNTS = ("cost", "cache_saved", "premium_cost", "fingerprinted_cost", "first_cost")
 # Named apart from the fields they sum (an annotation may not shadow its own field).
 _SUMS = {f"sum_{name}": Sum(name) for name in FIGURES}
 # The same sums over the events, and the events' field for each rollup field.
 _HIT = Q(status=UsageEvent.Status.CACHE_HIT)
+_PREMIUM = Q(price__premium=True)
+_REPEATABLE = Q(status=UsageEvent.Status.OK) & ~Q(prompt_fingerprint="")
 _EVENT_SUMS = {
     "sum_cost": Sum("cost"),
     "sum_requests": Count("id"),
@@ -41,6 +63,10 @@ _EVENT_SUMS = {
     "sum_completion_tokens": Sum("completion_tokens"),
     "sum_cache_hits": Count("id", filter=_HIT),
     "sum_cache_saved": Sum(F("saved") - F("cost"), filter=_HIT),
+    "sum_premium_requests": Count("id", filter=_PREMIUM),
+    "sum_premium_cost": Sum("cost", filter=_PREMIUM),
+    "sum_fingerprinted": Count("id", filter=_REPEATABLE),
+    "sum_fingerprinted_cost": Sum("cost", filter=_REPEATABLE),
 }
 _EVENT_FIELDS = {value: key for key, value in FIELDS.items()}
 
@@ -58,14 +84,15 @@ def rollup_figures(
     group_by: tuple[str, ...] = (),
     department: Department | None = None,
 ) -> dict[tuple, dict]:
-    """{group key: {cost, requests, prompt_tokens, completion_tokens, cache_hits, cache_saved}}
-    over the days [date_from, date_to], grouped by rollup fields (FIELDS' values; `day` too).
-    Groups without any event (all their events deleted or moved) are left out, as a GROUP BY
-    over the events would."""
+    """{group key: {FIGURES}} over the days [date_from, date_to], grouped by rollup fields
+    (FIELDS' values; `day` too). Groups without any event (all their events deleted or moved)
+    are left out, as a GROUP BY over the events would. Without rollups (SQLite) `firsts` and
+    `first_cost` are 0: repeats are counted from the events there (reports' repeats_by)."""
     merged: dict[tuple, dict] = defaultdict(lambda: dict.fromkeys(FIGURES, 0))
     if rollups_in_use():
         found = []
-        for model in (SpendDaily, SpendDelta):
+        user = _USER_FIELDS.intersection(group_by)
+        for model in (SpendUserDaily, SpendUserDelta) if user else (SpendDaily, SpendDelta):
             rows = model.objects.filter(
                 organization=organization, day__gte=date_from, day__lte=date_to
             )
@@ -77,9 +104,9 @@ def rollup_figures(
     for row in found:
         figures = merged[tuple(row[f] for f in group_by)]
         for name in FIGURES:
-            figures[name] += row[f"sum_{name}"] or 0
+            figures[name] += row.get(f"sum_{name}") or 0
     return {
-        key: {**f, "cost": exact_sum(f["cost"]), "cache_saved": exact_sum(f["cache_saved"])}
+        key: {**f, **{name: exact_sum(f[name]) for name in _AMOUNTS}}
         for key, f in merged.items()
         if f["requests"]
     }
@@ -121,7 +148,7 @@ def rollup_total(
     totals = rollup_figures(
         organization=organization, date_from=date_from, date_to=date_to, department=department
     )
-    return totals.get((), {**dict.fromkeys(FIGURES, 0), "cost": ZERO, "cache_saved": ZERO})
+    return totals.get((), {**dict.fromkeys(FIGURES, 0), **dict.fromkeys(_AMOUNTS, ZERO)})
 
 
 def rollups_fold() -> int:

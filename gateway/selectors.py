@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
-from chargeback.models import Department, Organization
+from chargeback.models import ConsumerGroup, Department, Organization
 from chargeback.money import ZERO, AmountField
 from chargeback.periods import day_range
 from gateway.models import UsageEvent
@@ -27,6 +27,10 @@ CACHE_SAVED_SUM = Coalesce(
     Sum(F("saved") - F("cost"), filter=_HIT), ZERO, output_field=AmountField()
 )
 CACHE_HITS = Count("id", filter=_HIT)
+# spend_by's consumer-group grouping: by the group's name, read as its id from the rollups.
+GROUP_NAME = "consumer_group__name"
+# The last day a range "from a day on" reaches (day_range adds one day to it).
+_OPEN_END = date(9999, 12, 30)
 
 
 def events_in_range(
@@ -86,16 +90,22 @@ def spend_by(
     largest first: [{key, cost, requests, prompt_tokens, completion_tokens, cache_hits,
     cache_saved}]. `provider_billed`: only what a provider billed (no cache hits, whose cost is
     the organization's own cache price), for reconciling against its invoice. Department,
-    model and provider come from the daily rollups (gateway/rollups.py), the rest from events."""
-    if field in ROLLUP_FIELDS and not provider_billed:
+    model, provider, user and consumer group (GROUP_NAME) come from the daily rollups
+    (gateway/rollups.py), the rest from events."""
+    if (field in ROLLUP_FIELDS or field == GROUP_NAME) and not provider_billed:
         groups = rollup_figures(
             organization=organization,
             date_from=date_from,
             date_to=date_to,
-            group_by=(ROLLUP_FIELDS[field],),
+            group_by=("consumer_group_id" if field == GROUP_NAME else ROLLUP_FIELDS[field],),
             department=department,
         )
-        rows = [{"key": key, **figures} for (key,), figures in groups.items()]
+        ids = [key for (key,) in groups]
+        names = group_names(organization=organization, ids=ids) if field == GROUP_NAME else {}
+        rows = [
+            {"key": names.get(key, key), **{k: figures[k] for k in SPEND_FIGURES}}
+            for (key,), figures in groups.items()
+        ]
         # The events' ORDER BY -cost, field (NULL last), ties by key.
         rows.sort(key=lambda r: (-r["cost"], r["key"] is None, r["key"] or ""))
         return rows
@@ -127,6 +137,15 @@ SPEND_FIGURES = (
     "cache_hits",
     "cache_saved",
 )
+
+
+def group_names(*, organization: Organization, ids) -> dict:
+    """Consumer group id -> name (unique in an organization, so no two rows merge)."""
+    ids = [key for key in ids if key is not None]
+    if not ids:
+        return {}
+    rows = ConsumerGroup.objects.filter(organization=organization, pk__in=ids)
+    return dict(rows.values_list("pk", "name"))
 
 
 def cache_saved_total(
@@ -178,17 +197,15 @@ def spend_grouped(
 
 def premium_spend_share(*, organization: Organization, department_id: int, month: date) -> Decimal:
     """A department's spend on premium models (the catalog's flag on the price that priced each
-    event) as a fraction of its spend, from `month`'s first day to now; 0 without spend."""
-    start, _ = day_range(organization, month, month)
-    totals = UsageEvent.objects.filter(
-        organization=organization, department_id=department_id, created_at__gte=start
-    ).aggregate(
-        total=COST_SUM,
-        premium=Coalesce(
-            Sum("cost", filter=Q(price__premium=True)), ZERO, output_field=AmountField()
-        ),
+    event) as a fraction of its spend, from `month`'s first day on; 0 without spend. From the
+    daily rollups: the routing policy's share cap reads it on the request path."""
+    totals = rollup_total(
+        organization=organization,
+        date_from=month,
+        date_to=_OPEN_END,
+        department=department_id,
     )
-    return totals["premium"] / totals["total"] if totals["total"] else ZERO
+    return totals["premium_cost"] / totals["cost"] if totals["cost"] else ZERO
 
 
 POLICY_SAVED_SUM = Coalesce(Sum("policy_saved"), ZERO, output_field=AmountField())

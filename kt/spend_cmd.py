@@ -1,16 +1,16 @@
-"""`kt spend --by team|model|provider|user --month YYYY-MM`: one month's spend as a table."""
+"""`kt spend --by team|model|provider|user|group --month YYYY-MM`: one month's spend as a table."""
 
 import json
 
 from kt import tables
 from kt.client import request
 
-BY = ["team", "model", "provider", "user"]
+BY = ["team", "model", "provider", "user", "group"]
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "spend", help="spend of one month grouped by team, model, provider or user"
+        "spend", help="spend of one month grouped by team, model, provider, user or consumer group"
     )
     parser.add_argument("--by", choices=BY, default="team", help="grouping (default: team)")
     parser.add_argument("--month", help="YYYY-MM (default: the current month)")

@@ -1,4 +1,4 @@
-"""`GET /v1/spend?by=team|model|provider|user&month=YYYY-MM`: one month's spend grouped one way,
+"""`GET /v1/spend?by=team|model|provider|user|group&month=YYYY-MM`: one month's spend grouped one way,
 for `kt spend`. Admin token; the token's organization only."""
 
 from decimal import Decimal
@@ -13,7 +13,7 @@ from chargeback.errors import ApplicationError
 from chargeback.money import ZERO, to_cents
 from chargeback.periods import local_today, month_end
 from chargeback.replica import replica_lag_notice, replica_reads
-from gateway.selectors import cache_saved_total, spend_by, spend_total
+from gateway.selectors import GROUP_NAME, cache_saved_total, spend_by, spend_total
 from reports.dashboards.selectors import Repeats, month_parse, repeats_by, share
 
 GROUPS = {
@@ -21,6 +21,7 @@ GROUPS = {
     "model": "model_requested",
     "provider": "provider",
     "user": "user",
+    "group": GROUP_NAME,
 }
 
 

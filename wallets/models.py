@@ -158,6 +158,17 @@ class LedgerEntry(models.Model):
                 include=["amount"],
                 name="ledger_wallet_reclaim_adjust",
             ),
+            # A call's earlier refunds (wallets/services/refunds.py), without reading the
+            # wallet's captures. Refunds are few: the index is too.
+            models.Index(
+                fields=["wallet", "reference"],
+                condition=Q(kind="refund"),
+                include=["amount"],
+                name="ledger_refund_reference",
+            ),
+            # The capture a refund names by request id has a hash index on PostgreSQL,
+            # `ledger_capture_reference` (wallets/migrations/0010_refund_lookup_indexes.py):
+            # one per capture, 4-byte hash codes instead of a B-tree of 40-character ids.
         ]
 
     def __str__(self):

@@ -13,13 +13,16 @@ from budgets.models import Budget
 from chargeback.errors import ApplicationError, NotFound
 from chargeback.models import Department, Membership, Organization
 from chargeback.money import ZERO, to_cents
-from chargeback.periods import local_today, month_end, month_start
+from chargeback.periods import day_range, local_today, month_end, month_start
 from gateway.models import UsageEvent
-from gateway.rollups import rollup_figures
+from gateway.rollup_models import PromptMonth
+from gateway.rollups import FIELDS, rollup_figures, rollups_in_use
 from gateway.selectors import (
     COST_SUM,
+    GROUP_NAME,
     cache_saved_total,
     events_in_range,
+    group_names,
     spend_by,
     spend_total,
 )
@@ -108,24 +111,31 @@ def budgets_by_department(*, organization: Organization) -> dict[int, Decimal]:
 def premium_spend_by_department(
     *, organization: Organization, date_from: date, date_to: date, department=None
 ) -> dict[int | None, Decimal]:
-    """Unrounded spend on models the catalog marks premium, per department id."""
-    qs = events_in_range(
-        organization=organization, date_from=date_from, date_to=date_to, department=department
-    ).filter(price__premium=True)
-    return {
-        r["department_id"]: r["cost"] for r in qs.values("department_id").annotate(cost=COST_SUM)
-    }
+    """Unrounded spend on models the catalog marks premium, per department id (departments with
+    premium requests only), from the daily rollups."""
+    rows = rollup_figures(
+        organization=organization,
+        date_from=date_from,
+        date_to=date_to,
+        group_by=("department_id",),
+        department=department,
+    )
+    return {key: f["premium_cost"] for (key,), f in rows.items() if f["premium_requests"]}
 
 
 def premium_models(
     *, organization: Organization, date_from: date, date_to: date, department=None
 ) -> list[str]:
-    """Names of the premium models used in the scope, costliest first."""
-    qs = events_in_range(
-        organization=organization, date_from=date_from, date_to=date_to, department=department
-    ).filter(price__premium=True)
-    rows = qs.values("model_requested").annotate(cost=COST_SUM).order_by("-cost", "model_requested")
-    return [r["model_requested"] for r in rows]
+    """Names of the premium models used in the scope, costliest first (daily rollups)."""
+    rows = rollup_figures(
+        organization=organization,
+        date_from=date_from,
+        date_to=date_to,
+        group_by=("model",),
+        department=department,
+    )
+    used = [(f["premium_cost"], key) for (key,), f in rows.items() if f["premium_requests"]]
+    return [model for _, model in sorted(used, key=lambda r: (-r[0], r[1]))]
 
 
 @dataclass
@@ -168,8 +178,60 @@ def repeats_by(
 ) -> dict:
     """Repeats (a prompt fingerprint seen earlier in the same department and range) counted
     under each value of an event field (department_id, model_requested, provider, user, ...;
-    a tuple of fields: keyed by their values' tuple): what caching would still save. Requests the response cache answered are not among them
-    (their status is `cache_hit`): what the cache did save is CACHE_SAVED_SUM."""
+    a tuple of fields: keyed by their values' tuple): what caching would still save. Requests
+    the response cache answered are not among them (their status is `cache_hit`): what the
+    cache did save is CACHE_SAVED_SUM.
+
+    A range within one calendar month that starts on its first day (every page's) comes from
+    the rollups, which count repeats per month at write time (gateway/rollup_models.py
+    PromptMonth): the first of a fingerprint in such a range is its first in the month. Other
+    ranges and fields (currency) read the range's events."""
+    if field == GROUP_NAME and _month_prefix(date_from, date_to) and rollups_in_use():
+        by_id = repeats_by(
+            organization=organization,
+            date_from=date_from,
+            date_to=date_to,
+            field="consumer_group_id",
+            department=department,
+        )
+        names = group_names(organization=organization, ids=by_id)
+        return {names.get(key, key): repeats for key, repeats in by_id.items()}
+    fields = field if isinstance(field, tuple) else (field,)
+    if _month_prefix(date_from, date_to) and rollups_in_use() and set(fields) <= set(FIELDS):
+        rows = rollup_figures(
+            organization=organization,
+            date_from=date_from,
+            date_to=date_to,
+            group_by=tuple(FIELDS[f] for f in fields),
+            department=department,
+        )
+        return {
+            (key if isinstance(field, tuple) else key[0]): Repeats(
+                requests=f["fingerprinted"],
+                repeated=f["fingerprinted"] - f["firsts"],
+                repeated_cost=f["fingerprinted_cost"] - f["first_cost"],
+            )
+            for key, f in rows.items()
+            if f["fingerprinted"]
+        }
+    return _repeats_from_events(
+        organization=organization,
+        date_from=date_from,
+        date_to=date_to,
+        fields=fields,
+        keyed_by_tuple=isinstance(field, tuple),
+        department=department,
+    )
+
+
+def _month_prefix(date_from: date, date_to: date) -> bool:
+    return date_from.day == 1 and date_from <= date_to <= month_end(date_from)
+
+
+def _repeats_from_events(
+    *, organization, date_from, date_to, fields, keyed_by_tuple, department
+) -> dict:
+    """repeats_by from the range's events, in time order (no rollups, or another range)."""
     qs = (
         events_in_range(
             organization=organization, date_from=date_from, date_to=date_to, department=department
@@ -177,17 +239,12 @@ def repeats_by(
         .filter(status=UsageEvent.Status.OK)
         .exclude(prompt_fingerprint="")
         .order_by("created_at", "id")
-        .values_list(
-            "department_id",
-            "prompt_fingerprint",
-            "cost",
-            *(field if isinstance(field, tuple) else (field,)),
-        )
+        .values_list("department_id", "prompt_fingerprint", "cost", *fields)
     )
     result = defaultdict(Repeats)
     seen = set()
     for dept_id, fingerprint, cost, *key in qs.iterator(chunk_size=5000):
-        stats = result[tuple(key) if isinstance(field, tuple) else key[0]]
+        stats = result[tuple(key) if keyed_by_tuple else key[0]]
         stats.requests += 1
         if (dept_id, fingerprint) in seen:
             stats.repeated += 1
@@ -200,7 +257,31 @@ def repeats_by(
 def top_repeated_prompts(
     *, organization: Organization, date_from: date, date_to: date, department, limit: int = 10
 ) -> list[dict]:
-    """The prompts asked most often: fingerprint, times asked, total cost, cost beyond the first."""
+    """The prompts asked most often: fingerprint, times asked, total cost, cost beyond the first.
+    A month (or its first days, when no event of the department comes later in it) reads the
+    fingerprints' month rows (PromptMonth), only the repeated ones; other ranges the events."""
+    if _month_prefix(date_from, date_to) and rollups_in_use():
+        _, end = day_range(organization, date_from, date_to)
+        _, month_stop = day_range(organization, date_from, month_end(date_from))
+        later = events_in_range(
+            organization=organization, date_from=date_from, date_to=month_end(date_from)
+        ).filter(department=department, created_at__gte=end, created_at__lt=month_stop)
+        if end >= month_stop or not later.exists():
+            prompts = PromptMonth.objects.filter(
+                organization=organization,
+                department=department,
+                month=date_from,
+                requests__gt=1,
+            ).order_by("-requests", "-cost", "fingerprint")[:limit]
+            return [
+                {
+                    "fingerprint": p.fingerprint,
+                    "requests": p.requests,
+                    "cost": to_cents(p.cost),
+                    "savings": to_cents(p.cost - p.first_cost),
+                }
+                for p in prompts
+            ]
     qs = (
         events_in_range(
             organization=organization, date_from=date_from, date_to=date_to, department=department

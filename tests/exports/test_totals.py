@@ -184,3 +184,17 @@ def test_the_price_change_mid_month_prices_each_event_at_its_own_time(org, may, 
     failed = [r for r in rows if r["status"] == "provider_error"]
     assert [Decimal(r["cost"]) for r in failed] == [Decimal(0), Decimal(0)]
     assert all(r["error_code"] == "upstream_500" for r in failed)
+
+
+def test_the_balance_at_the_month_end_leaves_out_what_came_after(org, may, engineering):
+    """wallet_balance_end is the balance now less the entries after the period (read by the
+    wallet's time index), which is the ledger's sum before the period's end."""
+    wallets.wallet_allocate(department=engineering, amount=Decimal("12.34567891"), currency="USD")
+    job = _run(org, type="chargeback", date_from="2026-05-01", date_to="2026-05-31")
+    eng = next(r for r in _csv_rows(job) if r["team_id"] == "team_engineering")
+    wallet = may["events"][0].wallet
+    wallet.refresh_from_db()
+    before = LedgerEntry.objects.filter(
+        wallet=wallet, created_at__lt=datetime(2026, 6, 1, tzinfo=UTC)
+    ).aggregate(t=Sum("amount"))["t"]
+    assert Decimal(eng["wallet_balance_end"]) == to_cents(before) != to_cents(wallet.balance)

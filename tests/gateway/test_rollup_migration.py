@@ -52,3 +52,49 @@ def test_upgrading_a_database_with_events_fills_the_rollups_from_them():
     total = rollup_total(organization=org, date_from=day, date_to=day)
     assert total["cost"] == UsageEvent.objects.aggregate(s=Sum("cost"))["s"]
     assert total["requests"] == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_repeat_and_user_rollups_go_back_and_come_again_with_events():
+    """gateway 0011 and 0010 reversed with events there (0008's triggers back, its rows kept),
+    then applied again: the first fill counts the repeats and users of the events present."""
+
+    from django.utils import timezone
+
+    from reports.dashboards.selectors import _repeats_from_events, repeats_by
+
+    latest = [("gateway", MigrationExecutor(connection).loader.graph.leaf_nodes("gateway")[0][1])]
+    org = OrganizationFactory(time_zone="Europe/Berlin")
+    department = DepartmentFactory(organization=org)
+    for n, cost in enumerate(("1.25", "0.5", "3.5", "2")):
+        UsageEvent.objects.create(
+            organization=org,
+            department=department,
+            request_id=f"repeat-{n}",
+            user=f"u{n % 2}",
+            endpoint="chat.completions",
+            provider="openai",
+            model_requested="gpt-4o",
+            cost=Decimal(cost),
+            status="ok",
+            prompt_fingerprint="a" * 64 if n else "b" * 64,
+        )
+    _migrate([("gateway", "0009_usage_event_no_fingerprint_index")])
+    try:
+        with connection.cursor() as cursor:  # 0008's rollups, as it left them
+            cursor.execute(
+                "SELECT sum(cost) FROM (SELECT cost FROM gateway_spenddaily WHERE"
+                " organization_id = %s UNION ALL SELECT cost FROM gateway_spenddelta WHERE"
+                " organization_id = %s) r",
+                [org.pk, org.pk],
+            )
+            assert cursor.fetchone()[0] == Decimal("7.25")
+    finally:
+        _migrate(latest)
+    today = timezone.now().astimezone(org.tz).date()
+    scope = {"organization": org, "date_from": today.replace(day=1), "date_to": today}
+    got = repeats_by(field="user", **scope)
+    assert got == _repeats_from_events(
+        fields=("user",), keyed_by_tuple=False, department=None, **scope
+    )
+    assert sum(r.repeated for r in got.values()) == 2

@@ -211,3 +211,31 @@ def test_the_admin_wallet_pages_show_the_same_totals(varied, client):
     engineering = rows["team_engineering"]
     page = client.get(f"/admin/wallets/wallet/{engineering.pk}/change/")
     assert page.status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_refund_finds_its_capture_and_earlier_refunds_by_index(varied):
+    """wallets/services/refunds.py's two ledger reads: the capture by request id (the hash
+    index on captures' reference) and the call's earlier refunds (the refunds' partial index),
+    never a walk through the wallet's or the organization's captures."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        services.wallet_refund(organization=varied, request_id="eng-3", reason="credit")
+    reads = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("SELECT") and 'FROM "wallets_ledgerentry"' in q["sql"]
+    ]
+    capture = [sql for sql in reads if "'capture'" in sql and "eng-3" in sql]
+    earlier = [sql for sql in reads if "'refund'" in sql and "SUM(" in sql]
+    assert len(capture) == len(earlier) == 1, reads
+    with connection.cursor() as cursor:
+        for sql, index in (
+            (capture[0], "ledger_capture_reference"),
+            (earlier[0], "ledger_refund_reference"),
+        ):
+            cursor.execute("EXPLAIN " + sql)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            assert "Seq Scan on wallets_ledgerentry" not in plan, plan
+            assert index in plan, plan

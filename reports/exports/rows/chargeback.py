@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db.models import Sum
+from django.db.models import OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 
 from budgets.models import Budget
 from chargeback.models import Department
-from chargeback.money import ROUNDING, ZERO, to_cents
+from chargeback.money import ROUNDING, ZERO, AmountField, to_cents
 from chargeback.periods import day_range, month_end
 from gateway.selectors import spend_grouped
 from reports.dashboards.selectors import Repeats, repeats_by
@@ -87,10 +88,10 @@ def count(ctx: ExportContext) -> int:
     return sum(1 for _ in rows(ctx, Totals()))
 
 
-def _ledger(ctx, start, end, kinds, scope=None, before_only=False):
-    qs = LedgerEntry.objects.filter(organization=ctx.organization, created_at__lt=end)
-    if not before_only:
-        qs = qs.filter(created_at__gte=start)
+def _ledger(ctx, start, end, kinds, scope=None):
+    qs = LedgerEntry.objects.filter(
+        organization=ctx.organization, created_at__lt=end, created_at__gte=start
+    )
     if kinds:
         qs = qs.filter(kind__in=kinds)
     if scope:
@@ -101,6 +102,29 @@ def _ledger(ctx, start, end, kinds, scope=None, before_only=False):
         (r["wallet__department_id"], r["currency"]): r["total"]
         for r in qs.values("wallet__department_id", "currency").annotate(total=Sum("amount"))
     }
+
+
+def _team_balances_at(ctx, end) -> dict:
+    """Each team wallet's balance at `end`: its balance now (the sum of its ledger, the ledger's
+    rule) less the entries from `end` on, in one statement (one snapshot). Reads the entries
+    after the period by the wallet's time index, not the whole history before it."""
+    after = (
+        LedgerEntry.objects.filter(wallet=OuterRef("pk"), created_at__gte=end)
+        .order_by()
+        .values("wallet")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    wallets = Wallet.objects.filter(organization=ctx.organization, scope=Wallet.Scope.TEAM)
+    if ctx.department is not None:
+        wallets = wallets.filter(department=ctx.department)
+    wallets = wallets.annotate(after=Coalesce(Subquery(after), ZERO, output_field=AmountField()))
+    balances = defaultdict(lambda: ZERO)
+    for department_id, currency, balance, later in wallets.values_list(
+        "department_id", "currency", "balance", "after"
+    ):
+        balances[(department_id, currency)] += balance - later
+    return balances
 
 
 def rows(ctx: ExportContext, totals: Totals) -> Iterator[tuple]:
@@ -141,7 +165,7 @@ def rows(ctx: ExportContext, totals: Totals) -> Iterator[tuple]:
         would = repeats_by(field=("department_id", "currency"), **scope)
         refunds = _ledger(ctx, start, end, [LedgerEntry.Kind.REFUND])
         allocations = _ledger(ctx, start, end, [LedgerEntry.Kind.ALLOCATION], Wallet.Scope.TEAM)
-        balances = _ledger(ctx, start, end, None, Wallet.Scope.TEAM, before_only=True)
+        balances = _team_balances_at(ctx, end)
 
         keys = set(spend) | set(refunds) | set(allocations) | team_wallets
         keys |= {(b.department_id, b.currency) for b in budgets.values()}
