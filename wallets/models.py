@@ -167,7 +167,7 @@ class LedgerEntry(models.Model):
                 name="ledger_refund_reference",
             ),
             # The capture a refund names by request id has a hash index on PostgreSQL,
-            # `ledger_capture_reference` (wallets/migrations/0010_refund_lookup_indexes.py):
+            # `ledger_capture_reference` (wallets/migrations/0011_refund_lookup_indexes.py):
             # one per capture, 4-byte hash codes instead of a B-tree of 40-character ids.
         ]
 

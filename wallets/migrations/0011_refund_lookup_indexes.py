@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("chargeback", "0007_organization_allocation_policy"),
-        ("wallets", "0009_cost_tickets"),
+        ("wallets", "0010_ledger_hold_id_kept"),
     ]
 
     operations = [
