@@ -54,11 +54,15 @@ class _Capture:
 
 
 class GroupCommit:
-    """One per process. `execute` runs a capture statement and returns its first row;
-    `run_one(sql, params)` runs a statement alone in its own transaction (autocommit)."""
+    """One per process (and kind of statement). `execute` runs a capture statement and returns
+    its first row; `run_one(sql, params)` runs a statement alone in its own transaction
+    (autocommit); `together(batch)` runs a batch in one transaction and returns each one's row,
+    in order (by default each statement in one pipelined round trip; the response cache's hit
+    events pass one multi-row statement: gateway/response_cache/hit_events.py)."""
 
-    def __init__(self, run_one: Callable):
+    def __init__(self, run_one: Callable, together: Callable | None = None):
         self._run_one = run_one
+        self._together = together or _together
         self._lock = threading.Lock()
         # Captures waiting, per wallet with a leader running (no entry: none running).
         self._waiting: dict[int | None, list[_Capture]] = {}
@@ -113,7 +117,7 @@ class GroupCommit:
         """Run the batch; each capture gets its row or its error."""
         if len(batch) > 1:
             try:
-                rows = _together(batch)
+                rows = self._together(batch)
             except DATABASE_UNAVAILABLE as exc:
                 for capture in batch:  # one error each: they are raised in separate threads
                     capture.error = type(exc)(*exc.args)

@@ -1,0 +1,126 @@
+"""A free cache hit's usage event (status `cache_hit`): written before the hit is answered, and
+written together with the other hits of its process that arrive meanwhile.
+
+One hit alone is one statement: the event inserted and the wallet's available funds read (for
+`x-kt-wallet-available`). Hits that arrive while that statement runs queue, and the first of
+them then writes all of their events in one multi-row INSERT (`unnest` of one array per
+column: the same statement text whatever the batch's size, so PostgreSQL plans it once), one
+transaction, one round trip: gateway/groupcommit.py's mechanism, with every caller returning
+only once the transaction holding its event has committed (KT_GATEWAY_GROUP_COMMIT, as the
+captures). At c=32 that saves most of a hit's database work: per hit, a transaction, a pooled
+connection's borrowing, and the statement's own round trip (docs/performance.md).
+
+Durability is what a free hit's event had alone, no less: the transaction commits without
+waiting for the WAL flush (gateway/response_cache/hits.py says why a free hit may), and a
+database that is away is handled per hit by the capture's retries and outbox
+(gateway/capture.py). A batch that fails otherwise (a duplicate request id) is rolled back whole
+and its events are written again one by one, so each hit gets its own outcome: its event, or
+the error (the request fails: never an answer without its event).
+"""
+
+from functools import cache
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
+
+from chargeback.money import ZERO
+from gateway.capture import usage_capture
+from gateway.groupcommit import GroupCommit
+from gateway.hooks import call_recorded
+from gateway.models import UsageEvent
+from gateway.recording import DATABASE_UNAVAILABLE
+from wallets.fastpath import (
+    ASYNC_COMMIT_CTE,
+    execute_one,
+    insert_columns,
+    param_name,
+    param_type,
+    pooled,
+    statement_params,
+)
+from wallets.fastpath import (
+    enabled as on_postgresql,
+)
+from wallets.models import Wallet
+
+
+@cache
+def _one_sql():
+    """One event: its id and the wallet's available funds (NULL without a wallet)."""
+    q = connection.ops.quote_name
+    columns, expressions, param_fields = insert_columns(UsageEvent, {}, "e")
+    wallet_id = param_name(param_fields, "wallet_id")
+    # Only model metadata (table and column names) is formatted in; values are parameters.
+    sql = f"""
+WITH {ASYNC_COMMIT_CTE}ev AS (
+    INSERT INTO {q(UsageEvent._meta.db_table)} ({", ".join(columns)})
+    SELECT {", ".join(expressions)} FROM cfg
+    RETURNING id
+)
+SELECT (SELECT id FROM ev),
+       (SELECT balance - held FROM {q(Wallet._meta.db_table)}
+        WHERE id = CAST(%({wallet_id})s AS bigint))
+"""  # noqa: S608
+    return sql, param_fields
+
+
+@cache
+def _batch_sql():
+    """Many events, each parameter of `_one_sql` an array of their values (same names): each
+    event's request id, id and its wallet's available funds."""
+    q = connection.ops.quote_name
+    columns, _expressions, param_fields = insert_columns(UsageEvent, {}, "e")
+    arrays = [
+        f"CAST(%({name})s AS {param_type(field) or 'text'}[])" for field, name, _ in param_fields
+    ]
+    names = [f"c{n}" for n in range(len(param_fields))]
+    wallet = q(Wallet._meta.db_table)
+    # Only model metadata (table and column names) is formatted in; values are parameters.
+    sql = f"""
+WITH {ASYNC_COMMIT_CTE}ev AS (
+    INSERT INTO {q(UsageEvent._meta.db_table)} ({", ".join(columns)})
+    SELECT {", ".join(names)} FROM cfg, unnest({", ".join(arrays)}) AS r({", ".join(names)})
+    RETURNING id, request_id, wallet_id
+)
+SELECT ev.request_id, ev.id, w.balance - w.held FROM ev LEFT JOIN {wallet} AS w ON w.id = ev.wallet_id
+"""  # noqa: S608
+    request_id = param_name(param_fields, "request_id")
+    return sql, [name for _field, name, _prepare in param_fields], request_id
+
+
+def _together(batch) -> list:
+    """The batch's events in one statement (one transaction); each one's row, in order."""
+    sql, names, request_id = _batch_sql()
+    rows = [hit.params for hit in batch]
+    params = {name: [row[name] for row in rows] for name in names}
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.wrap_database_errors, db.pool.connection() as conn:
+        found = {
+            rid: (event_id, available) for rid, event_id, available in conn.execute(sql, params)
+        }
+    return [found[row[request_id]] for row in rows]
+
+
+# The hits of this process that arrive together share one transaction.
+hit_group = GroupCommit(execute_one, _together)
+
+
+def hit_event_record(fields: dict):
+    """Write a free hit's event (`fields`: usage_record's event fields) and announce it; the
+    wallet's available funds (None without a wallet or when the event went to the outbox)."""
+    if not on_postgresql():
+        return usage_capture(None, ZERO, fields)
+    sql, param_fields = _one_sql()
+    params = statement_params(param_fields, fields)
+    try:
+        if settings.KT_GATEWAY_GROUP_COMMIT and pooled():
+            row = hit_group.execute(sql, params, hold_id=None, wallet_id=None)
+        else:
+            row = execute_one(sql, params)
+    except DATABASE_UNAVAILABLE:
+        try:
+            return usage_capture(None, ZERO, fields)  # retried, else kept in the outbox
+        except IntegrityError:
+            return None  # the first attempt committed after all: the event is there
+    call_recorded(fields)
+    return row[1]

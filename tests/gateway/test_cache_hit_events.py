@@ -1,0 +1,210 @@
+"""Free cache hits' events written together (gateway/response_cache/hit_events.py): hits that
+arrive while another's event is being written share one multi-row INSERT, and each hit still
+gets its own event exactly once, or its own error (real PostgreSQL, real threads).
+
+To make a batch happen on cue, a test keeps an uncommitted event with the first hit's request
+id from a connection of its own: the first hit (the leader) waits on it in PostgreSQL, the hits
+started meanwhile queue, and the next leader writes them together once it goes.
+"""
+
+import threading
+import time
+from decimal import Decimal
+
+import psycopg
+import pytest
+from django.db import IntegrityError, connection
+
+from gateway.models import UsageEvent
+from gateway.response_cache.hit_events import _one_sql, hit_event_record, hit_group
+from tests.factories import DepartmentFactory
+from tests.pricing.money_writes import event_fields, funded_wallet
+from wallets.fastpath import statement_params
+from wallets.models import LedgerEntry, Wallet
+
+pytestmark = [
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="group commit is PostgreSQL's"),
+    pytest.mark.django_db(transaction=True),
+]
+
+
+@pytest.fixture
+def connect():
+    """Connections of the test's own, closed (their locks dropped) however the test ends."""
+    opened = []
+
+    def open_one(autocommit=False):
+        settings = connection.settings_dict
+        conn = psycopg.connect(
+            dbname=settings["NAME"],
+            user=settings["USER"],
+            host=settings["HOST"] or "127.0.0.1",
+            port=settings["PORT"] or 5432,
+            password=settings["PASSWORD"] or None,
+            autocommit=autocommit,
+        )
+        opened.append(conn)
+        return conn
+
+    yield open_one
+    for conn in opened:
+        conn.close()
+
+
+def _until(condition, what):
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def _lock_waiters(conn) -> list[int]:
+    """Backends of this database waiting for a lock (a row's or a transaction's)."""
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        )
+    ]
+
+
+class Hits:
+    """Hits' events written in threads; `results[request_id]` is what hit_event_record returned
+    (the wallet's available funds) or the error it raised."""
+
+    def __init__(self):
+        self.threads, self.results = [], {}
+
+    def start(self, fields):
+        def run():
+            try:
+                self.results[fields["request_id"]] = hit_event_record(fields)
+            except Exception as exc:  # noqa: BLE001 - the test asserts which failed, and how
+                self.results[fields["request_id"]] = exc
+            finally:
+                connection.close()  # as a request's end does (the metrics looked names up)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def join(self):
+        for thread in self.threads:
+            thread.join(20)
+
+
+def _hit(wallet, request_id):
+    return {
+        **event_fields(wallet, request_id, Decimal("0")),
+        "status": UsageEvent.Status.CACHE_HIT,
+        "saved": Decimal("0.0042"),
+    }
+
+
+def _blocker(connect, wallet, request_id):
+    """A connection holding an uncommitted event with `request_id`: a hit with that request id
+    waits for it to commit (a duplicate) or roll back."""
+    sql, param_fields = _one_sql()  # the hit's own statement, in a transaction left open
+    conn = connect()
+    conn.execute(sql, statement_params(param_fields, _hit(wallet, request_id)))
+    return conn
+
+
+def _queue(connect, wallet, n, *, also_blocked=None):
+    """Start n hits while the first one's request id is blocked: the first leads and waits in
+    PostgreSQL, the others queue. `also_blocked`: a second request id held by another
+    connection (the batch of the others then waits on it). Returns the running hits, the
+    first blocker, the second (or None) and a connection to watch lock waits with."""
+    monitor = connect(autocommit=True)
+    first = _blocker(connect, wallet, "req_0")
+    second = _blocker(connect, wallet, also_blocked) if also_blocked else None
+    hits = Hits()
+    hits.start(_hit(wallet, "req_0"))
+    _until(lambda: len(_lock_waiters(monitor)) == 1, "the leader to wait in PostgreSQL")
+    for i in range(1, n):
+        hits.start(_hit(wallet, f"req_{i}"))
+    _until(lambda: hit_group.waiting(None) == n - 1, "the others to queue")
+    return hits, first, second, monitor
+
+
+def test_fifty_hits_that_arrive_together_are_written_in_one_statement_each_once(org, connect):
+    wallet = funded_wallet(DepartmentFactory(organization=org))
+    before = (hit_group.batches, hit_group.fallbacks)
+
+    hits, first, _second, _monitor = _queue(connect, wallet, 50)
+    first.rollback()
+    hits.join()
+
+    assert hit_group.batches - before[0] == 2  # the leader alone, then the 49 together
+    assert hit_group.largest >= 49
+    assert hit_group.fallbacks == before[1]
+    events = UsageEvent.objects.filter(wallet=wallet)
+    assert sorted(events.values_list("request_id", flat=True)) == sorted(
+        f"req_{i}" for i in range(50)
+    )
+    assert {(e.status, e.cost, e.saved) for e in events} == {
+        ("cache_hit", Decimal("0"), Decimal("0.0042"))
+    }
+    # The wallet untouched: no hold, no ledger entry but its funding; every hit was told its
+    # available funds.
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.held) == (Decimal("10.00"), Decimal("0"))
+    assert LedgerEntry.objects.filter(wallet=wallet).exclude(kind="allocation").count() == 0
+    assert set(hits.results.values()) == {Decimal("10.00")}
+
+
+def test_a_hit_that_fails_in_a_batch_fails_alone_and_the_others_get_their_events(org, connect):
+    wallet = funded_wallet(DepartmentFactory(organization=org))
+    fallbacks = hit_group.fallbacks
+
+    hits, first, second, monitor = _queue(connect, wallet, 6, also_blocked="req_3")
+    first.rollback()  # the leader writes req_0; the batch of five waits on req_3's blocker
+    _until(lambda: "req_0" in hits.results and len(_lock_waiters(monitor)) == 1, "the batch")
+    second.commit()  # req_3 has an event already: the batch fails
+    hits.join()
+
+    assert hit_group.fallbacks == fallbacks + 1  # rolled back whole, then one by one
+    assert isinstance(hits.results["req_3"], IntegrityError)  # answered with an error
+    assert all(hits.results[f"req_{i}"] == Decimal("10.00") for i in (0, 1, 2, 4, 5))
+    events = UsageEvent.objects.filter(organization=org)
+    assert sorted(events.values_list("request_id", flat=True)) == [
+        "req_0",
+        "req_1",
+        "req_2",
+        "req_3",  # the blocker's own
+        "req_4",
+        "req_5",
+    ]
+
+
+def test_a_batch_whose_connection_is_cut_loses_no_event(org, connect):
+    wallet = funded_wallet(DepartmentFactory(organization=org))
+
+    hits, first, second, monitor = _queue(connect, wallet, 6, also_blocked="req_3")
+    first.rollback()
+    _until(lambda: "req_0" in hits.results and len(_lock_waiters(monitor)) == 1, "the batch")
+    (batch_backend,) = _lock_waiters(monitor)
+    monitor.execute("SELECT pg_terminate_backend(%s)", [batch_backend])
+    second.rollback()  # the hits retry one by one (gateway/capture.py): nothing in their way
+    hits.join()
+
+    assert not [r for r in hits.results.values() if isinstance(r, Exception)]
+    events = UsageEvent.objects.filter(organization=org)
+    assert sorted(events.values_list("request_id", flat=True)) == [f"req_{i}" for i in range(6)]
+    assert set(events.values_list("status", flat=True)) == {"cache_hit"}
+    assert Wallet.objects.get(pk=wallet.pk).balance == Decimal("10.00")
+
+
+def test_without_group_commit_every_hit_is_written_alone(org, settings):
+    settings.KT_GATEWAY_GROUP_COMMIT = False
+    wallet = funded_wallet(DepartmentFactory(organization=org))
+    batches = hit_group.batches
+    hits = Hits()
+    for i in range(5):
+        hits.start(_hit(wallet, f"req_{i}"))
+    hits.join()
+
+    assert hit_group.batches == batches
+    assert set(hits.results.values()) == {Decimal("10.00")}
+    assert UsageEvent.objects.filter(wallet=wallet, status="cache_hit").count() == 5
