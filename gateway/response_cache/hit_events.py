@@ -44,17 +44,24 @@ from wallets.fastpath import (
 from wallets.models import Wallet
 
 
+def _commit_cte(sync: bool) -> tuple[str, str]:
+    """The statement's commit mode: without the WAL flush (a free hit's default), or with it
+    (KT_RESPONSE_CACHE_HIT_SYNC_COMMIT): the CTE, and the row source that makes it run."""
+    return ("", "") if sync else (ASYNC_COMMIT_CTE, "cfg")
+
+
 @cache
-def _one_sql():
+def _one_sql(sync: bool = False):
     """One event: its id and the wallet's available funds (NULL without a wallet)."""
     q = connection.ops.quote_name
     columns, expressions, param_fields = insert_columns(UsageEvent, {}, "e")
     wallet_id = param_name(param_fields, "wallet_id")
+    cte, source = _commit_cte(sync)
     # Only model metadata (table and column names) is formatted in; values are parameters.
     sql = f"""
-WITH {ASYNC_COMMIT_CTE}ev AS (
+WITH {cte}ev AS (
     INSERT INTO {q(UsageEvent._meta.db_table)} ({", ".join(columns)})
-    SELECT {", ".join(expressions)} FROM cfg
+    SELECT {", ".join(expressions)}{f" FROM {source}" if source else ""}
     RETURNING id
 )
 SELECT (SELECT id FROM ev),
@@ -65,7 +72,7 @@ SELECT (SELECT id FROM ev),
 
 
 @cache
-def _batch_sql():
+def _batch_sql(sync: bool = False):
     """Many events, each parameter of `_one_sql` an array of their values (same names): each
     event's request id, id and its wallet's available funds."""
     q = connection.ops.quote_name
@@ -75,11 +82,12 @@ def _batch_sql():
     ]
     names = [f"c{n}" for n in range(len(param_fields))]
     wallet = q(Wallet._meta.db_table)
+    cte, source = _commit_cte(sync)
     # Only model metadata (table and column names) is formatted in; values are parameters.
     sql = f"""
-WITH {ASYNC_COMMIT_CTE}ev AS (
+WITH {cte}ev AS (
     INSERT INTO {q(UsageEvent._meta.db_table)} ({", ".join(columns)})
-    SELECT {", ".join(names)} FROM cfg, unnest({", ".join(arrays)}) AS r({", ".join(names)})
+    SELECT {", ".join(names)} FROM {f"{source}, " if source else ""}unnest({", ".join(arrays)}) AS r({", ".join(names)})
     RETURNING id, request_id, wallet_id
 )
 SELECT ev.request_id, ev.id, w.balance - w.held FROM ev LEFT JOIN {wallet} AS w ON w.id = ev.wallet_id
@@ -90,7 +98,7 @@ SELECT ev.request_id, ev.id, w.balance - w.held FROM ev LEFT JOIN {wallet} AS w 
 
 def _together(batch) -> list:
     """The batch's events in one statement (one transaction); each one's row, in order."""
-    sql, names, request_id = _batch_sql()
+    sql, names, request_id = _batch_sql(settings.KT_RESPONSE_CACHE_HIT_SYNC_COMMIT)
     rows = [hit.params for hit in batch]
     params = {name: [row[name] for row in rows] for name in names}
     db = connections[DEFAULT_DB_ALIAS]
@@ -110,7 +118,7 @@ def hit_event_record(fields: dict):
     wallet's available funds (None without a wallet or when the event went to the outbox)."""
     if not on_postgresql():
         return usage_capture(None, ZERO, fields)
-    sql, param_fields = _one_sql()
+    sql, param_fields = _one_sql(settings.KT_RESPONSE_CACHE_HIT_SYNC_COMMIT)
     params = statement_params(param_fields, fields)
     try:
         if settings.KT_GATEWAY_GROUP_COMMIT and pooled():

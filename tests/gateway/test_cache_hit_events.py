@@ -128,7 +128,11 @@ def _queue(connect, wallet, n, *, also_blocked=None):
     return hits, first, second, monitor
 
 
-def test_fifty_hits_that_arrive_together_are_written_in_one_statement_each_once(org, connect):
+@pytest.mark.parametrize("sync_commit", [False, True])  # KT_RESPONSE_CACHE_HIT_SYNC_COMMIT
+def test_fifty_hits_that_arrive_together_are_written_in_one_statement_each_once(
+    org, connect, settings, sync_commit
+):
+    settings.KT_RESPONSE_CACHE_HIT_SYNC_COMMIT = sync_commit
     wallet = funded_wallet(DepartmentFactory(organization=org))
     before = (hit_group.batches, hit_group.fallbacks)
 
