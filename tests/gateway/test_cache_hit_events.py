@@ -9,6 +9,7 @@ started meanwhile queue, and the next leader writes them together once it goes.
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import psycopg
@@ -21,6 +22,8 @@ from tests.factories import DepartmentFactory
 from tests.pricing.money_writes import event_fields, funded_wallet
 from wallets.fastpath import statement_params
 from wallets.models import LedgerEntry, Wallet
+
+from .conftest import cache_on, live_db
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="group commit is PostgreSQL's"),
@@ -212,3 +215,36 @@ def test_without_group_commit_every_hit_is_written_alone(org, settings):
     assert hit_group.batches == batches
     assert set(hits.results.values()) == {Decimal("10.00")}
     assert UsageEvent.objects.filter(wallet=wallet, status="cache_hit").count() == 5
+
+
+QUESTION = [{"role": "user", "content": "How many hits make one chargeback row each?"}]
+
+
+@live_db
+def test_fifty_concurrent_hits_through_the_gateway_each_have_their_event_once(gw, oai, cache_store):
+    cache_on(gw.org)
+    first = oai.chat.completions.with_raw_response.create(model="fake-chat", messages=QUESTION)
+    paid = UsageEvent.objects.get()
+    barrier = threading.Barrier(50)
+
+    def hit(_):
+        barrier.wait()
+        return oai.chat.completions.with_raw_response.create(model="fake-chat", messages=QUESTION)
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        replies = list(pool.map(hit, range(50)))
+
+    assert first.headers["x-kt-cache"] == "miss"
+    assert [r.headers["x-kt-cache"] for r in replies] == ["hit"] * 50
+    hits = UsageEvent.objects.filter(status="cache_hit")
+    # One event per answered hit, each under the request id its reply carried.
+    assert sorted(hits.values_list("request_id", flat=True)) == sorted(
+        r.headers["x-kt-request-id"] for r in replies
+    )
+    assert {(e.cost, e.saved) for e in hits} == {(Decimal("0"), paid.cost)}
+    # The wallet paid the one call, nothing for the hits, and every hit said so.
+    wallet = gw.refresh()
+    assert wallet.balance == Decimal("10.00") - paid.cost
+    assert wallet.held == Decimal("0")
+    assert LedgerEntry.objects.filter(wallet=wallet, kind="capture").count() == 1
+    assert {r.headers["x-kt-wallet-available"] for r in replies} == {str(wallet.balance)}
