@@ -2,8 +2,8 @@
 written together with the other hits of its process that arrive meanwhile.
 
 One hit alone is one statement: the event inserted and the wallet's available funds read (for
-`x-kt-wallet-available`). Hits that arrive while that statement runs queue, and the first of
-them then writes all of their events in one multi-row INSERT (`unnest` of one array per
+`x-kt-wallet-available`). Up to PARALLEL of them run at once; hits that arrive while that many
+run queue, and the first of them then writes all of their events in one multi-row INSERT (`unnest` of one array per
 column: the same statement text whatever the batch's size, so PostgreSQL plans it once), one
 transaction, one round trip: gateway/groupcommit.py's mechanism, with every caller returning
 only once the transaction holding its event has committed (KT_GATEWAY_GROUP_COMMIT, as the
@@ -109,8 +109,14 @@ def _together(batch) -> list:
     return [found[row[request_id]] for row in rows]
 
 
+# Events being written at once per process before hits queue (KT_RESPONSE_CACHE_HIT_PARALLEL):
+# an event written alone is the shortest wait, but each takes a pooled connection (DB_POOL_MAX)
+# and a statement of its own, and the fewer run at once, the larger the batches (one rollup
+# delta row per batch, not per hit: gateway/migrations/0008). docs/performance.md has both.
+PARALLEL = settings.KT_RESPONSE_CACHE_HIT_PARALLEL
+
 # The hits of this process that arrive together share one transaction.
-hit_group = GroupCommit(execute_one, _together)
+hit_group = GroupCommit(execute_one, _together, parallel=PARALLEL)
 
 
 def hit_event_record(fields: dict):

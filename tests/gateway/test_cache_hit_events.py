@@ -2,9 +2,10 @@
 arrive while another's event is being written share one multi-row INSERT, and each hit still
 gets its own event exactly once, or its own error (real PostgreSQL, real threads).
 
-To make a batch happen on cue, a test keeps an uncommitted event with the first hit's request
-id from a connection of its own: the first hit (the leader) waits on it in PostgreSQL, the hits
-started meanwhile queue, and the next leader writes them together once it goes.
+Each runs with one and with four events written at once (KT_RESPONSE_CACHE_HIT_PARALLEL).
+To make a batch happen on cue, a test keeps uncommitted events with the first `parallel` hits'
+request ids from a connection of its own: those hits (each a leader, alone) wait on them in
+PostgreSQL, the hits started meanwhile queue, and the first leader done writes them together.
 """
 
 import threading
@@ -16,8 +17,10 @@ import psycopg
 import pytest
 from django.db import IntegrityError, connection
 
+from gateway.groupcommit import GroupCommit
 from gateway.models import UsageEvent
-from gateway.response_cache.hit_events import _one_sql, hit_event_record, hit_group
+from gateway.response_cache import hit_events
+from gateway.response_cache.hit_events import _one_sql, hit_event_record
 from tests.factories import DepartmentFactory
 from tests.pricing.money_writes import event_fields, funded_wallet
 from wallets.fastpath import statement_params
@@ -52,6 +55,15 @@ def connect():
     yield open_one
     for conn in opened:
         conn.close()
+
+
+@pytest.fixture(params=[1, 4])
+def group(request, monkeypatch):
+    """This process's hit group, writing `group.parallel` events at once, fresh for the test."""
+    fresh = GroupCommit(hit_events.execute_one, hit_events._together, parallel=request.param)
+    fresh.parallel = request.param
+    monkeypatch.setattr(hit_events, "hit_group", fresh)
+    return fresh
 
 
 def _until(condition, what):
@@ -105,47 +117,52 @@ def _hit(wallet, request_id):
     }
 
 
-def _blocker(connect, wallet, request_id):
-    """A connection holding an uncommitted event with `request_id`: a hit with that request id
-    waits for it to commit (a duplicate) or roll back."""
+def _blocker(connect, wallet, *request_ids):
+    """A connection holding uncommitted events with `request_ids`: a hit with one of them waits
+    for it to commit (a duplicate) or roll back."""
     sql, param_fields = _one_sql()  # the hit's own statement, in a transaction left open
     conn = connect()
-    conn.execute(sql, statement_params(param_fields, _hit(wallet, request_id)))
+    for request_id in request_ids:
+        conn.execute(sql, statement_params(param_fields, _hit(wallet, request_id)))
     return conn
 
 
-def _queue(connect, wallet, n, *, also_blocked=None):
-    """Start n hits while the first one's request id is blocked: the first leads and waits in
-    PostgreSQL, the others queue. `also_blocked`: a second request id held by another
+def _queue(connect, group, wallet, n, *, also_blocked=None):
+    """Start n hits while the first `group.parallel` ones' request ids are blocked: those lead and wait
+    in PostgreSQL, the others queue. `also_blocked`: a second request id held by another
     connection (the batch of the others then waits on it). Returns the running hits, the
     first blocker, the second (or None) and a connection to watch lock waits with."""
     monitor = connect(autocommit=True)
-    first = _blocker(connect, wallet, "req_0")
+    first = _blocker(connect, wallet, *(f"req_{i}" for i in range(group.parallel)))
     second = _blocker(connect, wallet, also_blocked) if also_blocked else None
     hits = Hits()
-    hits.start(_hit(wallet, "req_0"))
-    _until(lambda: len(_lock_waiters(monitor)) == 1, "the leader to wait in PostgreSQL")
-    for i in range(1, n):
+    for i in range(group.parallel):
         hits.start(_hit(wallet, f"req_{i}"))
-    _until(lambda: hit_group.waiting(None) == n - 1, "the others to queue")
+    _until(
+        lambda: len(_lock_waiters(monitor)) == group.parallel, "the leaders to wait in PostgreSQL"
+    )
+    for i in range(group.parallel, n):
+        hits.start(_hit(wallet, f"req_{i}"))
+    _until(lambda: group.waiting(None) == n - group.parallel, "the others to queue")
     return hits, first, second, monitor
 
 
 @pytest.mark.parametrize("sync_commit", [False, True])  # KT_RESPONSE_CACHE_HIT_SYNC_COMMIT
 def test_fifty_hits_that_arrive_together_are_written_in_one_statement_each_once(
-    org, connect, settings, sync_commit
+    org, connect, group, settings, sync_commit
 ):
     settings.KT_RESPONSE_CACHE_HIT_SYNC_COMMIT = sync_commit
     wallet = funded_wallet(DepartmentFactory(organization=org))
-    before = (hit_group.batches, hit_group.fallbacks)
+    before = (group.batches, group.fallbacks)
 
-    hits, first, _second, _monitor = _queue(connect, wallet, 50)
+    hits, first, _second, _monitor = _queue(connect, group, wallet, 50)
     first.rollback()
     hits.join()
 
-    assert hit_group.batches - before[0] == 2  # the leader alone, then the 49 together
-    assert hit_group.largest >= 49
-    assert hit_group.fallbacks == before[1]
+    # The leaders each alone, then the 46 others together.
+    assert group.batches - before[0] == group.parallel + 1
+    assert group.largest >= 50 - group.parallel
+    assert group.fallbacks == before[1]
     events = UsageEvent.objects.filter(wallet=wallet)
     assert sorted(events.values_list("request_id", flat=True)) == sorted(
         f"req_{i}" for i in range(50)
@@ -161,36 +178,32 @@ def test_fifty_hits_that_arrive_together_are_written_in_one_statement_each_once(
     assert set(hits.results.values()) == {Decimal("10.00")}
 
 
-def test_a_hit_that_fails_in_a_batch_fails_alone_and_the_others_get_their_events(org, connect):
+def test_a_hit_that_fails_in_a_batch_fails_alone_and_the_others_get_their_events(
+    org, connect, group
+):
     wallet = funded_wallet(DepartmentFactory(organization=org))
-    fallbacks = hit_group.fallbacks
+    fallbacks = group.fallbacks
 
-    hits, first, second, monitor = _queue(connect, wallet, 6, also_blocked="req_3")
-    first.rollback()  # the leader writes req_0; the batch of five waits on req_3's blocker
-    _until(lambda: "req_0" in hits.results and len(_lock_waiters(monitor)) == 1, "the batch")
-    second.commit()  # req_3 has an event already: the batch fails
+    hits, first, second, monitor = _queue(connect, group, wallet, 10, also_blocked="req_7")
+    first.rollback()  # the leaders write theirs; the batch of six waits on req_7's blocker
+    _until(lambda: len(hits.results) == group.parallel and _lock_waiters(monitor), "the batch")
+    second.commit()  # req_7 has an event already: the batch fails
     hits.join()
 
-    assert hit_group.fallbacks == fallbacks + 1  # rolled back whole, then one by one
-    assert isinstance(hits.results["req_3"], IntegrityError)  # answered with an error
-    assert all(hits.results[f"req_{i}"] == Decimal("10.00") for i in (0, 1, 2, 4, 5))
+    assert group.fallbacks == fallbacks + 1  # rolled back whole, then one by one
+    assert isinstance(hits.results["req_7"], IntegrityError)  # answered with an error
+    assert all(hits.results[f"req_{i}"] == Decimal("10.00") for i in range(10) if i != 7)
     events = UsageEvent.objects.filter(organization=org)
-    assert sorted(events.values_list("request_id", flat=True)) == [
-        "req_0",
-        "req_1",
-        "req_2",
-        "req_3",  # the blocker's own
-        "req_4",
-        "req_5",
-    ]
+    # Each once; req_7's is the blocker's own.
+    assert sorted(events.values_list("request_id", flat=True)) == [f"req_{i}" for i in range(10)]
 
 
-def test_a_batch_whose_connection_is_cut_loses_no_event(org, connect):
+def test_a_batch_whose_connection_is_cut_loses_no_event(org, connect, group):
     wallet = funded_wallet(DepartmentFactory(organization=org))
 
-    hits, first, second, monitor = _queue(connect, wallet, 6, also_blocked="req_3")
+    hits, first, second, monitor = _queue(connect, group, wallet, 10, also_blocked="req_7")
     first.rollback()
-    _until(lambda: "req_0" in hits.results and len(_lock_waiters(monitor)) == 1, "the batch")
+    _until(lambda: len(hits.results) == group.parallel and _lock_waiters(monitor), "the batch")
     (batch_backend,) = _lock_waiters(monitor)
     monitor.execute("SELECT pg_terminate_backend(%s)", [batch_backend])
     second.rollback()  # the hits retry one by one (gateway/capture.py): nothing in their way
@@ -198,7 +211,7 @@ def test_a_batch_whose_connection_is_cut_loses_no_event(org, connect):
 
     assert not [r for r in hits.results.values() if isinstance(r, Exception)]
     events = UsageEvent.objects.filter(organization=org)
-    assert sorted(events.values_list("request_id", flat=True)) == [f"req_{i}" for i in range(6)]
+    assert sorted(events.values_list("request_id", flat=True)) == [f"req_{i}" for i in range(10)]
     assert set(events.values_list("status", flat=True)) == {"cache_hit"}
     assert Wallet.objects.get(pk=wallet.pk).balance == Decimal("10.00")
 
@@ -206,13 +219,13 @@ def test_a_batch_whose_connection_is_cut_loses_no_event(org, connect):
 def test_without_group_commit_every_hit_is_written_alone(org, settings):
     settings.KT_GATEWAY_GROUP_COMMIT = False
     wallet = funded_wallet(DepartmentFactory(organization=org))
-    batches = hit_group.batches
+    batches = hit_events.hit_group.batches
     hits = Hits()
     for i in range(5):
         hits.start(_hit(wallet, f"req_{i}"))
     hits.join()
 
-    assert hit_group.batches == batches
+    assert hit_events.hit_group.batches == batches
     assert set(hits.results.values()) == {Decimal("10.00")}
     assert UsageEvent.objects.filter(wallet=wallet, status="cache_hit").count() == 5
 
