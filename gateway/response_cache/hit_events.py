@@ -2,20 +2,22 @@
 written together with the other hits of its process that arrive meanwhile.
 
 One hit alone is one statement: the event inserted and the wallet's available funds read (for
-`x-kt-wallet-available`). Up to PARALLEL of them run at once; hits that arrive while that many
-run queue, and the first of them then writes all of their events in one multi-row INSERT (`unnest` of one array per
-column: the same statement text whatever the batch's size, so PostgreSQL plans it once), one
-transaction, one round trip: gateway/groupcommit.py's mechanism, with every caller returning
-only once the transaction holding its event has committed (KT_GATEWAY_GROUP_COMMIT, as the
-captures). At c=32 that saves most of a hit's database work: per hit, a transaction, a pooled
-connection's borrowing, and the statement's own round trip (docs/performance.md).
+`x-kt-wallet-available`). While PARALLEL such statements run (KT_RESPONSE_CACHE_HIT_PARALLEL,
+1), hits that arrive queue, and the first of them then writes all of their events in one
+multi-row INSERT (`unnest` of one array per column: the same statement text whatever the
+batch's size, so PostgreSQL plans it once), one transaction, one round trip:
+gateway/groupcommit.py's mechanism, with every caller returning only once the transaction
+holding its event has committed (KT_GATEWAY_GROUP_COMMIT, as the captures). What that saves is
+mostly PostgreSQL's work per event: a transaction, a round trip, and the spend rollups'
+statement trigger (one delta row per statement, not per hit; docs/performance.md).
 
 Durability is what a free hit's event had alone, no less: the transaction commits without
-waiting for the WAL flush (gateway/response_cache/hits.py says why a free hit may), and a
-database that is away is handled per hit by the capture's retries and outbox
-(gateway/capture.py). A batch that fails otherwise (a duplicate request id) is rolled back whole
-and its events are written again one by one, so each hit gets its own outcome: its event, or
-the error (the request fails: never an answer without its event).
+waiting for the WAL flush (gateway/response_cache/hits.py says why a free hit may;
+KT_RESPONSE_CACHE_HIT_SYNC_COMMIT waits for it, one flush per batch), and a database that is
+away is handled per hit by the capture's retries and outbox (gateway/capture.py). A batch that
+fails otherwise (a duplicate request id) is rolled back whole and its events are written again
+one by one, so each hit gets its own outcome: its event, or the error (the request fails:
+never an answer without its event).
 """
 
 from functools import cache
