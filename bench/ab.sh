@@ -4,6 +4,8 @@
 #   A="WEB_THREADS=512" B="WEB_THREADS=8" bash bench/ab.sh
 #   A="" B="KT_GATEWAY_ASYNC_COMMIT=true" MODE=stream CONC=64 ROUNDS=10 bash bench/ab.sh
 #   REPO_A=/tmp/kt-old DB_A=postgres://postgres@127.0.0.1:5432/cb_bench_old bash bench/ab.sh
+#   BENCH_AUTH="Bearer kt_cg_bench_cache_0123456789" REPO_A=/tmp/kt-old DB_A=... bash bench/ab.sh
+#                                      # cache hits of two versions (bench/cache.sh's hit pass)
 #
 # REPO_A / REPO_B run a side from another checkout (its own .venv; e.g. `git worktree add
 # /tmp/kt-old <commit>`) to compare two versions of the code; DB_A / DB_B give that side its own
@@ -24,7 +26,9 @@ REPO_A=${REPO_A:-$REPO} REPO_B=${REPO_B:-$REPO}
 DEFAULT_DB=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/cb_pricing_bench}
 DB_A=${DB_A:-$DEFAULT_DB} DB_B=${DB_B:-$DEFAULT_DB}
 OUT=$(mktemp -d /tmp/kt-ab.XXXX)
-export BENCH_AUTH="Bearer kt_cg_bench_fast_0123456789"
+# The group without the cache; BENCH_AUTH="Bearer kt_cg_bench_cache_0123456789" times cache hits
+# (bench/setup_bench.py's `bench-cache` group: every request after the first is a hit).
+export BENCH_AUTH=${BENCH_AUTH:-"Bearer kt_cg_bench_fast_0123456789"}
 [ "$MODE" = stream ] && export BENCH_STREAM=1
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

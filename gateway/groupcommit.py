@@ -37,12 +37,12 @@ MAX_BATCH = 64  # captures per transaction: bounds how long one transaction keep
 
 
 class _Capture:
-    __slots__ = ("done", "error", "hold_id", "lead", "params", "row", "sql")
+    __slots__ = ("batch", "done", "error", "hold_id", "params", "row", "sql")
 
     def __init__(self, sql, params, hold_id):
         self.sql, self.params, self.hold_id = sql, params, hold_id
         self.row = self.error = None
-        self.lead = False  # woken to lead the next batch, not with a result
+        self.batch = None  # woken to lead this batch (itself first), not with a result
         self.done = threading.Event()
 
     def result(self):
@@ -54,13 +54,21 @@ class _Capture:
 
 
 class GroupCommit:
-    """One per process. `execute` runs a capture statement and returns its first row;
-    `run_one(sql, params)` runs a statement alone in its own transaction (autocommit)."""
+    """One per process (and kind of statement). `execute` runs a capture statement and returns
+    its first row; `run_one(sql, params)` runs a statement alone in its own transaction
+    (autocommit); `together(batch)` runs a batch in one transaction and returns each one's row,
+    in order (by default each statement in one pipelined round trip; the response cache's hit
+    events pass one multi-row statement: gateway/response_cache/hit_events.py). `parallel`:
+    how many batches of one key may run at once (1 for captures: a wallet's row is locked by
+    each); a statement arriving while fewer run starts at once, alone."""
 
-    def __init__(self, run_one: Callable):
+    def __init__(self, run_one: Callable, together: Callable | None = None, parallel: int = 1):
         self._run_one = run_one
+        self._together = together or _together
+        self._parallel = parallel
         self._lock = threading.Lock()
-        # Captures waiting, per wallet with a leader running (no entry: none running).
+        # Per key (a wallet) with batches running: how many, and the captures waiting.
+        self._running: dict = {}
         self._waiting: dict[int | None, list[_Capture]] = {}
         # Read by tests and benchmarks: batches run, the largest, and those rolled back and run
         # again one by one.
@@ -69,43 +77,49 @@ class GroupCommit:
     def execute(self, sql: str, params: dict, *, hold_id: int | None, wallet_id: int | None):
         mine = _Capture(sql, params, hold_id)
         with self._lock:
-            queue = self._waiting.get(wallet_id)
-            if queue is None:
-                self._waiting[wallet_id] = queue = []
-                lead = True
+            running = self._running.get(wallet_id, 0)
+            if running < self._parallel:
+                # Nobody waits (waiters exist only while every slot is taken): lead, alone.
+                self._running[wallet_id] = running + 1
+                batch = [mine]
             else:
-                lead = False
-            queue.append(mine)
-        if not lead:
+                self._waiting.setdefault(wallet_id, []).append(mine)
+                batch = None
+        if batch is None:
             mine.done.wait()
-            if not mine.lead:
+            if mine.batch is None:
                 return mine.result()
-        # The leader is always first in its wallet's queue, so its capture is in its batch.
-        self._lead(wallet_id)
+            batch = mine.batch
+        self._lead(wallet_id, batch)
         return mine.result()
 
     def waiting(self, wallet_id: int | None) -> int:
-        """How many captures on this wallet wait for the running batch to end (tests)."""
+        """How many captures on this wallet wait for a running batch to end (tests)."""
         with self._lock:
             return len(self._waiting.get(wallet_id, ()))
 
-    def _lead(self, wallet_id):
-        with self._lock:
-            queue = self._waiting[wallet_id]
-            batch = queue[:MAX_BATCH]
-            del queue[:MAX_BATCH]
+    def _lead(self, wallet_id, batch: list[_Capture]):
         try:
             self._run(batch)
             with self._lock:
                 self.batches += 1
                 self.largest = max(self.largest, len(batch))
         finally:
+            following = None
             with self._lock:
-                if queue:  # hand over: the next leader runs what queued meanwhile
-                    queue[0].lead = True
-                    queue[0].done.set()
+                queue = self._waiting.get(wallet_id)
+                if queue:  # hand over the slot: the next leader runs what queued meanwhile
+                    following = queue[:MAX_BATCH]
+                    del queue[:MAX_BATCH]
+                    if not queue:
+                        del self._waiting[wallet_id]
+                    following[0].batch = following
+                elif self._running[wallet_id] == 1:
+                    del self._running[wallet_id]
                 else:
-                    del self._waiting[wallet_id]
+                    self._running[wallet_id] -= 1
+            if following is not None:
+                following[0].done.set()
             for capture in batch:
                 capture.done.set()
 
@@ -113,7 +127,7 @@ class GroupCommit:
         """Run the batch; each capture gets its row or its error."""
         if len(batch) > 1:
             try:
-                rows = _together(batch)
+                rows = self._together(batch)
             except DATABASE_UNAVAILABLE as exc:
                 for capture in batch:  # one error each: they are raised in separate threads
                     capture.error = type(exc)(*exc.args)

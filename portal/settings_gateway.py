@@ -54,6 +54,14 @@ KT_RESPONSE_CACHE_FILL_SECONDS = _env.float("KT_RESPONSE_CACHE_FILL_SECONDS", de
 # uncached, and this process leaves the store alone for KT_RESPONSE_CACHE_RETRY_SECONDS.
 KT_RESPONSE_CACHE_TIMEOUT = _env.float("KT_RESPONSE_CACHE_TIMEOUT", default=0.5)
 KT_RESPONSE_CACHE_RETRY_SECONDS = _env.float("KT_RESPONSE_CACHE_RETRY_SECONDS", default=2.0)
+# true: a free cache hit is answered only once its event's WAL is flushed (one flush per batch of
+# hits, gateway/response_cache/hit_events.py); false: the event commits without waiting for it,
+# as a hold does (a database crash may lose the last fraction of a second of hit events, never
+# a charge). Measured in docs/performance.md.
+KT_RESPONSE_CACHE_HIT_SYNC_COMMIT = _env.bool("KT_RESPONSE_CACHE_HIT_SYNC_COMMIT", default=False)
+# Free hits' events written at once per process before later hits queue and are written
+# together, one multi-row INSERT per batch (gateway/response_cache/hit_events.py).
+KT_RESPONSE_CACHE_HIT_PARALLEL = _env.int("KT_RESPONSE_CACHE_HIT_PARALLEL", default=1)
 
 # --- routing policies (gateway/policies.py) ---
 # How long a gateway process reuses a department's premium share of the month's spend when a

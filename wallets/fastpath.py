@@ -61,15 +61,21 @@ def enabled() -> bool:
 _TEXT_TYPES = {"CharField", "TextField", "SlugField", "EmailField", "URLField"}
 
 
+def param_type(field) -> str | None:
+    """The short SQL type a parameter for `field` is cast to; None for strings (text converts
+    to varchar on assignment). Short type names keep the statements under psycopg's 4 KB limit
+    for caching their parsed form."""
+    if field.get_internal_type() in _TEXT_TYPES:
+        return None
+    db_type = field.db_type(connection).split("(")[0].strip()
+    return {"timestamp with time zone": "timestamptz", "boolean": "bool"}.get(db_type, db_type)
+
+
 def _cast(field, name: str) -> str:
     """A typed parameter. With server-side binding an untyped NULL in INSERT ... SELECT would be
-    read as text; strings are left untyped (text converts to varchar on assignment). Short type
-    names keep the statement under psycopg's 4 KB limit for caching its parsed form."""
-    if field.get_internal_type() in _TEXT_TYPES:
-        return f"%({name})s"
-    db_type = field.db_type(connection).split("(")[0].strip()
-    db_type = {"timestamp with time zone": "timestamptz", "boolean": "bool"}.get(db_type, db_type)
-    return f"CAST(%({name})s AS {db_type})"
+    read as text; strings are left untyped."""
+    db_type = param_type(field)
+    return f"%({name})s" if db_type is None else f"CAST(%({name})s AS {db_type})"
 
 
 # Only these need Django's preparation on PostgreSQL (JSON to Jsonb); every other value the

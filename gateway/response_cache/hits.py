@@ -7,34 +7,20 @@ Either way the hit's usage event has status `cache_hit`, the tokens the stored r
 `cost` = what was charged and `saved` = what the provider call would have cost at the price in
 force now. A free hit's event moves no money: on PostgreSQL it is written in one statement
 that does not wait for the WAL flush (a PostgreSQL crash may lose the last fraction of a second
-of such events; never a charge), falling back to the capture's retries and outbox
-(gateway/capture.py) when the database is away.
+of such events; never a charge), together with the other hits of its process that arrive
+meanwhile (gateway/response_cache/hit_events.py), falling back to the capture's retries and
+outbox (gateway/capture.py) when the database is away.
 """
 
-from functools import cache
-
-from django.db import IntegrityError, connection
 from django.http import HttpResponse, StreamingHttpResponse
 
 from chargeback.money import ZERO, storage_str
 from gateway.capture import usage_capture
-from gateway.hooks import call_recorded
 from gateway.models import UsageEvent
 from gateway.pricing import cost_of
-from gateway.recording import DATABASE_UNAVAILABLE
 from gateway.response_cache.entry import Entry
+from gateway.response_cache.hit_events import hit_event_record
 from gateway.routing import wallet_of
-from wallets.fastpath import (
-    ASYNC_COMMIT_CTE,
-    execute_one,
-    insert_columns,
-    param_name,
-    statement_params,
-)
-from wallets.fastpath import (
-    enabled as on_postgresql,
-)
-from wallets.models import Wallet
 
 
 def hit_serve(call, entry: Entry) -> HttpResponse:
@@ -62,7 +48,7 @@ def hit_serve(call, entry: Entry) -> HttpResponse:
     elif not ctx.cost_tracking:
         usage_capture(None, ZERO, {**fields, "wallet_id": None}, tracked=False)
     else:
-        call.available = _hit_record(fields)
+        call.available = hit_event_record(fields)
     if entry.stream:
         response = StreamingHttpResponse(
             _replay(call, entry), content_type=entry.content_type or "text/event-stream"
@@ -84,38 +70,3 @@ def _replay(call, entry: Entry):
         f": x-kt-request-id={call.request_id} x-kt-cost={storage_str(call.cost)}"
         f" x-kt-wallet-available={available}\n\n"
     ).encode()
-
-
-@cache
-def _hit_sql():
-    q = connection.ops.quote_name
-    columns, expressions, param_fields = insert_columns(UsageEvent, {}, "e")
-    wallet_id = param_name(param_fields, "wallet_id")
-    # Only model metadata (table and column names) is formatted in; values are parameters.
-    sql = f"""
-WITH {ASYNC_COMMIT_CTE}ev AS (
-    INSERT INTO {q(UsageEvent._meta.db_table)} ({", ".join(columns)})
-    SELECT {", ".join(expressions)} FROM cfg
-    RETURNING id
-)
-SELECT (SELECT id FROM ev),
-       (SELECT balance - held FROM {q(Wallet._meta.db_table)}
-        WHERE id = CAST(%({wallet_id})s AS bigint))
-"""  # noqa: S608
-    return sql, param_fields
-
-
-def _hit_record(fields: dict):
-    """Write a free hit's event; the wallet's available funds (None without a wallet)."""
-    if not on_postgresql():
-        return usage_capture(None, ZERO, fields)
-    sql, param_fields = _hit_sql()
-    try:
-        available = execute_one(sql, statement_params(param_fields, fields))[1]
-    except DATABASE_UNAVAILABLE:
-        try:
-            return usage_capture(None, ZERO, fields)  # retried, else kept in the outbox
-        except IntegrityError:
-            return None  # the first attempt committed after all: the event is there
-    call_recorded(fields)
-    return available
