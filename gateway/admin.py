@@ -276,4 +276,5 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
         return response
 
 
+from gateway import admin_rates  # noqa: E402, F401  (exchange rates: gateway/admin_rates.py)
 from gateway.response_cache import admin as response_cache_admin  # noqa: E402, F401  (registers it)

@@ -18,6 +18,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 
 from chargeback.money import ZERO, storage_str
 from gateway.capture import usage_capture
+from gateway.fastpath import CONVERSION_FIELDS
 from gateway.hooks import call_recorded
 from gateway.models import UsageEvent
 from gateway.pricing import cost_of
@@ -54,7 +55,7 @@ def hit_serve(call, entry: Entry) -> HttpResponse:
         usage=entry.usage,
         usage_source=entry.usage_source,
     )
-    fields["saved"] = cost_of(call.price, entry.usage)
+    fields["saved"] = call.to_wallet(cost_of(call.price, entry.usage), call.price)
     call.done = True
     call.usage = entry.usage
     if call.hold is not None:
@@ -89,7 +90,10 @@ def _replay(call, entry: Entry):
 @cache
 def _hit_sql():
     q = connection.ops.quote_name
-    columns, expressions, param_fields = insert_columns(UsageEvent, {}, "e")
+    # Never converted (the hit price is in the wallet's currency): the conversion columns NULL.
+    columns, expressions, param_fields = insert_columns(
+        UsageEvent, {}, "e", exclude=CONVERSION_FIELDS
+    )
     wallet_id = param_name(param_fields, "wallet_id")
     # Only model metadata (table and column names) is formatted in; values are parameters.
     sql = f"""
