@@ -4,7 +4,12 @@ GET lists the rates the token's organization converts with (its own and the shar
 `scope` says which); POST adds one of the organization's own (gateway/exchange.py). A rate is
 never edited: a new rate from a later instant replaces it for later requests."""
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -12,10 +17,12 @@ from rest_framework.views import APIView
 
 from chargeback.auth import actor_of, via_of
 from chargeback.errors import ApplicationError
-from chargeback.money import parse_amount, rate_problem
+from chargeback.money import CURRENCIES, parse_amount, rate_problem
 from chargeback.pagination import LimitOffsetPage
 from chargeback.serializers import CurrencyField, StrictSerializer
 from gateway.exchange import exchange_rate_create, exchange_rates_of
+
+CURRENCY_HELP = "ISO 4217: " + ", ".join(sorted(CURRENCIES))
 
 
 class RateOutputSerializer(serializers.Serializer):
@@ -34,6 +41,13 @@ class RateOutputSerializer(serializers.Serializer):
         return "shared" if obj.organization_id is None else "organization"
 
 
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "number"}, {"type": "string", "format": "decimal"}],
+        "example": "0.9213",
+        "description": "greater than zero, at most 10 decimal places",
+    }
+)
 class RateInputField(serializers.Field):
     default_error_messages = {"invalid": 'must be a number, e.g. 0.92 or "0.92"'}
 
@@ -52,9 +66,16 @@ class RateInputField(serializers.Field):
         return str(value)
 
 
+@extend_schema_field(
+    {"type": "string", "pattern": "^[A-Z]{3}$", "example": "EUR", "description": CURRENCY_HELP}
+)
+class RateCurrencyField(CurrencyField):
+    """A currency code; documented as a pattern, not a second enum of the same codes."""
+
+
 class RateInputSerializer(StrictSerializer):
-    from_currency = CurrencyField(help_text="the prices' currency")
-    to_currency = CurrencyField(help_text="the wallet's currency")
+    from_currency = RateCurrencyField(help_text="the prices' currency")
+    to_currency = RateCurrencyField(help_text="the wallet's currency")
     rate = RateInputField(help_text="units of to_currency per from_currency, > 0, 10 places")
     effective_from = serializers.DateTimeField(
         required=False, help_text="when it starts applying (default: now)"
