@@ -184,6 +184,7 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
         "status",
         "above_hold",
         "policy",  # the routing policy rule that changed the model (gateway/policies.py)
+        "price_currency",  # priced in another currency and converted (docs/pricing.md)
     ]
     list_select_related = ["department", "consumer_group"]
     search_fields = ["=request_id", "=user"]
