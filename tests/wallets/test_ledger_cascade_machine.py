@@ -19,7 +19,7 @@ from itertools import count
 import pytest
 from django.db.models import Count, Sum
 from django.utils import timezone
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -184,7 +184,16 @@ class CascadeLedgerMachine(RuleBasedStateMachine):
         if not hasattr(hold, "pk"):  # refused: no wallet could cover it
             return hold
         self.priced[hold.pk] = (price_amount, rate)
+        event("a GBP-priced hold")  # --hypothesis-show-statistics: how often this ran
         return hold
+
+    @rule(target=captured_holds, price_amount=amounts, factor=capture_factors)
+    def priced_request(self, price_amount, factor):
+        """A whole GBP-priced request: held and captured at once, at the same rate."""
+        hold = self.place_priced_hold(price_amount, "reserve")
+        if not hasattr(hold, "pk"):
+            return multiple()
+        return self.capture(hold, factor)
 
     def _place(self, amount, path):
         chain = wallet_chain(
@@ -213,6 +222,7 @@ class CascadeLedgerMachine(RuleBasedStateMachine):
             price_worst, rate = self.priced[hold.pk]
             amount = convert(quantize(price_worst * factor), rate)
             assert factor > 1 or amount <= held  # within the worst case, never above the hold
+            event("a GBP-priced capture")
         free = self.available(scope)
         entry = services.hold_capture(hold=hold, amount=amount)
         del self.pending[hold.pk]
