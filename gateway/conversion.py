@@ -21,6 +21,7 @@ from gateway.errors import GatewayError
 from gateway.exchange import rate_for
 
 log = logging.getLogger(__name__)
+_warned: set[tuple] = set()
 
 
 class Converting:
@@ -64,12 +65,15 @@ class Converting:
                     type="invalid_request_error",
                     code="exchange_rate_missing",
                 )
-            log.warning(
-                "organization %s: no %s->%s exchange rate; cost recorded unconverted",
-                ctx.organization_id,
-                price.currency,
-                wallet_currency,
-            )
+            warned = (ctx.organization_id, *key)
+            if warned not in _warned:  # once per process and pair: not a line per request
+                _warned.add(warned)
+                log.warning(
+                    "organization %s: no %s->%s exchange rate; costs recorded unconverted",
+                    ctx.organization_id,
+                    price.currency,
+                    wallet_currency,
+                )
             return None  # not kept: the next lookup may find a rate added since
         rates[key] = rate
         return rate
