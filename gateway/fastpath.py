@@ -63,7 +63,7 @@ class CaptureResult:
 
 # An event priced in the wallet's currency (the common path) leaves these NULL: its statement
 # is the one of before, 3,976 bytes and 44 parameters, under psycopg's 4,096 bytes / 50
-# parameters for caching its placeholder conversion (tests/pricing/test_currencies.py checks).
+# parameters for caching its placeholder conversion (tests/pricing/test_conversion.py checks).
 # A converted cost uses a second statement with them (docs/pricing.md, "Currencies").
 CONVERSION_FIELDS = frozenset({"price_currency", "price_cost", "exchange_rate"})
 
