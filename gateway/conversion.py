@@ -30,16 +30,19 @@ class Converting:
     conversion: tuple | None = None
     _rates: dict | None = None
 
-    def wallet_currency(self) -> str:
+    def wallet_currency(self) -> str | None:
         wallet = self.wallet
-        return wallet.currency if wallet is not None else self.ctx.currency
+        if wallet is not None:
+            return wallet.currency
+        ctx = self.ctx
+        return ctx.currency if ctx is not None else None
 
     def rate_of(self, price, *, strict: bool = True) -> Decimal | None:
         """Wallet units per unit of `price`'s currency for this request (looked up once per
         currency, then kept: the hold and the capture use the same rate); None when the
         currencies are the same, or (not `strict`, or no enforcement) no rate is in force."""
         wallet_currency = self.wallet_currency()
-        if price is None or price.currency == wallet_currency:
+        if price is None or wallet_currency is None or price.currency == wallet_currency:
             return None
         rates = self._rates
         if rates is None:
