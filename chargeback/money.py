@@ -2,7 +2,9 @@
 
 Amounts (ledger, holds, event costs) are Decimals with 8 places: one LLM call can cost a
 millionth of a dollar, so cents would round real spend away. Prices per million tokens keep 6
-places. Every rounding uses ROUND_HALF_UP. Totals are summed at full precision first and rounded
+places. Every rounding uses ROUND_HALF_UP. A cost priced in another currency than the wallet's is
+converted once (`convert`): the price-currency cost at 8 places times the exchange rate (10
+places), rounded half up to 8 places; both figures and the rate are stored. Totals are summed at full precision first and rounded
 to cents only for display (`to_cents`), so the admin, dashboards and exports agree to the cent.
 """
 
@@ -21,6 +23,9 @@ _AMOUNT_QUANTUM = Decimal(1).scaleb(-AMOUNT_PLACES)
 HALF_UNIT = _AMOUNT_QUANTUM / 2  # half the smallest amount: slack for float comparisons
 MAX_AMOUNT = Decimal(10) ** (AMOUNT_DIGITS - AMOUNT_PLACES)  # what an AmountField can hold
 TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
+RATE_PLACES = 10
+RATE_DIGITS = 20
+MAX_RATE = Decimal(10) ** (RATE_DIGITS - RATE_PLACES)
 
 # ISO 4217 codes we accept. Pricing is in USD; a wallet spends in its own currency.
 CURRENCIES = frozenset(
@@ -45,6 +50,26 @@ def exact_sum(value) -> Decimal | None:
     if isinstance(value, float):
         value = Decimal(repr(value))
     return quantize(value)
+
+
+def convert(amount, rate) -> Decimal:
+    """`amount` (a cost at storage precision, in the price's currency) in the wallet's currency
+    at `rate` (wallet units per price unit): multiplied exactly, rounded once (8 places, half
+    up). Anyone can recompute an event's `cost` from its `price_cost` and `exchange_rate`."""
+    return quantize(Decimal(amount) * Decimal(rate))
+
+
+def rate_problem(value: Decimal) -> str | None:
+    """Why `value` cannot be an exchange rate (None: it can)."""
+    if not value.is_finite():
+        return "must be a number"
+    if value <= ZERO:
+        return "must be greater than zero"
+    if value >= MAX_RATE:
+        return f"must be less than {MAX_RATE:,.0f}"
+    if value.quantize(Decimal(1).scaleb(-RATE_PLACES), rounding=ROUNDING) != value:
+        return f"at most {RATE_PLACES} decimal places"
+    return None
 
 
 def to_cents(value) -> Decimal:
@@ -131,3 +156,16 @@ class PriceField(models.DecimalField):
     def deconstruct(self):
         name, _path, args, kwargs = super().deconstruct()
         return name, "chargeback.money.PriceField", args, kwargs
+
+
+class RateField(models.DecimalField):
+    """An exchange rate: 20 digits, 10 places."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_digits", RATE_DIGITS)
+        kwargs.setdefault("decimal_places", RATE_PLACES)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "chargeback.money.RateField", args, kwargs

@@ -45,6 +45,7 @@ ROLE_GRANTS = {
         "wallets.wallet": {"view", "change"},
         "budgets.budget": {"view", "add", "change"},
         "gateway.price": {"view", "add", "change"},
+        "gateway.exchangerate": {"view", "add"},  # never changed: a later rate replaces it
         "reports.providerinvoice": {"view", "add", "change", "delete"},
         "reports.exportjob": {"view", "add"},
         "wallets.costticketpolicy": {"view", "add", "change"},

@@ -31,6 +31,7 @@ from gateway import prices
 from gateway.admin_events import (
     ModelFilter,
     PolicyFilter,
+    PriceCurrencyFilter,
     ProviderFilter,
     RollupCountPaginator,
     rollup_totals,
@@ -191,6 +192,7 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
         "status",
         "above_hold",
         PolicyFilter,  # the routing policy rule that changed the model (gateway/policies.py)
+        PriceCurrencyFilter,  # priced in another currency and converted (docs/pricing.md)
     ]
     list_select_related = ["department", "consumer_group"]
     search_fields = ["=request_id", "=user"]
@@ -303,4 +305,5 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
         return response
 
 
+from gateway import admin_rates  # noqa: E402, F401  (exchange rates: gateway/admin_rates.py)
 from gateway.response_cache import admin as response_cache_admin  # noqa: E402, F401  (registers it)

@@ -96,6 +96,20 @@ class PolicyFilter(InputFilter):
     field_name = "policy"
 
 
+class PriceCurrencyFilter(InputFilter):
+    """Events priced in another currency and converted (docs/pricing.md); typed, not listed,
+    for the same reason as the policies."""
+
+    title = "price currency (converted)"
+    parameter_name = "price_currency"
+    field_name = "price_currency"
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(price_currency=self.value().strip().upper())
+        return queryset
+
+
 def rollup_totals(request) -> dict | None:
     """The filtered set's count and totals from the rollups, when its filters are all rollup
     keys of one rollup and the viewer sees the whole organization; else None (sum the events).

@@ -35,7 +35,13 @@ from wallets.fastpath import (
 )
 from wallets.models import Wallet
 
-__all__ = ["CaptureResult", "capture_and_record", "capture_and_record_fast", "capture_group"]
+__all__ = [
+    "CONVERSION_FIELDS",
+    "CaptureResult",
+    "capture_and_record",
+    "capture_and_record_fast",
+    "capture_group",
+]
 
 
 @dataclass(frozen=True)
@@ -55,22 +61,40 @@ class CaptureResult:
     available: Decimal | None
 
 
+# An event priced in the wallet's currency (the common path) leaves these NULL: its statement
+# is the one of before, 3,976 bytes and 44 parameters, under psycopg's 4,096 bytes / 50
+# parameters for caching its placeholder conversion (tests/pricing/test_conversion.py checks).
+# A converted cost uses a second statement with them (docs/pricing.md, "Currencies").
+CONVERSION_FIELDS = frozenset({"price_currency", "price_cost", "exchange_rate"})
+
+
+def converted(event_fields: dict) -> bool:
+    return event_fields.get("exchange_rate") is not None
+
+
 @cache
-def _capture_sql(async_commit: bool):
+def _capture_sql(async_commit: bool, with_conversion: bool = False):
     q = connection.ops.quote_name
     event_table = q(UsageEvent._meta.db_table)
     wallet_ctes, ledger_fields = capture_ctes()
-    event_columns, event_expressions, event_fields = insert_columns(UsageEvent, {}, "e")
+    event_columns, event_expressions, event_fields = insert_columns(
+        UsageEvent, {}, "e", exclude=frozenset() if with_conversion else CONVERSION_FIELDS
+    )
     error_code = param_name(event_fields, "error_code")
     wallet_id = param_name(event_fields, "wallet_id")
     # A hold resolved elsewhere: the event records cost 0 and says why, as usage_record does.
     unresolved = {
         "cost": "0",
         "above_hold": "false",
+        "price_cost": "0",
         "error_code": f"COALESCE(NULLIF(CAST(%({error_code})s AS text), ''), "
         "'hold_already_resolved')",
     }
-    event_attnames = [f.attname for f in UsageEvent._meta.concrete_fields if not f.primary_key]
+    event_attnames = [
+        f.attname
+        for f in UsageEvent._meta.concrete_fields
+        if not f.primary_key and (with_conversion or f.attname not in CONVERSION_FIELDS)
+    ]
     unresolved_expressions = [
         unresolved.get(attname, expression)
         for attname, expression in zip(event_attnames, event_expressions, strict=True)
@@ -118,7 +142,7 @@ def capture_and_record(
     # usage_record captures only a positive amount; the ORM capture quantizes it first.
     amount = quantize(amount) if amount > ZERO else ZERO
     now = timezone.now()
-    sql, ledger_fields, event_param_fields = _capture_sql(async_commit())
+    sql, ledger_fields, event_param_fields = _capture_sql(async_commit(), converted(event_fields))
     params = statement_params(
         ledger_fields,
         {

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from chargeback import display
 from chargeback.models import ConsumerGroup, Department, Organization
-from chargeback.money import ZERO, AmountField, PriceField
+from chargeback.money import ZERO, AmountField, PriceField, RateField
 
 
 class Price(models.Model):
@@ -51,6 +51,40 @@ class Price(models.Model):
 
     def __str__(self):
         return f"{self.provider}/{self.model} from {self.effective_from:%Y-%m-%d}"
+
+
+class ExchangeRate(models.Model):
+    """Units of `to_currency` per unit of `from_currency`, in force from `effective_from` until
+    the pair's next row. A row with no organization is the shared table; an organization's own
+    rows for a pair, when it has any in force, win (like prices). Rows are only added: a rate
+    an event was converted at stays, so every event can be recomputed (gateway/exchange.py)."""
+
+    organization = models.ForeignKey(
+        Organization,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="exchange_rates",
+    )
+    from_currency = models.CharField(max_length=3)
+    to_currency = models.CharField(max_length=3)
+    rate = RateField()
+    effective_from = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["from_currency", "to_currency", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "from_currency", "to_currency", "effective_from"],
+                name="exchange_rate_unique_start",
+                nulls_distinct=False,
+            ),
+            models.CheckConstraint(condition=Q(rate__gt=0), name="exchange_rate_positive"),
+        ]
+
+    def __str__(self):
+        return f"1 {self.from_currency} = {self.rate} {self.to_currency} from {self.effective_from:%Y-%m-%d}"
 
 
 class UsageEvent(models.Model):
@@ -161,6 +195,13 @@ class UsageEvent(models.Model):
     # A cache hit: what the call would have cost at the price in force (its tokens, the
     # price in `price`). Realised savings are `saved - cost` over cache hits (gateway/selectors.py).
     saved = AmountField(default=ZERO)
+    # Priced in another currency than the wallet's (docs/pricing.md, "Currencies"): the cost
+    # in the price's currency, the rate it was converted at, and that currency; `cost` and
+    # `currency` are the wallet's. All three NULL: priced in the wallet's currency (the common
+    # path's capture statement leaves them out: gateway/fastpath.py).
+    price_currency = models.CharField(max_length=3, null=True, blank=True)  # noqa: DJ001 (NULL: not converted)
+    price_cost = AmountField(null=True, blank=True)
+    exchange_rate = RateField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -19,6 +19,7 @@ from gateway.attribution import end_user, tags_of
 from gateway.auth import GroupContext
 from gateway.call_routing import CallRouting
 from gateway.capture import usage_capture
+from gateway.conversion import Converting
 from gateway.errors import GatewayError
 from gateway.pricing import Usage, cost_of, worst_case_cost
 from gateway.ratelimit import ratelimit_admit, ratelimit_finish
@@ -49,7 +50,7 @@ def output_cap(endpoint: str, body: dict) -> int | None:
     return None
 
 
-class Call(CallRouting, UpstreamCall):
+class Call(CallRouting, UpstreamCall, Converting):
     def __init__(
         self,
         *,
@@ -148,12 +149,14 @@ class Call(CallRouting, UpstreamCall):
         self.completion_cap = min(self.output_cap, price.max_output_tokens) * self.choices
 
     def _worst_case(self) -> Decimal:
-        return worst_case_cost(
+        """In the wallet's currency: a 400 when the price's cannot be converted (nothing held)."""
+        worst = worst_case_cost(
             self.price,
             prompt_upper_tokens=self.prompt_bound,
             max_output_tokens=self.output_cap,
             choices=self.choices,
         )
+        return self.to_wallet(worst, self.price, strict=True)
 
     def _hold(self, amount: Decimal | None = None):
         """Reserve the worst case (or `amount`: a priced cache hit) on the first wallet of the
@@ -231,7 +234,7 @@ class Call(CallRouting, UpstreamCall):
         price = getattr(self, "price", None)
         target = getattr(self, "target", None)
         usage = usage or Usage()
-        return {
+        fields = {
             "organization_id": ctx.organization_id,
             "department_id": ctx.department_id,
             "consumer_group_id": ctx.group_id,
@@ -265,6 +268,9 @@ class Call(CallRouting, UpstreamCall):
             "policy": self.policy,
             "policy_saved": self._policy_saved(usage),
         }
+        if self.conversion is not None:  # priced in another currency (gateway/conversion.py)
+            self.conversion_fields(fields)
+        return fields
 
     def _model_served(self) -> str:
         """What the provider said it served; else, when the gateway sent another model than the
@@ -278,7 +284,7 @@ class Call(CallRouting, UpstreamCall):
         cost (0 without a downgrade, or without usage)."""
         if self.replaced is None or self.usage is None:
             return ZERO
-        return cost_of(self.replaced, usage) - self.cost
+        return self.to_wallet(cost_of(self.replaced, usage), self.replaced) - self.cost
 
     def finish(self, *, status, http_status, error_code="", usage=None, usage_source="none"):
         """Price the usage, capture it (or release the hold) and write the event. Once."""
@@ -288,6 +294,8 @@ class Call(CallRouting, UpstreamCall):
         self.usage = usage
         self.usage_source = usage_source
         self.cost = cost_of(self.price, usage) if usage is not None else ZERO
+        if self.cost:
+            self.convert_cost()  # into the wallet's currency (gateway/conversion.py)
         fields = self._event_fields(
             status=status,
             http_status=http_status,

@@ -137,6 +137,8 @@ def usage_settle(hold, amount: Decimal, event_fields: dict) -> Settled:
                 outcome, charged = "late", amount > ZERO
             else:
                 fields["cost"] = ZERO
+                if fields.get("price_cost") is not None:
+                    fields["price_cost"] = ZERO
                 fields["above_hold"] = False
                 fields["error_code"] = fields.get("error_code") or "hold_already_resolved"
                 outcome = "resolved_before" if _event_put(fields) else "nothing"

@@ -72,3 +72,6 @@ KT_POLICY_SHARE_SECONDS = _env.float("KT_POLICY_SHARE_SECONDS", default=30.0)
 # A pending cost ticket nobody decided is closed as `expired` this many hours after it opened
 # (by the hold sweeper's beat task, every minute).
 KT_COST_TICKET_HOURS = _env.float("KT_COST_TICKET_HOURS", default=24)
+# An approved ticket nobody redeemed (no retry with X-KT-Ticket) is closed as `expired` this many
+# hours after its approval, by the same task: an approval is not an overdraft granted forever.
+KT_COST_TICKET_APPROVED_HOURS = _env.float("KT_COST_TICKET_APPROVED_HOURS", default=24)

@@ -84,13 +84,14 @@ def _cast(field, name: str) -> str:
 _PREPARED_TYPES = {"JSONField"}
 
 
-def insert_columns(model, computed: dict[str, str], prefix: str):
-    """Columns of `model` (all concrete fields but the primary key), the SQL expression of each
-    (from `computed` by attname, else a typed parameter `<prefix><n>`) and, for the fields that
-    take a parameter, (field, parameter name, whether the value needs Django's preparation)."""
+def insert_columns(model, computed: dict[str, str], prefix: str, exclude=frozenset()):
+    """Columns of `model` (all concrete fields but the primary key and the attnames in
+    `exclude`, which must be nullable: the row gets NULL), the SQL expression of each (from
+    `computed` by attname, else a typed parameter `<prefix><n>`) and, for the fields that take
+    a parameter, (field, parameter name, whether the value needs Django's preparation)."""
     columns, expressions, param_fields = [], [], []
     for field in model._meta.concrete_fields:
-        if field.primary_key:
+        if field.primary_key or field.attname in exclude:
             continue
         columns.append(connection.ops.quote_name(field.column))
         if field.attname in computed:

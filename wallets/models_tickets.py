@@ -58,8 +58,11 @@ class CostTicket(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
+            # What the sweeper closes: pending and approved tickets past their expiry.
             models.Index(
-                fields=["expires_at"], condition=Q(status="pending"), name="ticket_pending_expiry"
+                fields=["expires_at"],
+                condition=Q(status__in=["pending", "approved"]),
+                name="ticket_open_expiry",
             ),
             models.Index(
                 fields=["organization", "status", "-created_at"], name="ticket_org_status"

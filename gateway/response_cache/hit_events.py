@@ -27,6 +27,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections
 
 from chargeback.money import ZERO
 from gateway.capture import usage_capture
+from gateway.fastpath import CONVERSION_FIELDS
 from gateway.groupcommit import GroupCommit
 from gateway.hooks import call_recorded
 from gateway.models import UsageEvent
@@ -56,7 +57,10 @@ def _commit_cte(sync: bool) -> tuple[str, str]:
 def _one_sql(sync: bool = False):
     """One event: its id and the wallet's available funds (NULL without a wallet)."""
     q = connection.ops.quote_name
-    columns, expressions, param_fields = insert_columns(UsageEvent, {}, "e")
+    # A hit is never converted (the hit price is in the wallet's currency): no conversion columns.
+    columns, expressions, param_fields = insert_columns(
+        UsageEvent, {}, "e", exclude=CONVERSION_FIELDS
+    )
     wallet_id = param_name(param_fields, "wallet_id")
     cte, source = _commit_cte(sync)
     # Only model metadata (table and column names) is formatted in; values are parameters.
@@ -78,7 +82,9 @@ def _batch_sql(sync: bool = False):
     """Many events, each parameter of `_one_sql` an array of their values (same names): each
     event's request id, id and its wallet's available funds."""
     q = connection.ops.quote_name
-    columns, _expressions, param_fields = insert_columns(UsageEvent, {}, "e")
+    columns, _expressions, param_fields = insert_columns(
+        UsageEvent, {}, "e", exclude=CONVERSION_FIELDS
+    )
     arrays = [
         f"CAST(%({name})s AS {param_type(field) or 'text'}[])" for field, name, _ in param_fields
     ]

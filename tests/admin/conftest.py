@@ -17,7 +17,7 @@ from alert_channels.models import AlertChannel, ChannelDelivery
 from budgets.models import Budget, BudgetAlert, WalletAlert
 from chargeback.models import AuditLog, Membership
 from chargeback.provider_secrets import provider_secret_set
-from gateway.models import UsageEvent
+from gateway.models import ExchangeRate, UsageEvent
 from gateway.response_cache.services import cache_policy_set
 from reports.models import ExportJob, ProviderInvoice
 from sso.models import SsoConnection, SsoIdentity
@@ -165,6 +165,13 @@ def build_tenant(marker: str) -> Tenant:
         via="config",
     )
     price = PriceFactory(organization=org, provider="fake", model=f"{marker}-model")
+    ExchangeRate.objects.create(
+        organization=org,
+        from_currency="USD",
+        to_currency="EUR",
+        rate=Decimal("0.9"),
+        effective_from=timezone.now() - timedelta(days=30),
+    )
     for dept in (owned, other):
         make_event(org, dept, marker=marker, cost="0.25", price=price)
     BudgetAlert.objects.create(

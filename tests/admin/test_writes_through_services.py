@@ -33,6 +33,7 @@ from chargeback.models import (
 from chargeback.provider_secrets import provider_secret_set
 from chargeback.targets import target_upsert
 from gateway import prices
+from gateway.exchange import exchange_rate_create
 from gateway.models import Price, ResponseCachePolicy
 from gateway.response_cache.services import cache_policy_set
 from reports.invoices import provider_invoice_save
@@ -199,6 +200,13 @@ def _channel_api(tenant, **body):
 
 def _action_of_channel_api(tenant) -> str:
     _channel_api(tenant)
+    return AuditLog.objects.filter(organization=tenant.org).latest("id").action
+
+
+def _action_of_rate_api(tenant) -> str:
+    body = {"from_currency": "USD", "to_currency": "CHF", "rate": "0.88"}
+    response = bearer_client(tenant.token).post("/v1/admin/exchange-rates", body, format="json")
+    assert response.status_code == 201, response.content
     return AuditLog.objects.filter(organization=tenant.org).latest("id").action
 
 
@@ -589,6 +597,49 @@ CASES = {
             "max_output_tokens": "4096",
             "context_window": "128000",
             "currency": "USD",
+            "effective_from_0": "2026-05-01",
+            "effective_from_1": "00:00:00",
+        },
+    ),
+    "gateway.exchangerate (add)": Case(
+        who="finance",
+        url=_url("gateway_exchangerate_add"),
+        bad=[
+            (
+                {"rate": "0"},
+                lambda t: (
+                    lambda: exchange_rate_create(
+                        organization=t.org,
+                        from_currency="USD",
+                        to_currency="GBP",
+                        rate=Decimal(0),
+                        actor="x",
+                        via="x",
+                    )
+                ),
+            ),
+            (
+                {"to_currency": "USD"},
+                lambda t: (
+                    lambda: exchange_rate_create(
+                        organization=t.org,
+                        from_currency="USD",
+                        to_currency="USD",
+                        rate=Decimal(1),
+                        actor="x",
+                        via="x",
+                    )
+                ),
+            ),
+        ],
+        good={"rate": "0.79"},
+        action="exchange_rate.create",
+        same_elsewhere=_action_of_rate_api,
+        extra={
+            "organization": lambda t: str(t.org.pk),
+            "from_currency": "USD",
+            "to_currency": "GBP",
+            "rate": "0.8",
             "effective_from_0": "2026-05-01",
             "effective_from_1": "00:00:00",
         },

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import jsonschema
 import pytest
+from django.utils import timezone
 from drf_spectacular.validation import validate_schema
 
 from alert_channels.models import AlertChannel
@@ -17,6 +18,8 @@ from budgets.models import Budget
 from budgets.services import budget_create
 from chargeback.models import Department, ProviderSecret
 from chargeback.provider_secrets import provider_secret_set
+from gateway.exchange import exchange_rate_create
+from gateway.models import ExchangeRate
 from reports.models import ExportJob
 from tests.conftest import bearer_client
 from tests.factories import DepartmentFactory
@@ -151,6 +154,16 @@ def _tenant(org, team_id: str, *, jobs: int) -> dict:
         channel, _ = channel_create(
             organization=org, name=f"{team_id}-{suffix}", kind="webhook", url=WEBHOOK_URL
         )
+    for currency in ("EUR", "GBP"):  # the organization's own exchange rates
+        exchange_rate_create(
+            organization=org,
+            from_currency="USD",
+            to_currency=currency,
+            rate=Decimal("0.9"),
+            effective_from=timezone.now(),
+            actor="t",
+            via="api",
+        )
     for n in range(2):  # cost tickets (wallets/tickets): pending, on the team's wallet
         ticket = ticket_open(
             wallet=team,
@@ -191,6 +204,7 @@ def _rows(org, team_id: str) -> dict:
         "/v1/provider-secrets": ProviderSecret.objects.filter(organization=org).count(),
         "/v1/webhooks": AlertChannel.objects.filter(organization=org).count(),
         "/v1/cost-tickets": CostTicket.objects.filter(organization=org).count(),
+        "/v1/admin/exchange-rates": ExchangeRate.objects.filter(organization=org).count(),
     }
 
 

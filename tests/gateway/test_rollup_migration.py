@@ -28,11 +28,17 @@ def test_upgrading_a_database_with_events_fills_the_rollups_from_them():
     org = OrganizationFactory(time_zone="Europe/Berlin")
     department = DepartmentFactory(organization=org)
     _migrate(BEFORE)
+    # The events as that schema had them (the current model may have columns added since).
+    old_event = (
+        MigrationExecutor(connection)
+        .loader.project_state(BEFORE)
+        .apps.get_model("gateway", "UsageEvent")
+    )
     try:
         for n, cost in enumerate(("1.25", "0.00000001", "3.5")):
-            UsageEvent.objects.create(
-                organization=org,
-                department=department,
+            old_event.objects.create(
+                organization_id=org.pk,
+                department_id=department.pk,
                 request_id=f"before-upgrade-{n}",
                 endpoint="chat.completions",
                 provider="openai",

@@ -12,9 +12,10 @@ from chargeback.models import AuditLog
 from gateway.sweep import holds_sweep
 from tests.factories import DepartmentFactory
 from wallets import services
+from wallets.models import Hold
 from wallets.models_tickets import CostTicket
 from wallets.tickets.notify import ticket_opened_notify
-from wallets.tickets.services import ticket_open
+from wallets.tickets.services import TicketRefused, ticket_open, ticket_redeem
 
 pytestmark = pytest.mark.django_db
 
@@ -105,6 +106,45 @@ def test_the_sweeper_expires_pending_tickets_after_the_setting(api, engineering,
     assert CostTicket.objects.get(pk=pending.pk).status == "expired"
     assert CostTicket.objects.get(pk=approved.pk).status == "approved"
     assert AuditLog.objects.filter(action="cost_ticket.expire").count() == 1
+
+
+def test_an_approved_ticket_nobody_redeems_expires_after_its_own_setting(
+    api, engineering, settings
+):
+    settings.KT_COST_TICKET_HOURS = 2
+    settings.KT_COST_TICKET_APPROVED_HOURS = 5
+    start = timezone.now()
+    kept = _ticket(engineering, request_id="req_kept")
+    late = _ticket(engineering, request_id="req_late")
+    with time_machine.travel(start + timedelta(hours=1)):  # approved an hour after opening
+        for ticket in (kept, late):
+            assert api.post(f"/v1/cost-tickets/{ticket.ticket_id}/approve").status_code == 200
+    with time_machine.travel(start + timedelta(hours=5, minutes=59)):
+        holds_sweep()  # past the pending expiry, within the approved one: still redeemable
+        assert CostTicket.objects.get(pk=late.pk).status == "approved"
+        hold = _redeem(engineering, kept, "req_kept_retry")
+        assert hold.amount == Decimal("1.25")
+    with time_machine.travel(start + timedelta(hours=6, minutes=1)):
+        with pytest.raises(TicketRefused, match="expired"):  # before the sweeper got to it
+            _redeem(engineering, late, "req_late_retry")
+        holds_sweep()
+
+    assert CostTicket.objects.get(pk=late.pk).status == "expired"
+    assert CostTicket.objects.get(pk=kept.pk).status == "redeemed"
+    audit = AuditLog.objects.get(action="cost_ticket.expire")
+    assert (audit.object_id, audit.before) == (str(late.pk), {"status": "approved"})
+    assert not Hold.objects.filter(request_id="req_late_retry").exists()
+
+
+def _redeem(department, ticket, request_id):
+    return ticket_redeem(
+        organization_id=department.organization_id,
+        consumer_group_id=None,
+        ticket_id=ticket.ticket_id,
+        amount=ticket.estimate,
+        request_id=request_id,
+        department_id=department.pk,
+    )
 
 
 def test_the_openapi_schema_names_the_endpoints(api):

@@ -2,6 +2,10 @@
 cascade: credits, allocations (organization -> team, team -> user) under either allocation
 policy, reclaims, holds placed on the first wallet that can pay (ORM and one-statement paths,
 strict or not), captures, releases, expiries and refunds, in any order, against PostgreSQL.
+Requests priced in another currency (GBP prices, USD wallets) are held and captured at the
+exchange rate in force (rates added at any step, gateway/exchange.py), converted by the one
+rounding rule: the captured amount is the conversion of the price-currency cost at the rate the
+hold was priced with, and money is conserved all the same.
 
 After every step: each wallet's balance = the sum of its entries = the model's; held = its
 pending holds; the sum of all balances = credits - captures + refunds (transfers move money,
@@ -15,7 +19,7 @@ from itertools import count
 import pytest
 from django.db.models import Count, Sum
 from django.utils import timezone
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -28,7 +32,8 @@ from hypothesis.stateful import (
 )
 
 from chargeback.errors import Conflict, InsufficientFunds
-from chargeback.money import ZERO, quantize
+from chargeback.money import ZERO, convert, quantize
+from gateway.exchange import exchange_rate_create, rate_for
 from tests.factories import DepartmentFactory, OrganizationFactory
 from wallets import services
 from wallets.cascade import wallet_chain
@@ -38,6 +43,7 @@ _examples = count()
 
 amounts = st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("300"), places=8)
 capture_factors = st.sampled_from([Decimal(0), Decimal("0.37"), Decimal(1), Decimal("1.5")])
+rates = st.decimals(min_value=Decimal("0.5"), max_value=Decimal("2"), places=10)
 SCOPES = ("user", "team", "organization")
 
 
@@ -67,6 +73,8 @@ class CascadeLedgerMachine(RuleBasedStateMachine):
         self.strict_policy = False
         self.fall_through = True
         self.overdrawn = False
+        self.rate = None  # the GBP -> USD rate in force (the last one added)
+        self.priced: dict[int, tuple[Decimal, Decimal]] = {}  # hold pk -> (GBP worst, rate)
         # Another organization of the same team id, funded and holding: never touched.
         outsider = OrganizationFactory(slug=f"cm-outsider-{n}")
         twin = DepartmentFactory(organization=outsider, team_id=f"team_cm_{n}")
@@ -148,6 +156,46 @@ class CascadeLedgerMachine(RuleBasedStateMachine):
 
     @rule(target=pending_holds, amount=amounts, path=st.sampled_from(["reserve", "orm"]))
     def place_hold(self, amount, path):
+        return self._place(amount, path)
+
+    @rule(rate=rates)
+    def add_rate(self, rate):
+        exchange_rate_create(
+            organization=self.organization,
+            from_currency="GBP",
+            to_currency="USD",
+            rate=rate,
+            effective_from=timezone.now(),
+            actor="test",
+            via="api",
+        )
+        self.rate = rate
+
+    @rule(target=pending_holds, price_amount=amounts, path=st.sampled_from(["reserve", "orm"]))
+    def place_priced_hold(self, price_amount, path):
+        """A request priced in GBP: its worst case converted at the rate in force now."""
+        rate = rate_for(
+            organization_id=self.organization.pk, source="GBP", target="USD", at=timezone.now()
+        )
+        assert rate == self.rate
+        if rate is None:  # the gateway refuses it (400) before any hold
+            return multiple()
+        hold = self._place(convert(price_amount, rate), path)
+        if not hasattr(hold, "pk"):  # refused: no wallet could cover it
+            return hold
+        self.priced[hold.pk] = (price_amount, rate)
+        event("a GBP-priced hold")  # --hypothesis-show-statistics: how often this ran
+        return hold
+
+    @rule(target=captured_holds, price_amount=amounts, factor=capture_factors)
+    def priced_request(self, price_amount, factor):
+        """A whole GBP-priced request: held and captured at once, at the same rate."""
+        hold = self.place_priced_hold(price_amount, "reserve")
+        if not hasattr(hold, "pk"):
+            return multiple()
+        return self.capture(hold, factor)
+
+    def _place(self, amount, path):
         chain = wallet_chain(
             organization=self.organization, department=self.department, user_ref="alice"
         )
@@ -170,6 +218,11 @@ class CascadeLedgerMachine(RuleBasedStateMachine):
     def capture(self, hold, factor):
         scope, held = self.pending[hold.pk]
         amount = quantize(held * factor)
+        if hold.pk in self.priced:  # the GBP cost, converted at the hold's rate
+            price_worst, rate = self.priced[hold.pk]
+            amount = convert(quantize(price_worst * factor), rate)
+            assert factor > 1 or amount <= held  # within the worst case, never above the hold
+            event("a GBP-priced capture")
         free = self.available(scope)
         entry = services.hold_capture(hold=hold, amount=amount)
         del self.pending[hold.pk]

@@ -99,8 +99,13 @@ def _decide(*, organization, ticket_id: str, to: str, actor: str, via: str) -> C
         if ticket.expires_at <= timezone.now():
             _expire_one(ticket)
             raise TicketRefused(f"cost ticket {ticket_id} is expired, not pending")
-        ticket.status, ticket.decided_at, ticket.decided_by = to, timezone.now(), actor
-        ticket.save(update_fields=["status", "decided_at", "decided_by"])
+        now = timezone.now()
+        ticket.status, ticket.decided_at, ticket.decided_by = to, now, actor
+        fields = ["status", "decided_at", "decided_by"]
+        if to == Status.APPROVED:  # redeemable until then (KT_COST_TICKET_APPROVED_HOURS)
+            ticket.expires_at = now + timedelta(hours=settings.KT_COST_TICKET_APPROVED_HOURS)
+            fields.append("expires_at")
+        ticket.save(update_fields=fields)
         audit_record(
             organization=ticket.organization,
             actor=actor,
@@ -157,6 +162,9 @@ def ticket_redeem(
         )
         if ticket is None:
             raise NotFound(f"no cost ticket {ticket_id} for this consumer group")
+        if ticket.status == Status.APPROVED and ticket.expires_at <= timezone.now():
+            # Approved too long ago (KT_COST_TICKET_APPROVED_HOURS); the sweeper closes it.
+            raise TicketRefused(f"cost ticket {ticket_id} is expired, not approved")
         if ticket.status != Status.APPROVED:
             raise TicketRefused(f"cost ticket {ticket_id} is {ticket.status}, not approved")
         if amount > ticket.estimate:
@@ -187,6 +195,7 @@ def ticket_redeem(
 
 
 def _expire_one(ticket: CostTicket) -> None:
+    before = ticket.status
     ticket.status = Status.EXPIRED
     ticket.save(update_fields=["status"])
     audit_record(
@@ -195,17 +204,19 @@ def _expire_one(ticket: CostTicket) -> None:
         via="task",
         action="cost_ticket.expire",
         obj=ticket,
-        before={"status": Status.PENDING},
+        before={"status": before},
     )
     events.ticket_event(events.EXPIRED, ticket)
 
 
 def tickets_expire(*, limit: int = 1000) -> int:
-    """Close pending tickets past their expiry (the hold sweeper calls it). Returns how many."""
+    """Close tickets past their expiry (the hold sweeper calls it): pending ones nobody decided
+    (KT_COST_TICKET_HOURS after they opened) and approved ones nobody redeemed
+    (KT_COST_TICKET_APPROVED_HOURS after their approval). Returns how many."""
     expired = 0
     with transaction.atomic():
         due = CostTicket.objects.select_for_update(skip_locked=True, of=("self",)).filter(
-            status=Status.PENDING, expires_at__lte=timezone.now()
+            status__in=(Status.PENDING, Status.APPROVED), expires_at__lte=timezone.now()
         )
         for ticket in due.select_related("organization")[:limit]:
             _expire_one(ticket)

@@ -62,6 +62,11 @@ FIELDS = [
     ("policy", TEXT, "policy", "the routing policy and rule that changed the model (name:rule)"),
     ("policy_saved", DECIMAL, "policy_saved", "what that policy saved against the model asked for"),
     ("attempts", JSON, "attempts", "failover: targets tried or skipped before the one that served"),
+    # Priced in another currency than the wallet's (docs/pricing.md, "Currencies"); empty when
+    # priced in the wallet's. `cost` is always the wallet's figure: every total sums `cost`.
+    ("price_currency", TEXT, "price_currency", "the price's currency, when converted"),
+    ("price_cost", DECIMAL, "price_cost", "the cost in the price's currency, when converted"),
+    ("exchange_rate", DECIMAL, "exchange_rate", "cost = price_cost x exchange_rate (8 places)"),
 ]
 
 QUERY_FIELDS = [f for _, _, f, _ in FIELDS if f]
