@@ -15,10 +15,11 @@ A chunk is one transaction (holds, ledger, events, wallet balances, the fold), s
 stops leaves whole chunks; `bench_scale_progress` records them and a rerun continues.
 """
 
+import itertools
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -26,7 +27,9 @@ from django.db import connection, transaction
 
 # Expected tokens of a generated call (see CHUNK_SQL: 60 + 4000 * r1 * r2; 900 * r).
 MEAN_PROMPT, MEAN_COMPLETION = 60 + 4000 / 4, 900 / 2
-FUNDING_MARGIN = Decimal("1.5")  # each month's allocation: 1.5 times the expected spend
+# Each month's allocation tops a wallet up to 1.5 times its expected spend plus $10 (more than
+# the largest hold: a small department's month varies more than its mean says).
+FUNDING_MARGIN, FUNDING_FLOOR = Decimal("1.5"), Decimal(10)
 
 PROGRESS_TABLE = """
 CREATE TABLE IF NOT EXISTS bench_scale_progress (
@@ -249,6 +252,7 @@ def month_fund(scene: Scene, when: datetime, calls: int) -> None:
     for d in scene.departments:
         wallet = Wallet.objects.get(pk=d.wallet_id)
         target = FUNDING_MARGIN * per_call * Decimal(calls * d.weight / total_weight)
+        target += FUNDING_FLOOR
         top_up = (target - (wallet.balance - wallet.held)).quantize(Decimal("0.01"))
         if top_up > 0:
             wanted[d.department_id] = top_up
@@ -291,7 +295,7 @@ def generate(
         scene_load(cursor, scene)
     bounds = [*months(start, end), end]
     began, written = time.monotonic(), 0
-    for month_start, month_end in zip(bounds, bounds[1:], strict=False):
+    for month_start, month_end in itertools.pairwise(bounds):
         first = math.ceil((month_start - start).total_seconds() / step)
         last = min(calls, math.ceil((month_end - start).total_seconds() / step)) - 1
         parts = list(range(first, last + 1, chunk))
@@ -318,3 +322,12 @@ def generate(
                 f"  {month_start:%Y-%m} calls {part:,}-{part_last:,} of {calls:,}: "
                 f"{time.monotonic() - t0:.1f} s ({rate:,.0f} calls/s overall)"
             )
+
+
+def window() -> tuple[datetime, datetime]:
+    """13 months: the 12 before this one and this month so far (UTC, the organizations' zone)."""
+    now = datetime.now(UTC)
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    for _ in range(12):
+        start = (start - timedelta(days=1)).replace(day=1)
+    return start, now
