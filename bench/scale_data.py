@@ -31,7 +31,11 @@ MEAN_PROMPT, MEAN_COMPLETION = 60 + 4000 / 4, 900 / 2
 # the largest hold: a small department's month varies more than its mean says).
 FUNDING_MARGIN, FUNDING_FLOOR = Decimal("1.5"), Decimal(10)
 
-PROGRESS_TABLE = """
+PROGRESS_TABLES = """
+CREATE TABLE IF NOT EXISTS bench_scale_plan (
+    organization_id bigint PRIMARY KEY, calls bigint, chunk bigint, start_at timestamptz,
+    end_at timestamptz
+);
 CREATE TABLE IF NOT EXISTS bench_scale_progress (
     organization_id bigint, first_index bigint, last_index bigint, seconds float8,
     PRIMARY KEY (organization_id, first_index)
@@ -283,10 +287,27 @@ def generate(
 ) -> None:
     """`calls` calls spread evenly over [start, end), month by month (each month funded at its
     start), in chunks of at most `chunk` calls; chunks already recorded in bench_scale_progress
-    are skipped."""
+    are skipped. A rerun keeps the first run's period (its `end` was that day's now) and
+    refuses other sizes: its chunks would not line up."""
+    with connection.cursor() as cursor:
+        cursor.execute(PROGRESS_TABLES)
+        cursor.execute(
+            "INSERT INTO bench_scale_plan VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [scene.organization_id, calls, chunk, start, end],
+        )
+        cursor.execute(
+            "SELECT calls, chunk, start_at, end_at FROM bench_scale_plan"
+            " WHERE organization_id = %s",
+            [scene.organization_id],
+        )
+        planned, planned_chunk, start, end = cursor.fetchone()
+        if (planned, planned_chunk) != (calls, chunk):
+            raise SystemExit(
+                f"this database was built with {planned:,} calls in chunks of"
+                f" {planned_chunk:,}: rerun with those, or drop it"
+            )
     step = (end - start).total_seconds() / calls
     with connection.cursor() as cursor:
-        cursor.execute(PROGRESS_TABLE)
         cursor.execute(
             "SELECT first_index FROM bench_scale_progress WHERE organization_id = %s",
             [scene.organization_id],

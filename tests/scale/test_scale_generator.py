@@ -69,32 +69,41 @@ def _call_through_the_gateway(gw, live_server) -> UsageEvent:
     return event
 
 
-def _generate(gw) -> None:
-    scene = scale_data.Scene(
+def scene_of(gw) -> scale_data.Scene:
+    """The gateway setup's department, group, wallet and price as the generator's scene."""
+    chat = gw.chat
+    return scale_data.Scene(
         organization_id=gw.org.pk,
         departments=[
             scale_data.Department(gw.department.pk, gw.group.pk, gw.wallet.pk, weight=1.0)
         ],
         models=[
             scale_data.Model(
-                gw.chat.pk,
+                chat.pk,
                 gw.target.provider,
                 gw.target.target_id,
-                gw.chat.model,
-                gw.chat.input_per_mtok,
-                gw.chat.output_per_mtok,
-                gw.chat.max_output_tokens,
+                chat.model,
+                chat.input_per_mtok,
+                chat.output_per_mtok,
+                chat.max_output_tokens,
                 weight=1.0,
             )
         ],
         users=50,
         domain="acme.example",
     )
-    start = (timezone.now() - timedelta(days=40)).replace(
-        day=1, hour=0, minute=0, second=0, microsecond=0
-    )
-    # Two months (funded at each start through the services), in chunks of 70 calls.
-    scale_data.generate(scene, CALLS, start, timezone.now(), chunk=70, log=lambda _: None)
+
+
+def period():
+    """The two whole months before this one."""
+    end = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = (end - timedelta(days=40)).replace(day=1)
+    return start, end
+
+
+def _generate(gw) -> None:
+    # Two months (each funded at its start through the services), in chunks of 70 calls.
+    scale_data.generate(scene_of(gw), CALLS, *period(), chunk=70, log=lambda _: None)
 
 
 def test_generated_rows_are_the_rows_a_gateway_call_writes(gw, live_server):
@@ -167,7 +176,7 @@ def test_generated_rows_are_the_rows_a_gateway_call_writes(gw, live_server):
     )
     assert rolled == raw
     days = SpendDaily.objects.filter(organization=gw.org).values_list("day", "cost")
-    assert len(days) > 30  # spread over the two months
+    assert len(days) > 55  # spread over the two months
 
 
 def test_a_rerun_continues_after_the_chunks_already_written(gw):
@@ -178,10 +187,12 @@ def test_a_rerun_continues_after_the_chunks_already_written(gw):
         before
     )
     assert before[0] == CALLS
+    with pytest.raises(SystemExit, match="built with 300 calls"):
+        scale_data.generate(scene_of(gw), CALLS * 2, *period(), chunk=70, log=print)
 
 
 @pytest.fixture(autouse=True)
 def _progress_table_dropped():
     yield
     with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS bench_scale_progress")
+        cursor.execute("DROP TABLE IF EXISTS bench_scale_progress, bench_scale_plan")
