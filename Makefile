@@ -62,3 +62,14 @@ $(SSO_OP)/node_modules/.package-lock.json: $(SSO_OP)/package-lock.json
 	@touch $@
 test: sso-op-deps
 # --- end sso ---
+
+# --- bench-scale ---
+# Issue 18's scale benchmark: 10 M + 1 M events generated as the gateway writes them, then
+# every finance page, API and job timed against its goal (bench/scale.py; tens of minutes).
+# Its own database, never the tests'; a rerun completes and reuses the data already there.
+BENCH_SCALE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cb_scale
+BENCH_SCALE_ARGS ?= --events 10000000 --small-events 1000000 --reuse
+.PHONY: bench-scale
+bench-scale: install
+	BENCH_SCALE_DATABASE_URL=$(BENCH_SCALE_DATABASE_URL) nice -n 10 $(BIN)/python bench/scale.py $(BENCH_SCALE_ARGS)
+# --- end bench-scale ---
