@@ -11,9 +11,7 @@ applies to later requests only, and every event keeps the rate it was converted 
 
 from datetime import datetime
 from decimal import Decimal
-from time import monotonic
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.signals import post_delete, post_save
@@ -24,11 +22,11 @@ from chargeback.errors import collect_errors
 from chargeback.models import Organization
 from chargeback.money import CURRENCIES, rate_problem
 from gateway.models import ExchangeRate
+from gateway.row_cache import RowCache
 
-# (organization id, from, to) -> (expires, [(effective_from, rate, is_own)], newest first).
-# Kept for KT_PRICE_CACHE_SECONDS like prices; a save in this process clears it.
-_cache: dict[tuple, tuple[float, list[tuple[datetime, Decimal, bool]]]] = {}
-_CACHE_MAX_KEYS = 10_000
+# (organization id, from, to) -> [(effective_from, rate, is_own)], newest first, kept in
+# process like prices (gateway/row_cache.py); a save in this process clears it.
+_cache = RowCache()
 
 
 def rate_cache_clear(**_signal_kwargs) -> None:
@@ -36,27 +34,19 @@ def rate_cache_clear(**_signal_kwargs) -> None:
 
 
 def _rows(organization_id: int | None, source: str, target: str):
-    key = (organization_id, source, target)
-    now = monotonic()
-    hit = _cache.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    rows = [
-        (start, rate, org_id is not None)
-        for start, rate, org_id in ExchangeRate.objects.filter(
-            Q(organization_id=organization_id) | Q(organization__isnull=True),
-            from_currency=source,
-            to_currency=target,
-        )
-        .order_by(F("organization_id").asc(nulls_last=True), "-effective_from")
-        .values_list("effective_from", "rate", "organization_id")
-    ]
-    ttl = getattr(settings, "KT_PRICE_CACHE_SECONDS", 5)
-    if ttl > 0:
-        if len(_cache) >= _CACHE_MAX_KEYS:
-            _cache.clear()
-        _cache[key] = (now + ttl, rows)
-    return rows
+    return _cache.get(
+        (organization_id, source, target),
+        lambda: [
+            (start, rate, org_id is not None)
+            for start, rate, org_id in ExchangeRate.objects.filter(
+                Q(organization_id=organization_id) | Q(organization__isnull=True),
+                from_currency=source,
+                to_currency=target,
+            )
+            .order_by(F("organization_id").asc(nulls_last=True), "-effective_from")
+            .values_list("effective_from", "rate", "organization_id")
+        ],
+    )
 
 
 def rate_for(

@@ -3,14 +3,13 @@
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from time import monotonic
 
-from django.conf import settings
 from django.db.models import F, Q
 from django.db.models.signals import post_delete, post_save
 
 from chargeback.money import ZERO, quantize, token_cost
 from gateway.models import Price
+from gateway.row_cache import RowCache
 
 
 @dataclass(frozen=True)
@@ -23,12 +22,8 @@ class Usage:
     cache_write_tokens: int = 0
 
 
-# The gateway prices every request: the rows of a (organization, provider, model) are kept in
-# process for a few seconds and the one in force is picked by `at` in Python, so a mid-month
-# price change is still exact (every period is in the cached list). A price loaded in another
-# process takes effect here within KT_PRICE_CACHE_SECONDS; a save in this process clears it.
-_cache: dict[tuple[int | None, str, str], tuple[float, list[Price]]] = {}
-_CACHE_MAX_KEYS = 10_000
+# The gateway prices every request from rows kept in process (gateway/row_cache.py).
+_cache = RowCache()
 
 
 def price_cache_clear(**_signal_kwargs) -> None:
@@ -37,25 +32,17 @@ def price_cache_clear(**_signal_kwargs) -> None:
 
 
 def _rows(organization_id: int | None, provider: str, model: str) -> list[Price]:
-    key = (organization_id, provider, model)
-    now = monotonic()
-    hit = _cache.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
     # Organization rows first (NULLs last), newest first; ties: the row added last wins.
-    rows = list(
-        Price.objects.filter(
-            Q(organization_id=organization_id) | Q(organization__isnull=True),
-            provider=provider,
-            model=model,
-        ).order_by(F("organization_id").asc(nulls_last=True), "-effective_from", "-id")
+    return _cache.get(
+        (organization_id, provider, model),
+        lambda: list(
+            Price.objects.filter(
+                Q(organization_id=organization_id) | Q(organization__isnull=True),
+                provider=provider,
+                model=model,
+            ).order_by(F("organization_id").asc(nulls_last=True), "-effective_from", "-id")
+        ),
     )
-    ttl = getattr(settings, "KT_PRICE_CACHE_SECONDS", 5)
-    if ttl > 0:
-        if len(_cache) >= _CACHE_MAX_KEYS:
-            _cache.clear()
-        _cache[key] = (now + ttl, rows)
-    return rows
 
 
 def price_for(
