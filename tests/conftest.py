@@ -1,8 +1,10 @@
 import os
 from datetime import datetime
 
+import psycopg
 import pytest
 import time_machine
+from django.db import connection
 from rest_framework.test import APIClient
 
 from tests.factories import AdminTokenFactory, DepartmentFactory, OrganizationFactory
@@ -105,3 +107,27 @@ def _gateway_caches_cleared():
     clear_all()
     yield
     clear_all()
+
+
+@pytest.fixture
+def connect():
+    """Connections of the test's own to the test database (beside Django's), for tests that
+    hold locks or commit in parallel; closed (their locks dropped) however the test ends."""
+    opened = []
+
+    def open_one(autocommit=False):
+        settings = connection.settings_dict
+        conn = psycopg.connect(
+            dbname=settings["NAME"],
+            user=settings["USER"],
+            host=settings["HOST"] or "127.0.0.1",
+            port=settings["PORT"] or 5432,
+            password=settings["PASSWORD"] or None,
+            autocommit=autocommit,
+        )
+        opened.append(conn)
+        return conn
+
+    yield open_one
+    for conn in opened:
+        conn.close()

@@ -10,7 +10,6 @@ import threading
 import time
 from decimal import Decimal
 
-import psycopg
 import pytest
 from django.db import IntegrityError, connection
 
@@ -25,29 +24,6 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="group commit is PostgreSQL's"),
     pytest.mark.django_db(transaction=True),
 ]
-
-
-@pytest.fixture
-def connect():
-    """Connections of the test's own, closed (their locks dropped) however the test ends."""
-    opened = []
-
-    def open_one(autocommit=False):
-        settings = connection.settings_dict
-        conn = psycopg.connect(
-            dbname=settings["NAME"],
-            user=settings["USER"],
-            host=settings["HOST"] or "127.0.0.1",
-            port=settings["PORT"] or 5432,
-            password=settings["PASSWORD"] or None,
-            autocommit=autocommit,
-        )
-        opened.append(conn)
-        return conn
-
-    yield open_one
-    for conn in opened:
-        conn.close()
 
 
 def _until(condition, what):
