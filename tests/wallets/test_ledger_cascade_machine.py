@@ -5,7 +5,10 @@ strict or not), captures, releases, expiries and refunds, in any order, against 
 Requests priced in another currency (GBP prices, USD wallets) are held and captured at the
 exchange rate in force (rates added at any step, gateway/exchange.py), converted by the one
 rounding rule: the captured amount is the conversion of the price-currency cost at the rate the
-hold was priced with, and money is conserved all the same.
+hold was priced with, and money is conserved all the same. Cost tickets: a request no wallet of
+the chain can cover opens one on the chain's last wallet; finance approves or denies it; an
+approved ticket is redeemed once, by a retry whose worst case is within its estimate, as a hold
+on that wallet past zero if need be (wallets/tickets/services.py).
 
 After every step: each wallet's balance = the sum of its entries = the model's; held = its
 pending holds; the sum of all balances = credits - captures + refunds (transfers move money,
@@ -38,6 +41,14 @@ from tests.factories import DepartmentFactory, OrganizationFactory
 from wallets import services
 from wallets.cascade import wallet_chain
 from wallets.models import Hold, LedgerEntry, Wallet
+from wallets.models_tickets import CostTicket
+from wallets.tickets.services import (
+    TicketRefused,
+    ticket_approve,
+    ticket_deny,
+    ticket_open,
+    ticket_redeem,
+)
 
 _examples = count()
 
@@ -50,6 +61,8 @@ SCOPES = ("user", "team", "organization")
 class CascadeLedgerMachine(RuleBasedStateMachine):
     captured_holds = Bundle("captured_holds")
     pending_holds = Bundle("pending_holds")
+    pending_tickets = Bundle("pending_tickets")
+    approved_tickets = Bundle("approved_tickets")
 
     def __init__(self):
         super().__init__()
@@ -75,6 +88,7 @@ class CascadeLedgerMachine(RuleBasedStateMachine):
         self.overdrawn = False
         self.rate = None  # the GBP -> USD rate in force (the last one added)
         self.priced: dict[int, tuple[Decimal, Decimal]] = {}  # hold pk -> (GBP worst, rate)
+        self.tickets: dict[str, str] = {}  # ticket id -> status
         # Another organization of the same team id, funded and holding: never touched.
         outsider = OrganizationFactory(slug=f"cm-outsider-{n}")
         twin = DepartmentFactory(organization=outsider, team_id=f"team_cm_{n}")
@@ -214,6 +228,88 @@ class CascadeLedgerMachine(RuleBasedStateMachine):
         self.pending[hold.pk] = (payer, quantize(amount))
         return hold
 
+    # --- cost tickets ------------------------------------------------------------------------
+
+    @rule(target=pending_tickets, amount=amounts)
+    def refused_request(self, amount):
+        """A request no wallet of the chain can cover: refused, and a ticket opened on the
+        chain's last wallet (gateway/tickets.py) with its worst case as the estimate."""
+        chain = wallet_chain(
+            organization=self.organization, department=self.department, user_ref="alice"
+        )
+        if any(self.available(w.scope) >= amount for w in chain):
+            return multiple()  # it would be held, not refused
+        request_id = f"cm{self.n}-{next(self.requests)}"
+        with pytest.raises(InsufficientFunds):
+            services.hold_reserve(wallets=chain, amount=amount, request_id=request_id)
+        ticket = ticket_open(
+            wallet=chain[-1],
+            department_id=self.department.pk,
+            consumer_group_id=None,
+            user_ref="alice",
+            model="gpt-4o",
+            estimate=amount,
+            request_id=request_id,
+        )
+        self.tickets[ticket.ticket_id] = "pending"
+        event("a cost ticket")
+        return ticket
+
+    @rule(target=approved_tickets, ticket=consumes(pending_tickets), approve=st.booleans())
+    def decide(self, ticket, approve):
+        decide = ticket_approve if approve else ticket_deny
+        decide(organization=self.organization, ticket_id=ticket.ticket_id, actor="t", via="api")
+        self.tickets[ticket.ticket_id] = "approved" if approve else "denied"
+        return ticket if approve else multiple()
+
+    @rule(
+        target=pending_holds,
+        ticket=approved_tickets,
+        part=st.sampled_from([Decimal("0.5"), Decimal(1), Decimal("1.5")]),
+    )
+    def redeem(self, ticket, part):
+        """A retry carrying the ticket: held once, within the estimate, past zero if need be."""
+        amount = quantize(ticket.estimate * part)
+        request_id = f"cm{self.n}-{next(self.requests)}"
+        arguments = {
+            "organization_id": self.organization.pk,
+            "consumer_group_id": None,
+            "ticket_id": ticket.ticket_id,
+            "amount": amount,
+            "request_id": request_id,
+            "department_id": self.department.pk,
+        }
+        if self.tickets[ticket.ticket_id] != "approved" or amount > ticket.estimate:
+            before = LedgerEntry.objects.count(), Hold.objects.count()
+            with pytest.raises(TicketRefused):
+                ticket_redeem(**arguments)
+            assert (LedgerEntry.objects.count(), Hold.objects.count()) == before
+            return multiple()
+        hold = ticket_redeem(**arguments)
+        scope = next(s for s, w in self.wallets.items() if w.pk == ticket.wallet_id)
+        assert hold.wallet_id == ticket.wallet_id
+        assert hold.amount == amount
+        if amount > self.available(scope):
+            self.overdrawn = True  # the approved overdraft, at most the estimate
+        self.pending[hold.pk] = (scope, amount)
+        self.tickets[ticket.ticket_id] = "redeemed"
+        event("a redeemed cost ticket")
+        return hold
+
+    @rule(
+        target=pending_holds,
+        amount=amounts,
+        part=st.sampled_from([Decimal("0.5"), Decimal(1), Decimal("1.5")]),
+    )
+    def refused_approved_and_retried(self, amount, part):
+        """The whole ticket flow in one step (a refusal, finance's approval, the retry), so that
+        redemptions are frequent among the other steps."""
+        ticket = self.refused_request(amount)
+        if not isinstance(ticket, CostTicket):
+            return multiple()
+        self.decide(ticket, approve=True)
+        return self.redeem(ticket, part)
+
     @rule(target=captured_holds, hold=consumes(pending_holds), factor=capture_factors)
     def capture(self, hold, factor):
         scope, held = self.pending[hold.pk]
@@ -304,6 +400,12 @@ class CascadeLedgerMachine(RuleBasedStateMachine):
         )
         for pk, status in statuses.items():
             assert status == self.resolutions.get(pk, Hold.Status.PENDING)
+        tickets = dict(
+            CostTicket.objects.filter(organization=self.organization).values_list(
+                "ticket_id", "status"
+            )
+        )
+        assert tickets == self.tickets
 
     def teardown(self):
         wallet = Wallet.objects.get(pk=self.outsider_team.pk)
