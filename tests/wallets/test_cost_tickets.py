@@ -108,6 +108,21 @@ def test_the_sweeper_expires_pending_tickets_after_the_setting(api, engineering,
     assert AuditLog.objects.filter(action="cost_ticket.expire").count() == 1
 
 
+def test_deciding_a_ticket_past_its_expiry_closes_it_before_the_sweeper_does(
+    api, engineering, settings
+):
+    settings.KT_COST_TICKET_HOURS = 2
+    ticket = _ticket(engineering)
+
+    with time_machine.travel(timezone.now() + timedelta(hours=2, minutes=1)):
+        response = api.post(f"/v1/cost-tickets/{ticket.ticket_id}/deny")
+
+    assert response.status_code == 409
+    assert "expired" in response.json()["detail"]
+    assert CostTicket.objects.get(pk=ticket.pk).status == "expired"
+    assert AuditLog.objects.filter(action="cost_ticket.expire").count() == 1
+
+
 def test_an_approved_ticket_nobody_redeems_expires_after_its_own_setting(
     api, engineering, settings
 ):

@@ -83,7 +83,8 @@ def ticket_open(
 
 def _decide(*, organization, ticket_id: str, to: str, actor: str, via: str) -> CostTicket:
     """Approve or deny a pending ticket of `organization`'s. Deciding it again the same way
-    answers the ticket as it is (idempotent); any other state is a 409."""
+    answers the ticket as it is (idempotent); any other state is a 409. A ticket found past its
+    expiry is closed (committed) before the 409, instead of waiting for the sweeper."""
     with transaction.atomic():
         ticket = (
             CostTicket.objects.select_for_update()
@@ -96,31 +97,35 @@ def _decide(*, organization, ticket_id: str, to: str, actor: str, via: str) -> C
             return ticket
         if ticket.status != Status.PENDING:
             raise TicketRefused(f"cost ticket {ticket_id} is {ticket.status}, not pending")
-        if ticket.expires_at <= timezone.now():
-            _expire_one(ticket)
-            raise TicketRefused(f"cost ticket {ticket_id} is expired, not pending")
-        now = timezone.now()
-        ticket.status, ticket.decided_at, ticket.decided_by = to, now, actor
-        fields = ["status", "decided_at", "decided_by"]
-        if to == Status.APPROVED:  # redeemable until then (KT_COST_TICKET_APPROVED_HOURS)
-            ticket.expires_at = now + timedelta(hours=settings.KT_COST_TICKET_APPROVED_HOURS)
-            fields.append("expires_at")
-        ticket.save(update_fields=fields)
-        audit_record(
-            organization=ticket.organization,
-            actor=actor,
-            via=via,
-            action=f"cost_ticket.{'approve' if to == Status.APPROVED else 'deny'}",
-            obj=ticket,
-            before={"status": Status.PENDING},
-            after={
-                "status": to,
-                "overdraft": storage_str(ticket.estimate) if to == Status.APPROVED else "0",
-                "wallet": ticket.wallet_id,
-            },
-        )
-        events.ticket_event(events.APPROVED if to == Status.APPROVED else events.DENIED, ticket)
-        return ticket
+        if ticket.expires_at > timezone.now():
+            return _decided(ticket, to, actor=actor, via=via)
+        _expire_one(ticket)
+    raise TicketRefused(f"cost ticket {ticket_id} is expired, not pending")
+
+
+def _decided(ticket: CostTicket, to: str, *, actor: str, via: str) -> CostTicket:
+    now = timezone.now()
+    ticket.status, ticket.decided_at, ticket.decided_by = to, now, actor
+    fields = ["status", "decided_at", "decided_by"]
+    if to == Status.APPROVED:  # redeemable until then (KT_COST_TICKET_APPROVED_HOURS)
+        ticket.expires_at = now + timedelta(hours=settings.KT_COST_TICKET_APPROVED_HOURS)
+        fields.append("expires_at")
+    ticket.save(update_fields=fields)
+    audit_record(
+        organization=ticket.organization,
+        actor=actor,
+        via=via,
+        action=f"cost_ticket.{'approve' if to == Status.APPROVED else 'deny'}",
+        obj=ticket,
+        before={"status": Status.PENDING},
+        after={
+            "status": to,
+            "overdraft": storage_str(ticket.estimate) if to == Status.APPROVED else "0",
+            "wallet": ticket.wallet_id,
+        },
+    )
+    events.ticket_event(events.APPROVED if to == Status.APPROVED else events.DENIED, ticket)
+    return ticket
 
 
 def ticket_approve(*, organization, ticket_id: str, actor: str, via: str) -> CostTicket:
@@ -194,19 +199,26 @@ def ticket_redeem(
         return hold
 
 
-def _expire_one(ticket: CostTicket) -> None:
+def _close(ticket: CostTicket, to: str, *, actor: str, via: str, action: str, after=None):
+    """Move a ticket to a final state it reaches without a decision (expired, cancelled):
+    saved, audited, announced."""
     before = ticket.status
-    ticket.status = Status.EXPIRED
+    ticket.status = to
     ticket.save(update_fields=["status"])
     audit_record(
         organization=ticket.organization,
-        actor="system",
-        via="task",
-        action="cost_ticket.expire",
+        actor=actor,
+        via=via,
+        action=action,
         obj=ticket,
         before={"status": before},
+        after=after,
     )
-    events.ticket_event(events.EXPIRED, ticket)
+    events.ticket_event(events.EXPIRED if to == Status.EXPIRED else events.CANCELLED, ticket)
+
+
+def _expire_one(ticket: CostTicket) -> None:
+    _close(ticket, Status.EXPIRED, actor="system", via="task", action="cost_ticket.expire")
 
 
 def tickets_expire(*, limit: int = 1000) -> int:
@@ -235,18 +247,14 @@ def ticket_cancel(*, ticket_id: str, organization_id: int, reason: str) -> bool:
         )
         if ticket is None:
             return False
-        ticket.status = Status.CANCELLED
-        ticket.save(update_fields=["status"])
-        audit_record(
-            organization=ticket.organization,
+        _close(
+            ticket,
+            Status.CANCELLED,
             actor="gateway",
             via="gateway",
             action="cost_ticket.cancel",
-            obj=ticket,
-            before={"status": Status.PENDING},
             after={"reason": reason},
         )
-        events.ticket_event(events.CANCELLED, ticket)
         return True
 
 
