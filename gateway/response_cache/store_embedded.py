@@ -23,6 +23,21 @@ CREATE TABLE IF NOT EXISTS locks (key TEXT PRIMARY KEY, token TEXT NOT NULL, exp
 """
 
 
+def _wal(db: sqlite3.Connection, wait: float = 5.0) -> None:
+    """Put the file in WAL mode (a property of the file: the first connection sets it). Several
+    connections opening a new file at once may find it being switched, an SQLITE_BUSY that the
+    busy timeout does not cover: wait for whoever is switching it, like any other lock."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+
+
 class EmbeddedStore:
     def __init__(self, path: str, *, max_bytes: int):
         self.path = path
@@ -34,7 +49,7 @@ class EmbeddedStore:
         if db is None:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+            _wal(db)
             db.execute("PRAGMA synchronous=OFF")
             db.executescript(_SCHEMA)
             self._local.db = db
