@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
+from gateway.fastpath import capture_and_record
 from gateway.models import UsageEvent
 from gateway.partitions import month_partitions, partitioned, partitions_ensure
 from gateway.recording import event_record
@@ -18,6 +19,10 @@ from gateway.rollup_models import SpendDaily
 from gateway.rollups import rollups_fold
 from tests.factories import DepartmentFactory, OrganizationFactory
 from tests.gateway.test_spend_rollups import assert_rollups_equal_events, dataset  # noqa: F401
+from tests.pricing.money_writes import event_fields, funded_wallet
+from wallets import services
+from wallets.fastpath import hold_place_fast
+from wallets.models import Hold
 
 pytestmark = pytest.mark.django_db
 
@@ -145,3 +150,29 @@ def test_rollups_equal_the_events_across_month_partitions(dataset):  # noqa: F81
     assert_rollups_equal_events(kolkata, berlin)
     rollups_fold()
     assert_rollups_equal_events(kolkata, berlin)
+
+
+def test_a_capture_for_a_request_with_its_event_writes_no_second_one(department):
+    # The capture statement's "hold resolved elsewhere" branch wrote its $0 event with `ON
+    # CONFLICT (request_id) DO NOTHING`; the partitioned table has no such key, and
+    # gateway_event_new() (a fresh read of the request ids) keeps the same outcome.
+    wallet = funded_wallet(department)
+    hold = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_swept")
+    services.hold_release(hold=hold, status=Hold.Status.EXPIRED)
+    placeholder = {**event_fields(wallet, "req_swept", Decimal("0")), "status": "expired"}
+    assert event_record(placeholder, announce=False)
+
+    result = capture_and_record(
+        hold, Decimal("0.5"), event_fields(wallet, "req_swept", Decimal("0.5"))
+    )
+
+    assert (result.resolved, result.entry_id, result.event_id) == (False, None, None)
+    assert UsageEvent.objects.filter(request_id="req_swept").count() == 1
+
+    other = hold_place_fast(wallet=wallet, amount=Decimal("1"), request_id="req_released")
+    services.hold_release(hold=other)
+    result = capture_and_record(
+        other, Decimal("0.5"), event_fields(wallet, "req_released", Decimal("0.5"))
+    )
+    event = UsageEvent.objects.get(request_id="req_released")  # none yet: the $0 one is written
+    assert (result.event_id, event.cost, event.error_code) == (event.pk, 0, "hold_already_resolved")
