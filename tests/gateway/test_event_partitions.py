@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
@@ -176,3 +177,15 @@ def test_a_capture_for_a_request_with_its_event_writes_no_second_one(department)
     )
     event = UsageEvent.objects.get(request_id="req_released")  # none yet: the $0 one is written
     assert (result.event_id, event.cost, event.error_code) == (event.pk, 0, "hold_already_resolved")
+
+
+def test_the_daily_task_keeps_two_months_ahead(settings):
+    beat = settings.CELERY_BEAT_SCHEDULE["gateway-ensure-event-partitions"]
+    assert beat["task"] == "gateway.tasks.ensure_event_partitions"
+    from gateway.tasks import ensure_event_partitions
+
+    with time_machine.travel(datetime(2031, 11, 20, tzinfo=UTC), tick=False):
+        assert ensure_event_partitions.apply().get() == 3  # November, December, January
+        assert ensure_event_partitions.apply().get() == 0
+    names = set(month_partitions().values())
+    assert {"gateway_usageevent_p2031_12", "gateway_usageevent_p2032_01"} <= names
