@@ -143,9 +143,10 @@ def run(label: str, ids: dict, requests: int) -> dict:
         tables_now = [*TABLES, *(name for (name,) in cursor.fetchall())]
         cursor.execute("VACUUM ANALYZE " + ", ".join(tables_now))
         cursor.execute(
-            "SELECT c.relname, sum(pg_total_relation_size(p.relid)), sum(pg_relation_size(p.relid))"
-            " FROM pg_class c, pg_partition_tree(c.oid) p WHERE c.relname = ANY(%s)"
-            " GROUP BY c.relname",
+            "SELECT c.relname, sum(pg_total_relation_size(t.oid)), sum(pg_relation_size(t.oid))"
+            " FROM pg_class c JOIN pg_class t ON t.oid = c.oid"
+            " OR t.oid IN (SELECT relid FROM pg_partition_tree(c.oid))"
+            " WHERE c.relname = ANY(%s) GROUP BY c.relname",
             [tables_now],
         )
         tables = {name: (total, heap) for name, total, heap in cursor.fetchall()}
