@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from gateway.models import UsageEvent
+from gateway.models import EventArchive, UsageEvent
 from gateway.partitions import (
     GUARD,
     PARENT,
@@ -114,6 +114,13 @@ def events_archive_month(
             f"DELETE FROM {GUARD} WHERE request_id IN (SELECT request_id FROM {name})"  # noqa: S608
         )
         cursor.execute(f"DROP TABLE {name}")
+        EventArchive.objects.create(
+            month=month.date(),
+            path=str(path),
+            sha256=digest,
+            rows=rows,
+            costs={k: str(v) for k, v in costs.items()},
+        )
     return ArchiveResult(name, path, rows, costs, digest)
 
 

@@ -16,7 +16,8 @@ time); they call the functions by name, whose bodies belong to the rollup migrat
 
 from datetime import UTC, datetime
 
-from django.db import migrations
+import django.utils.timezone
+from django.db import migrations, models
 
 T = "gateway_usageevent"
 OLD = f"{T}_unpartitioned"
@@ -185,4 +186,25 @@ def unpartition(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [("gateway", "0012_exchange_rates")]
 
-    operations = [migrations.RunPython(partition, unpartition, elidable=False)]
+    operations = [
+        migrations.RunPython(partition, unpartition, elidable=False),
+        # What `events_archive` exported and dropped (reports/event_archive.py).
+        migrations.CreateModel(
+            name="EventArchive",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("month", models.DateField(help_text="first day of the month, UTC", unique=True)),
+                ("path", models.CharField(max_length=500)),
+                ("sha256", models.CharField(max_length=64)),
+                ("rows", models.BigIntegerField()),
+                ("costs", models.JSONField(help_text="summed cost per currency, as text")),
+                ("archived_at", models.DateTimeField(default=django.utils.timezone.now)),
+            ],
+            options={"ordering": ["month"]},
+        ),
+    ]

@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
-from gateway.models import UsageEvent
+from gateway.models import EventArchive, UsageEvent
 from gateway.partitions import month_partitions, partitions_ensure
 from gateway.rollup_models import SpendDaily
 from gateway.rollups import rollups_fold
@@ -71,6 +71,13 @@ def test_the_export_adds_up_to_the_months_events_and_the_partition_goes(events, 
     assert sum(usd) == cost == result.costs["USD"]
     assert result.costs["EUR"] == Decimal(7 * 7919 % 100000) / 10**5
     assert (tmp_path / "events-2025-01.json").exists()
+    record = EventArchive.objects.get()
+    assert (record.month.isoformat(), record.rows, record.sha256) == (
+        "2025-01-01",
+        68,
+        result.sha256,
+    )
+    assert record.costs["USD"] == str(cost)
     assert "gateway_usageevent_p2025_01" not in month_partitions().values()
     assert not january().exists()
     assert UsageEvent.objects.count() == 120 - 68  # February stays
@@ -113,3 +120,12 @@ def test_the_command_archives_a_month_and_refuses_it_twice(events, tmp_path, cap
         assert "68 events" in capsys.readouterr().out
         with pytest.raises(CommandError, match="no partition gateway_usageevent_p2025_01"):
             call_command("events_archive", "--month", "2025-01", "--dir", str(tmp_path))
+
+
+def test_after_an_archive_a_rollup_rebuild_is_refused(events, tmp_path):
+    # The rebuild deletes the days without events: it would drop the archived month's days.
+    events_archive_month(month=JANUARY, directory=tmp_path, now=LATER)
+    days = SpendDaily.objects.count()
+    with pytest.raises(CommandError, match="months of usage events were archived"):
+        call_command("spend_rollups_rebuild")
+    assert SpendDaily.objects.count() == days
