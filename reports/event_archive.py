@@ -109,6 +109,11 @@ def events_archive_month(
     )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"ALTER TABLE {PARENT} DETACH PARTITION {name}")
+        # Detached, nothing writes to it any more: a write since the export refuses (and undoes
+        # the detach). A month this old is not written to; an event dated in it from now on
+        # lands in the default partition (and `events_partitions` makes the month again).
+        if _partition_sums(name) != in_db:
+            raise ArchiveRefused(f"{name} was written to during the export: try again")
         # The request ids of a month this old cannot come back: the guard forgets them.
         cursor.execute(
             f"DELETE FROM {GUARD} WHERE request_id IN (SELECT request_id FROM {name})"  # noqa: S608
