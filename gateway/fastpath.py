@@ -100,7 +100,7 @@ def _capture_sql(async_commit: bool, with_conversion: bool = False):
         for attname, expression in zip(event_attnames, event_expressions, strict=True)
     ]
     # Unless the request has its event. On PostgreSQL the events are partitioned by month and
-    # one event per request id is kept by a table of request ids (gateway migration 0013), which
+    # one event per request id is kept by a table of request ids (gateway migration 0014), which
     # an ON CONFLICT on the events cannot name: gateway_event_new() reads it with a fresh
     # snapshot, so it sees an event committed while this statement waited for the hold's lock.
     unless_evented = f" AND gateway_event_new(%({param_name(event_fields, 'request_id')})s)"
