@@ -13,6 +13,7 @@ from chargeback.errors import ApplicationError
 from chargeback.money import ZERO, to_cents
 from chargeback.periods import local_today, month_end
 from chargeback.replica import replica_lag_notice, replica_reads
+from gateway.rollups import rollups_memo
 from gateway.selectors import GROUP_NAME, cache_saved_total, spend_by, spend_total
 from reports.dashboards.selectors import Repeats, month_parse, repeats_by, share
 
@@ -64,7 +65,7 @@ class SpendApi(APIView):
 
     @extend_schema(parameters=[InputSerializer], responses=OutputSerializer)
     def get(self, request):
-        with replica_reads():
+        with replica_reads(), rollups_memo():
             response = self._spend(request)
             lag = replica_lag_notice()
         if lag is not None:
