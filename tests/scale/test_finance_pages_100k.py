@@ -206,3 +206,15 @@ def test_every_finance_page_is_bounded_and_never_scans_the_events(scene):
             if "Seq Scan on gateway_usageevent" in plan:
                 failures.append((name, plan))
     assert not failures, "\n\n".join(map(str, failures))
+    # What keeps the busiest pages small at 10 M events (docs/performance.md): a month by user
+    # or consumer group from the month rows, not a row per user and day; the policy table from
+    # its partial index; the ledger counted no further than its cap.
+    for name in ("spend by user", "spend by group", "department dashboard"):
+        assert any("gateway_spendusermonth" in sql for sql in large[name]), name
+        assert not any("gateway_spenduserdaily" in sql for sql in large[name]), name
+    policy = [sql for sql in large["department dashboard"] if '"policy_saved"' in sql]
+    assert policy
+    assert "event_policy_time" in _plans_of_event_reads(policy)[0]
+    counts = [sql for sql in large["admin ledger"] if "COUNT(" in sql]
+    assert counts
+    assert all("LIMIT 100001" in sql for sql in counts), counts
