@@ -30,13 +30,18 @@ MONTH_KEY = (
 )
 
 
-def _add(rows: str, sign: str) -> str:
-    """Add (sign '') or take back (sign '-') the months of a set of daily rows."""
-    sums = ", ".join(f"{sign}sum({f})" for f in FIGURES)
+def _rows(table: str, sign: str) -> str:
+    return f"SELECT {KEY}, {', '.join(f'{sign}{f} AS {f}' for f in FIGURES)} FROM {table}"
+
+
+def _apply(rows: str) -> str:
+    """Move the months of a set of daily rows (signed: what a statement took back is negative)
+    by their sums: one upsert per statement, each month key once."""
+    sums = ", ".join(f"sum({f})" for f in FIGURES)
     updates = ", ".join(f"{f} = m.{f} + excluded.{f}" for f in FIGURES)
     return f"""
         INSERT INTO gateway_spendusermonth AS m ({KEY}, {", ".join(FIGURES)})
-        SELECT {MONTH_KEY}, {sums} FROM {rows}
+        SELECT {MONTH_KEY}, {sums} FROM ({rows}) AS r
         GROUP BY 1, 2, 3, 4, 5
         ON CONFLICT ON CONSTRAINT spend_user_month_key DO UPDATE SET {updates};"""
 
@@ -44,9 +49,9 @@ def _add(rows: str, sign: str) -> str:
 FORWARD = f"""
 CREATE FUNCTION gateway_spend_user_month() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN {_add("old_rows", "-")}
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN {_add("new_rows", "")}
+    IF TG_OP = 'INSERT' THEN {_apply(_rows("new_rows", ""))}
+    ELSIF TG_OP = 'DELETE' THEN {_apply(_rows("old_rows", "-"))}
+    ELSE {_apply(_rows("new_rows", "") + " UNION ALL " + _rows("old_rows", "-"))}
     END IF;
     RETURN NULL;
 END $$;
