@@ -39,7 +39,6 @@ ROLLUP_TABLES = (
     "gateway_spenddaily",
     "gateway_spenddelta",
     "gateway_spenduserdaily",
-    "gateway_spenduserdelta",
     "gateway_promptmonth",
 )
 

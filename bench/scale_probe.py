@@ -10,8 +10,8 @@ deptcsv, user, group (/v1/spend?by=..., last month), recon (reconciliation).
 
 Everything runs in one transaction rolled back at the end (the login's session too), so a
 shared database is read, never changed. --branch-schema first builds, inside that transaction,
-what this branch's migrations add and the database may not have yet (gateway 0013: the per-user
-month rows, filled from the daily ones and kept by their triggers; 0014: the partial index on
+what this branch's migrations add and the database may not have yet (gateway 0014: the per-user
+month rows, filled from the daily ones and kept by their triggers; 0015: the partial index on
 policy-changed events): a measure of the branch on a database migrated by main, before anyone
 migrates it.
 """
@@ -43,7 +43,7 @@ def branch_schema() -> float:
     from gateway.rollup_models import SpendUserMonth
 
     began = time.monotonic()
-    month = importlib.import_module("gateway.migrations.0013_spend_user_month")
+    month = importlib.import_module("gateway.migrations.0014_spend_user_month")
     with connection.schema_editor(atomic=False) as editor:
         editor.create_model(SpendUserMonth)
         editor.execute(month.FORWARD)

@@ -4,10 +4,11 @@ organization's calendar), provider and model (SpendDaily), and per user and cons
 
 Maintained by the database, in the transaction that writes the events: statement triggers on
 the events table append the statement's sums (signed: an update or delete takes the old rows
-back) to the delta tables, which take no lock a concurrent request could wait on; a job folds
-the deltas into the daily tables every minute. Readers add both (gateway/rollups.py), so a
-figure is exact whatever the fold's lag. SQL: gateway/migrations/0008_spend_rollup_triggers.py
-and 0011_spend_rollups_repeats_users.py. SpendUserMonth sums SpendUserDaily by month (0013).
+back) to one delta table holding both rollups' keys, which takes no lock a concurrent request
+could wait on; a job folds the deltas into both daily tables every minute. Readers add daily
+rows and deltas (gateway/rollups.py), so a figure is exact whatever the fold's lag. SQL:
+gateway/migrations/0013_one_delta_cache_cost.py (0008 and 0011 before it);
+SpendUserMonth sums SpendUserDaily by month (0014_spend_user_month.py).
 
 Repeated prompts (a successful request whose prompt fingerprint was already seen earlier in
 the same department and calendar month) are counted at write time: PromptMonth keeps, per
@@ -66,6 +67,9 @@ class RollupFigures(models.Model):
         default=0, help_text="those that were the first of their fingerprint in the month"
     )
     first_cost = AmountField(default=ZERO)
+    cache_cost = AmountField(
+        default=ZERO, help_text="cost of the cache hits (what no provider billed)"
+    )
 
     class Meta:
         abstract = True
@@ -97,16 +101,6 @@ class SpendDaily(SpendFigures):
         return f"{self.day} {self.provider} {self.model}: {self.cost}"
 
 
-class SpendDelta(SpendFigures):
-    """Sums not folded into SpendDaily yet (one row per event-writing statement and key)."""
-
-    class Meta:
-        indexes = [models.Index(fields=["organization", "day"], name="spend_delta_org_day")]
-
-    def __str__(self):
-        return f"delta {self.day} {self.provider} {self.model}: {self.cost}"
-
-
 class UserFigures(RollupFigures):
     user = models.CharField(max_length=200, blank=True)
     # An id, not a reference: the events keep theirs the same way (no constraint, no index).
@@ -136,7 +130,7 @@ class SpendUserMonth(UserFigures):
     """SpendUserDaily summed by calendar month (`day` is the month's first day): a month's
     figures by user or consumer group without reading a row per user and day, which at 10 M
     events is about as many rows as the month has events. Kept by statement triggers on
-    gateway_spenduserdaily (gateway/migrations/0013_spend_user_month.py), in the transaction
+    gateway_spenduserdaily (gateway/migrations/0014_spend_user_month.py), in the transaction
     of whatever writes the daily rows (the fold, a rebuild), so it always equals their sum."""
 
     class Meta:
@@ -152,12 +146,18 @@ class SpendUserMonth(UserFigures):
         return f"{self.day:%Y-%m} {self.user}: {self.cost}"
 
 
-class SpendUserDelta(UserFigures):
+class SpendDelta(UserFigures):
+    """Sums not folded into the daily rows yet: one row per event-writing statement and key,
+    the keys of both rollups in one row (one row written per statement, not one per rollup)."""
+
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=200, help_text="the model requested")
+
     class Meta:
-        indexes = [models.Index(fields=["organization", "day"], name="spend_user_delta_org_day")]
+        indexes = [models.Index(fields=["organization", "day"], name="spend_delta_org_day")]
 
     def __str__(self):
-        return f"delta {self.day} {self.user}: {self.cost}"
+        return f"delta {self.day} {self.provider} {self.model} {self.user}: {self.cost}"
 
 
 class PromptMonth(models.Model):

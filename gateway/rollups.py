@@ -3,11 +3,11 @@ organization's calendar: the daily rows plus the deltas not folded yet, so exact
 the raw events gives (tests/gateway/test_spend_rollups.py and test_rollup_repeats.py compare
 them), in a few milliseconds whatever the month's size. What a rollup key can answer: the
 events' department, provider, model (SpendDaily), user and consumer group (SpendUserDaily), with
-premium spend and repeated prompts as figures; other groupings (tags, currency) and filters
-(provider-billed) sum the events.
+premium spend, repeated prompts and what cache hits cost as figures; other groupings (tags,
+currency) sum the events.
 
-The rollups are kept by PostgreSQL triggers (gateway/migrations/0007_spend_rollups.py). Other
-databases (SQLite: the embedded demo, whose months are small) have none: there the same
+The rollups are kept by PostgreSQL triggers (gateway/migrations/0013_one_delta_cache_cost.py).
+Other databases (SQLite: the embedded demo, whose months are small) have none: there the same
 figures are summed from the events.
 """
 
@@ -24,13 +24,7 @@ from chargeback.models import Department, Organization
 from chargeback.money import ZERO, exact_sum
 from chargeback.periods import day_range, month_end
 from gateway.models import UsageEvent
-from gateway.rollup_models import (
-    SpendDaily,
-    SpendDelta,
-    SpendUserDaily,
-    SpendUserDelta,
-    SpendUserMonth,
-)
+from gateway.rollup_models import SpendDaily, SpendDelta, SpendUserDaily, SpendUserMonth
 
 # spend_by's event fields -> the rollup's.
 FIELDS = {
@@ -56,8 +50,9 @@ FIGURES = (
     "fingerprinted_cost",
     "firsts",
     "first_cost",
+    "cache_cost",
 )
-_AMOUNTS = ("cost", "cache_saved", "premium_cost", "fingerprinted_cost", "first_cost")
+_AMOUNTS = ("cost", "cache_saved", "premium_cost", "fingerprinted_cost", "first_cost", "cache_cost")
 # Named apart from the fields they sum (an annotation may not shadow its own field).
 _SUMS = {f"sum_{name}": Sum(name) for name in FIGURES}
 # The same sums over the events, and the events' field for each rollup field.
@@ -71,6 +66,7 @@ _EVENT_SUMS = {
     "sum_completion_tokens": Sum("completion_tokens"),
     "sum_cache_hits": Count("id", filter=_HIT),
     "sum_cache_saved": Sum(F("saved") - F("cost"), filter=_HIT),
+    "sum_cache_cost": Sum("cost", filter=_HIT),
     "sum_premium_requests": Count("id", filter=_PREMIUM),
     "sum_premium_cost": Sum("cost", filter=_PREMIUM),
     "sum_fingerprinted": Count("id", filter=_REPEATABLE),
@@ -134,12 +130,14 @@ def _rollup_figures(organization, date_from, date_to, group_by, department) -> d
     if rollups_in_use():
         found = []
         user = _USER_FIELDS.intersection(group_by)
+        # One delta table holds both rollups' keys; a user grouping reads whole months from
+        # the month rows and the other days from the daily ones.
         if user:
             months, days = _months_and_days(date_from, date_to)
             sources = [(SpendUserMonth, months), (SpendUserDaily, days)]
-            sources.append((SpendUserDelta, [(date_from, date_to)]))
         else:
-            sources = [(model, [(date_from, date_to)]) for model in (SpendDaily, SpendDelta)]
+            sources = [(SpendDaily, [(date_from, date_to)])]
+        sources.append((SpendDelta, [(date_from, date_to)]))
         for model, ranges in sources:
             if not ranges:
                 continue

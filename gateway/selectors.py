@@ -84,15 +84,12 @@ def spend_by(
     date_to: date,
     field: str,
     department: Department | None = None,
-    provider_billed: bool = False,
 ) -> list[dict]:
     """Spend grouped by one event field (department__team_id, model_requested, provider, user, ...),
     largest first: [{key, cost, requests, prompt_tokens, completion_tokens, cache_hits,
-    cache_saved}]. `provider_billed`: only what a provider billed (no cache hits, whose cost is
-    the organization's own cache price), for reconciling against its invoice. Department,
-    model, provider, user and consumer group (GROUP_NAME) come from the daily rollups
-    (gateway/rollups.py), the rest from events."""
-    if (field in ROLLUP_FIELDS or field == GROUP_NAME) and not provider_billed:
+    cache_saved}]. Department, model, provider, user and consumer group (GROUP_NAME) come from
+    the daily rollups (gateway/rollups.py), the rest from events."""
+    if field in ROLLUP_FIELDS or field == GROUP_NAME:
         groups = rollup_figures(
             organization=organization,
             date_from=date_from,
@@ -112,8 +109,6 @@ def spend_by(
     qs = events_in_range(
         organization=organization, date_from=date_from, date_to=date_to, department=department
     )
-    if provider_billed:
-        qs = qs.exclude(_HIT)
     rows = (
         qs.values(field)
         .annotate(
@@ -127,6 +122,22 @@ def spend_by(
         .order_by("-cost", field)
     )
     return [{"key": r[field], **{k: r[k] for k in SPEND_FIGURES}} for r in rows]
+
+
+def provider_billed(
+    *, organization: Organization, date_from: date, date_to: date
+) -> dict[str, Decimal]:
+    """Unrounded cost per provider of what the providers billed (every event but the cache
+    hits, whose cost is the organization's own cache price), for reconciling against their
+    invoices; from the daily rollups. Providers with nothing but cache hits are left out."""
+    groups = rollup_figures(
+        organization=organization, date_from=date_from, date_to=date_to, group_by=("provider",)
+    )
+    return {
+        provider: figures["cost"] - figures["cache_cost"]
+        for (provider,), figures in groups.items()
+        if figures["requests"] > figures["cache_hits"]
+    }
 
 
 SPEND_FIGURES = (

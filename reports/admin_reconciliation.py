@@ -16,7 +16,7 @@ from django.urls import reverse
 from chargeback.models import Organization
 from chargeback.money import to_cents
 from chargeback.periods import day_range, local_today, month_end
-from gateway.selectors import spend_by
+from gateway.selectors import provider_billed
 from reports.models import ProviderInvoice
 
 
@@ -71,16 +71,9 @@ def reconciliation_rows(
     events_url = reverse("admin:gateway_usageevent_changelist")
     rows = []
     for month in window:
-        recorded = {
-            r["key"]: r["cost"]
-            for r in spend_by(
-                organization=organization,
-                date_from=month,
-                date_to=month_end(month),
-                field="provider",
-                provider_billed=True,
-            )
-        }
+        recorded = provider_billed(
+            organization=organization, date_from=month, date_to=month_end(month)
+        )
         providers = sorted(set(recorded) | {p for (p, m) in invoices if m == month})
         start, end = day_range(organization, month, month_end(month))
         for provider in providers:

@@ -67,6 +67,17 @@ def raw_total(*, department=None, **scope):
     return events.aggregate(saved=CACHE_SAVED_SUM, total=COST_SUM)
 
 
+def raw_provider_billed(**scope):
+    """What each provider billed as reconciliation summed it from the events: all but hits."""
+    rows = (
+        events_in_range(**scope)
+        .exclude(status=UsageEvent.Status.CACHE_HIT)
+        .values("provider")
+        .annotate(cost=COST_SUM)
+    )
+    return {r["provider"]: r["cost"] for r in rows}
+
+
 def raw_daily(*, organization, date_from, date_to, department=None):
     """The department page's daily chart as it summed the events before the rollups."""
     rows = (
@@ -159,6 +170,8 @@ def assert_rollups_equal_events(*organizations):
         departments = [None, *Department.objects.filter(organization=org)]
         for date_from, date_to in RANGES:
             scope = {"organization": org, "date_from": date_from, "date_to": date_to}
+            billed = selectors.provider_billed(**scope)
+            assert billed == raw_provider_billed(**scope), (org, date_from)
             for department in departments:
                 raw = raw_total(department=department, **scope)
                 total = selectors.spend_total(department=department, **scope)
@@ -233,6 +246,7 @@ def test_month_figures_do_not_read_the_events(dataset):
         selectors.cache_saved_total(**scope)
         for field in FIELDS:
             selectors.spend_by(field=field, **scope)
+        selectors.provider_billed(**scope)
     assert queries.captured_queries
     assert not [q for q in queries.captured_queries if "gateway_usageevent" in q["sql"]]
 

@@ -24,6 +24,7 @@ FIGURES = [
     "fingerprinted_cost",
     "firsts",
     "first_cost",
+    "cache_cost",
 ]
 MONTH_KEY = (
     "organization_id, date_trunc('month', day)::date, department_id, \"user\", consumer_group_id"
@@ -102,7 +103,7 @@ def _backward(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("chargeback", "0007_organization_allocation_policy"),
-        ("gateway", "0012_exchange_rates"),
+        ("gateway", "0013_one_delta_cache_cost"),
     ]
 
     operations = [
@@ -171,6 +172,15 @@ class Migration(migrations.Migration):
                     "first_cost",
                     chargeback.money.AmountField(
                         decimal_places=8, default=Decimal("0"), max_digits=20
+                    ),
+                ),
+                (
+                    "cache_cost",
+                    chargeback.money.AmountField(
+                        decimal_places=8,
+                        default=Decimal("0"),
+                        help_text="cost of the cache hits (what no provider billed)",
+                        max_digits=20,
                     ),
                 ),
                 ("user", models.CharField(blank=True, max_length=200)),

@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("gateway", "0013_spend_user_month"),
+        ("gateway", "0014_spend_user_month"),
         ("wallets", "0005_ledger_funding_indexes"),
     ]
 
