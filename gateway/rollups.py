@@ -154,6 +154,8 @@ def _rollup_figures(organization, date_from, date_to, group_by, department) -> d
         figures = merged[tuple(row[f] for f in group_by)]
         for name in FIGURES:
             figures[name] += row.get(f"sum_{name}") or 0
+    if rollups_in_use():  # PostgreSQL sums exactly: every amount read is already exact
+        return {key: f for key, f in merged.items() if f["requests"]}
     return {
         key: {**f, **{name: exact_sum(f[name]) for name in _AMOUNTS}}
         for key, f in merged.items()
