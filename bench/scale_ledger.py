@@ -24,9 +24,9 @@ figures) are timed too: before the rollups they sum events, after they read the 
 """
 
 import argparse
+import importlib.util
 import logging
 import os
-import statistics
 import sys
 import time
 from datetime import timedelta
@@ -204,13 +204,18 @@ def migrate() -> None:
     print(f"migrated in {took:.1f} s; ledger table {table}; indexes {sizes}")
 
 
-def median_ms(fn, runs: int) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(runs):
-        began = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - began) * 1000)
-    return statistics.median(times), times
+def _median_ms():
+    """bench/timing.py's median_ms, from this file's own folder: KT_REPO may be an older
+    checkout (the "before" of a comparison) that has no bench/timing.py."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_timing", Path(__file__).with_name("timing.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.median_ms
+
+
+median_ms = _median_ms()
 
 
 def plan_ms(queryset) -> float:
