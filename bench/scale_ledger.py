@@ -24,7 +24,6 @@ figures) are timed too: before the rollups they sum events, after they read the 
 """
 
 import argparse
-import importlib.util
 import logging
 import os
 import sys
@@ -204,18 +203,9 @@ def migrate() -> None:
     print(f"migrated in {took:.1f} s; ledger table {table}; indexes {sizes}")
 
 
-def _median_ms():
-    """bench/timing.py's median_ms, from this file's own folder: KT_REPO may be an older
-    checkout (the "before" of a comparison) that has no bench/timing.py."""
-    spec = importlib.util.spec_from_file_location(
-        "bench_timing", Path(__file__).with_name("timing.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.median_ms
-
-
-median_ms = _median_ms()
+# median_ms from this file's folder (bench/timing.py), also when KT_REPO is an older checkout.
+sys.path.append(str(Path(__file__).resolve().parent))
+from timing import median_ms  # noqa: E402
 
 
 def plan_ms(queryset) -> float:
