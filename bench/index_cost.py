@@ -35,6 +35,7 @@ os.environ.pop("DATABASE_REPLICA_URL", None)
 BEFORE = [("gateway", "0008_spend_rollup_triggers"), ("wallets", "0007_hold_department")]
 HOLD_ASYNC = "SET LOCAL synchronous_commit = off"
 TABLES = ("gateway_usageevent", "wallets_hold", "wallets_ledgerentry")
+GUARD = "gateway_usageevent_request"  # one row per request id where events are partitioned
 ROLLUP_TABLES = (
     "gateway_spenddaily",
     "gateway_spenddelta",
@@ -135,17 +136,26 @@ def run(label: str, ids: dict, requests: int) -> dict:
                 [rollups],
             )
             rollup_sizes = dict(cursor.fetchall())
-        cursor.execute("VACUUM ANALYZE " + ", ".join(TABLES))
+        # Partitioned events (gateway 0014): the partitions summed under the parent's name, and
+        # the request-id guard table as a table of its own.
+        cursor.execute("SELECT relname FROM pg_class WHERE relname = %s", [GUARD])
+        tables_now = [*TABLES, *(name for (name,) in cursor.fetchall())]
+        cursor.execute("VACUUM ANALYZE " + ", ".join(tables_now))
         cursor.execute(
-            "SELECT c.relname, pg_total_relation_size(c.oid), pg_relation_size(c.oid)"
-            " FROM pg_class c WHERE c.relname = ANY(%s)",
-            [list(TABLES)],
+            "SELECT c.relname, sum(pg_total_relation_size(t.oid)), sum(pg_relation_size(t.oid))"
+            " FROM pg_class c JOIN pg_class t ON t.oid = c.oid"
+            " OR t.oid IN (SELECT relid FROM pg_partition_tree(c.oid))"
+            " WHERE c.relname = ANY(%s) GROUP BY c.relname",
+            [tables_now],
         )
         tables = {name: (total, heap) for name, total, heap in cursor.fetchall()}
         cursor.execute(
-            "SELECT relname, indexrelname, pg_relation_size(indexrelid)"
-            " FROM pg_stat_user_indexes WHERE relname = ANY(%s) ORDER BY 1, 2",
-            [list(TABLES)],
+            "SELECT COALESCE(pg_partition_root(relid)::regclass::text, relname) AS t,"
+            " COALESCE(pg_partition_root(indexrelid)::regclass::text, indexrelname) AS i,"
+            " sum(pg_relation_size(indexrelid))"
+            " FROM pg_stat_user_indexes GROUP BY 1, 2 HAVING"
+            " COALESCE(pg_partition_root(relid)::regclass::text, relname) = ANY(%s) ORDER BY 1, 2",
+            [tables_now],
         )
         indexes = cursor.fetchall()
     return {

@@ -99,6 +99,11 @@ def _capture_sql(async_commit: bool, with_conversion: bool = False):
         unresolved.get(attname, expression)
         for attname, expression in zip(event_attnames, event_expressions, strict=True)
     ]
+    # Unless the request has its event. On PostgreSQL the events are partitioned by month and
+    # one event per request id is kept by a table of request ids (gateway migration 0013), which
+    # an ON CONFLICT on the events cannot name: gateway_event_new() reads it with a fresh
+    # snapshot, so it sees an event committed while this statement waited for the hold's lock.
+    unless_evented = f" AND gateway_event_new(%({param_name(event_fields, 'request_id')})s)"
     # Only model metadata (table and column names) is formatted in; values are parameters.
     sql = f"""
 WITH {ASYNC_COMMIT_CTE if async_commit else ""}{wallet_ctes}, r AS (
@@ -111,8 +116,7 @@ WITH {ASYNC_COMMIT_CTE if async_commit else ""}{wallet_ctes}, r AS (
     RETURNING id
 ), ev_unresolved AS (
     INSERT INTO {event_table} ({", ".join(event_columns)})
-    SELECT {", ".join(unresolved_expressions)} FROM r WHERE NOT r.charged
-    ON CONFLICT (request_id) DO NOTHING
+    SELECT {", ".join(unresolved_expressions)} FROM r WHERE NOT r.charged{unless_evented}
     RETURNING id
 )
 SELECT (SELECT count(*) FROM h), (SELECT id FROM e),

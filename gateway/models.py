@@ -233,6 +233,25 @@ class UsageEvent(models.Model):
         return self.prompt_tokens + self.completion_tokens
 
 
+class EventArchive(models.Model):
+    """A month (UTC) of usage events exported and its partition dropped (PostgreSQL;
+    reports/event_archive.py): the file, checked against the partition before the drop. The
+    daily rollups keep the month; its raw events are in the file only."""
+
+    month = models.DateField(unique=True, help_text="first day of the month, UTC")
+    path = models.CharField(max_length=500)
+    sha256 = models.CharField(max_length=64)
+    rows = models.BigIntegerField()
+    costs = models.JSONField(help_text="summed cost per currency, as text")
+    archived_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["month"]
+
+    def __str__(self):
+        return f"events {self.month:%Y-%m}: {self.rows} rows in {self.path}"
+
+
 class ResponseCachePolicy(models.Model):
     """The response cache's settings (gateway/response_cache): one row per organization with
     its defaults (`consumer_group` empty) and one per consumer group that overrides them. An

@@ -23,7 +23,7 @@ from django.db.models.functions import TruncDate
 from chargeback.models import Department, Organization
 from chargeback.money import ZERO, exact_sum
 from chargeback.periods import day_range, month_end
-from gateway.models import UsageEvent
+from gateway.models import EventArchive, UsageEvent
 from gateway.rollup_models import SpendDaily, SpendDelta, SpendUserDaily, SpendUserMonth
 
 # spend_by's event fields -> the rollup's.
@@ -233,10 +233,21 @@ def rollups_fold() -> int:
         return cursor.fetchone()[0]
 
 
+class RebuildRefused(Exception):
+    """Months of events were archived: a rebuild would drop their days from the rollups."""
+
+
 def rollups_rebuild(*, organization: Organization) -> None:
-    """Recompute the organization's rollups from its events (exact even while it is serving)."""
+    """Recompute the organization's rollups from its events (exact even while it is serving).
+    Refused (RebuildRefused) once a month of events was archived: the rebuild deletes the days
+    that have no events, and the archived months' events are gone (docs/operations.md)."""
     if not rollups_in_use():
         return
+    if EventArchive.objects.exists():
+        raise RebuildRefused(
+            "months of usage events were archived (manage.py events_archive): a rebuild would"
+            " drop their days from the rollups"
+        )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT gateway_spend_rebuild(%s)", [organization.pk])
         cursor.execute("SELECT gateway_spend_user_month_rebuild(%s)", [organization.pk])

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from gateway.outbox import outbox_replay
+from gateway.partitions import partitions_ensure
 from gateway.rollups import rollups_fold
 from gateway.sweep import holds_sweep
 
@@ -26,3 +27,9 @@ def fold_spend_rollups() -> int:
     """Beat task (every minute): fold the spend deltas into the daily rollups (gateway/rollups.py).
     Returns the daily rows written."""
     return rollups_fold()
+
+
+@shared_task(name="gateway.tasks.ensure_event_partitions")
+def ensure_event_partitions() -> int:
+    """Beat task (daily): see `partitions_ensure`. Returns the partitions created."""
+    return len(partitions_ensure().created)

@@ -54,6 +54,12 @@ KT_RESPONSE_CACHE_FILL_SECONDS = _env.float("KT_RESPONSE_CACHE_FILL_SECONDS", de
 # uncached, and this process leaves the store alone for KT_RESPONSE_CACHE_RETRY_SECONDS.
 KT_RESPONSE_CACHE_TIMEOUT = _env.float("KT_RESPONSE_CACHE_TIMEOUT", default=0.5)
 KT_RESPONSE_CACHE_RETRY_SECONDS = _env.float("KT_RESPONSE_CACHE_RETRY_SECONDS", default=2.0)
+# Redis: a reply this process read or wrote is also kept in its memory this long (seconds, never
+# past the entry's TTL; 0: never), at most LOCAL_MAX_BYTES per process (recent.py).
+KT_RESPONSE_CACHE_LOCAL_SECONDS = _env.float("KT_RESPONSE_CACHE_LOCAL_SECONDS", default=2.0)
+KT_RESPONSE_CACHE_LOCAL_MAX_BYTES = _env.int(
+    "KT_RESPONSE_CACHE_LOCAL_MAX_BYTES", default=16 * 1024 * 1024
+)
 # true: a free cache hit is answered only once its event's WAL is flushed (one flush per batch of
 # hits, gateway/response_cache/hit_events.py); false: the event commits without waiting for it,
 # as a hold does (a database crash may lose the last fraction of a second of hit events, never

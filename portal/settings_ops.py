@@ -52,6 +52,18 @@ OPS_BEAT_SCHEDULE["wallets-prune-resolved-holds"] = {
     "schedule": crontab(minute=40, hour=3),
 }
 
+# Usage events are partitioned by month on PostgreSQL (gateway/partitions.py): the partitions
+# of this month and the next two are created daily by `gateway.tasks.ensure_event_partitions`
+# (or `manage.py events_partitions`), which also moves rows that landed in the default one.
+OPS_BEAT_SCHEDULE["gateway-ensure-event-partitions"] = {
+    "task": "gateway.tasks.ensure_event_partitions",
+    "schedule": crontab(minute=10, hour=3),
+}
+# `manage.py events_archive --month YYYY-MM` exports a month of events to this directory and
+# detaches its partition; it refuses a month fewer than KT_EVENT_ARCHIVE_MIN_MONTHS months ago.
+KT_EVENT_ARCHIVE_DIR = env("KT_EVENT_ARCHIVE_DIR", default="var/event-archive")
+KT_EVENT_ARCHIVE_MIN_MONTHS = env.int("KT_EVENT_ARCHIVE_MIN_MONTHS", default=13)
+
 # --- readiness (/readyz) ---
 # Each dependency check (a new database connection, a Redis PING) gives up after this long.
 KT_READY_TIMEOUT = env.float("KT_READY_TIMEOUT", default=2.0)

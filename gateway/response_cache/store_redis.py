@@ -2,11 +2,13 @@
 process shares), bounded per organization and evicting.
 
 Each operation is one round trip (a Lua script runs atomically in Redis):
-- `lookup`: the entry, else (on request) the fill lock `SET NX PX` for this caller;
-- `poll`: the entry, else whether somebody still holds the fill lock;
+- `lookup`: the entry (and its remaining TTL), else (on request) the fill lock `SET NX PX` for
+  this caller; an entry this process read or wrote lately is answered from its memory without
+  the round trip (gateway/response_cache/recent.py);
+- `poll`: the entry (and its remaining TTL), else whether somebody still holds the fill lock;
 - `put`: the entry with its TTL, its size booked in the organization's index, entries that
   expired forgotten, and while the organization is above KT_RESPONSE_CACHE_MAX_BYTES the entries
-  closest to expiry evicted; the caller's fill lock released;
+  closest to expiry evicted (their digests returned); the caller's fill lock released;
 - `release`: the fill lock, only if it is still the caller's (token compare).
 
 Keys: `kt:rc:{o<organization>}:e:<digest>` (entry), `:l:<digest>` (fill lock), `:idx` (sorted
@@ -17,17 +19,20 @@ with `maxmemory-policy allkeys-lru`, and the bookkeeping corrects itself as entr
 """
 
 import redis
+from django.conf import settings
+
+from gateway.response_cache.recent import RecentEntries
 
 _LOOKUP = """
 local v = redis.call('GET', KEYS[1])
-if v then return v end
+if v then return {v, redis.call('PTTL', KEYS[1])} end
 if ARGV[3] == '1' and redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0
 """
 
 _POLL = """
 local v = redis.call('GET', KEYS[1])
-if v then return v end
+if v then return {v, redis.call('PTTL', KEYS[1])} end
 return redis.call('EXISTS', KEYS[2])
 """
 
@@ -52,13 +57,13 @@ local total = redis.call('INCRBY', bytes, string.len(value))
 for _, d in ipairs(redis.call('ZRANGEBYSCORE', idx, '-inf', now, 'LIMIT', 0, 100)) do
     total = forget(d)
 end
-local evicted = 0
+local evicted = {}
 while total > limit do
     local first = redis.call('ZRANGE', idx, 0, 0)
     if #first == 0 then break end
     total = forget(first[1])
     redis.call('DEL', prefix .. first[1])
-    evicted = evicted + 1
+    table.insert(evicted, first[1])
 end
 if token ~= '' and redis.call('GET', lock) == token then redis.call('DEL', lock) end
 return evicted
@@ -83,6 +88,10 @@ class RedisStore:
             url, socket_connect_timeout=timeout, socket_timeout=timeout
         )
         self.max_bytes = max_bytes
+        self.recent = RecentEntries(
+            seconds=settings.KT_RESPONSE_CACHE_LOCAL_SECONDS,
+            max_bytes=settings.KT_RESPONSE_CACHE_LOCAL_MAX_BYTES,
+        )
         self._lookup = self.client.register_script(_LOOKUP)
         self._poll = self.client.register_script(_POLL)
         self._put = self.client.register_script(_PUT)
@@ -90,23 +99,35 @@ class RedisStore:
 
     def lookup(self, key: str, *, token: str, lock_ms: int, lock: bool) -> bytes | bool:
         """The entry's bytes; else True when this caller now holds the fill lock."""
+        kept = self.recent.get(key)
+        if kept is not None:
+            return kept
         prefix, digest = _keys(key)
         found = self._lookup(
             keys=[f"{prefix}e:{digest}", f"{prefix}l:{digest}"],
             args=[token, lock_ms, "1" if lock else "0"],
         )
-        return found if isinstance(found, bytes) else found == 1
+        return self._entry(key, found)
 
     def poll(self, key: str) -> bytes | bool:
         """The entry's bytes; else True while somebody holds the fill lock."""
         prefix, digest = _keys(key)
         found = self._poll(keys=[f"{prefix}e:{digest}", f"{prefix}l:{digest}"])
-        return found if isinstance(found, bytes) else found == 1
+        return self._entry(key, found)
+
+    def _entry(self, key: str, found) -> bytes | bool:
+        """A script's answer: [entry, remaining TTL in ms] (the entry kept locally too), else
+        the lock's 0 or 1."""
+        if isinstance(found, list):
+            value, ttl_ms = found
+            self.recent.put(key, value, ttl_ms=ttl_ms)
+            return value
+        return found == 1
 
     def put(self, key: str, value: bytes, *, ttl_seconds: int, token: str = "") -> int:
         """Store the entry (and release the caller's fill lock); the number of entries evicted."""
         prefix, digest = _keys(key)
-        return self._put(
+        evicted = self._put(
             keys=[
                 f"{prefix}e:{digest}",
                 f"{prefix}l:{digest}",
@@ -116,6 +137,10 @@ class RedisStore:
             ],
             args=[value, ttl_seconds * 1000, token, self.max_bytes, digest, f"{prefix}e:"],
         )
+        for gone in evicted:  # this process's copies of them go too (others' expire soon)
+            self.recent.forget(f"{key.split(':', 1)[0]}:{gone.decode()}")
+        self.recent.put(key, value, ttl_ms=ttl_seconds * 1000)
+        return len(evicted)
 
     def release(self, key: str, token: str) -> None:
         prefix, digest = _keys(key)

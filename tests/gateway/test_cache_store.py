@@ -119,6 +119,7 @@ def test_while_its_store_is_away_the_gateway_serves_every_request_uncached(
     redis_server = PrivateRedis(tmp_path / "redis").start()
     settings.KT_RESPONSE_CACHE_URL = redis_server.url()
     settings.KT_RESPONSE_CACHE_RETRY_SECONDS = 0  # try the store again at once, each request
+    settings.KT_RESPONSE_CACHE_LOCAL_SECONDS = 0  # no copies in memory: every lookup asks Redis
     response_store_reset()
 
     def ask():

@@ -6,7 +6,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from chargeback.models import Organization
-from gateway.rollups import rollups_fold, rollups_rebuild
+from gateway.rollups import RebuildRefused, rollups_fold, rollups_rebuild
 
 
 class Command(BaseCommand):
@@ -27,5 +27,8 @@ class Command(BaseCommand):
         rollups_fold()
         for org in organizations:
             began = time.monotonic()
-            rollups_rebuild(organization=org)
+            try:
+                rollups_rebuild(organization=org)
+            except RebuildRefused as exc:
+                raise CommandError(f"refused: {exc}") from exc
             self.stdout.write(f"{org.slug}: rebuilt in {time.monotonic() - began:.1f} s")
