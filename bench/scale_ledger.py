@@ -26,7 +26,6 @@ figures) are timed too: before the rollups they sum events, after they read the 
 import argparse
 import logging
 import os
-import statistics
 import sys
 import time
 from datetime import timedelta
@@ -204,13 +203,9 @@ def migrate() -> None:
     print(f"migrated in {took:.1f} s; ledger table {table}; indexes {sizes}")
 
 
-def median_ms(fn, runs: int) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(runs):
-        began = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - began) * 1000)
-    return statistics.median(times), times
+# median_ms from this file's folder (bench/timing.py), also when KT_REPO is an older checkout.
+sys.path.append(str(Path(__file__).resolve().parent))
+from timing import median_ms  # noqa: E402
 
 
 def plan_ms(queryset) -> float:

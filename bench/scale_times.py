@@ -4,24 +4,15 @@ median of N runs against the issue's goal; the month export in a child process; 
 request leaves in the event, hold and ledger tables."""
 
 import resource
-import statistics
 import time
 from datetime import timedelta
 from pathlib import Path
 
 from bench.scale_data import window
+from bench.timing import median_ms
 
 PASSWORD = "bench-scale-password"  # a throwaway bench database
 GOALS = {"dashboard": 150, "admin": 300, "api": 100, "job": 1000}
-
-
-def median_ms(fn, runs: int) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(runs):
-        began = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - began) * 1000)
-    return statistics.median(times), times
 
 
 def line(name: str, median: float, goal_ms: float, times=(), note: str = "") -> str:

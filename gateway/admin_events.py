@@ -1,20 +1,30 @@
 """The usage events admin without reading a year of events for its frame: the provider and model
 filter choices, the result count and the totals above the list come from the daily rollups
 (gateway/rollups.py) whenever the active filters are rollup keys (department, consumer group,
-provider, model, end user; none at all). The list itself is one page of events by the
-organization's time index. Other filters (dates, status, policy, search) count and total the
-filtered events, which those filters narrow by index."""
+provider, model, end user; none at all). A time range (the date hierarchy's year, month or
+day, or `created_at__gte` / `__lt` as the reconciliation links give) is answered the same way:
+the organization's whole calendar days inside it from the rollups, the hours at its edges that
+are not whole days there (another time zone than the admin's) from the events, so the figures
+are exactly the events' whatever the zones. The list itself is one page of events by the
+organization's time index. Other filters (status, policy, search) count and total the filtered
+events, which those filters narrow by index."""
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 from django.contrib import admin
 from django.core.paginator import Paginator
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from chargeback.admin_base import InputFilter
 from chargeback.admin_scope import request_organization, request_scope
+from chargeback.periods import day_range
 from gateway.models import UsageEvent
 from gateway.rollup_models import SpendDaily, SpendDelta
 from gateway.rollups import rollup_figures, rollups_in_use
+from gateway.selectors import CACHE_HITS, CACHE_SAVED_SUM, COST_SUM
 
 # Filter parameters -> the rollup field they filter on.
 ROLLUP_PARAMS = {
@@ -28,7 +38,18 @@ _IDS = {"department_id", "consumer_group_id"}
 # Which rollup keeps which fields together (one table answers one set of filters).
 _TABLES = ({"department_id", "provider", "model"}, {"department_id", "user", "consumer_group_id"})
 _PAGE_PARAMS = {"p", "o"}  # page and ordering: no filter
+_DATE_PARAMS = {f"created_at__{part}" for part in ("year", "month", "day", "gte", "lt")}
+# The rollup filters as event lookups.
+_EVENT_LOOKUPS = {
+    "department_id": "department_id",
+    "consumer_group_id": "consumer_group_id",
+    "provider": "provider",
+    "model": "model_requested",
+    "user": "user",
+}
+_TOTALS = ("requests", "cost", "cache_saved", "cache_hits", "prompt_tokens", "completion_tokens")
 _EVER = (date(1970, 1, 1), date(9999, 12, 30))
+_FAR = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 class _RollupChoices(admin.SimpleListFilter):
@@ -125,6 +146,10 @@ def _rollup_totals(request) -> dict | None:
     if scope.superuser or scope.department_ids is not None or not rollups_in_use():
         return None
     params = {key: request.GET[key] for key in request.GET if key not in _PAGE_PARAMS}
+    period = _period(params)
+    if period is False:
+        return None
+    params = {key: value for key, value in params.items() if key not in _DATE_PARAMS}
     if any(key not in ROLLUP_PARAMS or not value for key, value in params.items()):
         return None
     wanted = {ROLLUP_PARAMS[key]: value for key, value in params.items()}
@@ -135,18 +160,98 @@ def _rollup_totals(request) -> dict | None:
             return None
         wanted[field] = int(wanted[field])
     organization = _organization(request)
-    grouped = rollup_figures(
-        organization=organization,
-        date_from=_EVER[0],
-        date_to=_EVER[1],
-        group_by=tuple(wanted),
-        department=wanted.get("department_id"),
+    days, edges = _EVER, []
+    if period is not None:
+        days, edges = _whole_days(organization, *period)
+    totals = dict.fromkeys(_TOTALS, 0)
+    if days is not None:
+        grouped = rollup_figures(
+            organization=organization,
+            date_from=days[0],
+            date_to=days[1],
+            group_by=tuple(wanted),
+            department=wanted.get("department_id"),
+        )
+        found = grouped.get(tuple(wanted.values()), {})
+        totals = {name: found.get(name, 0) for name in _TOTALS}
+    if edges:
+        in_edges = Q()
+        for start, end in edges:
+            in_edges |= Q(created_at__gte=start, created_at__lt=end)
+        events = UsageEvent.objects.filter(
+            in_edges,
+            organization=organization,
+            **{_EVENT_LOOKUPS[field]: value for field, value in wanted.items()},
+        )
+        extra = events.order_by().aggregate(
+            cache_saved=CACHE_SAVED_SUM,
+            cache_hits=CACHE_HITS,
+            cost=COST_SUM,
+            requests=Count("id"),
+            prompt_tokens=Coalesce(Sum("prompt_tokens"), 0),
+            completion_tokens=Coalesce(Sum("completion_tokens"), 0),
+        )
+        totals = {name: totals[name] + extra[name] for name in _TOTALS}
+    return totals
+
+
+def _period(params: dict) -> tuple[datetime | None, datetime | None] | bool | None:
+    """The time range of the date filters as the changelist applies them (the date hierarchy
+    in the admin's time zone, as Django's ChangeList bounds it): (start, end), either open;
+    None without date filters; False when they are not a plain range (then sum the events)."""
+    given = {key[len("created_at__") :]: params[key] for key in _DATE_PARAMS & set(params)}
+    if not given:
+        return None
+    try:
+        if given.keys() & {"year", "month", "day"}:
+            if given.keys() & {"gte", "lt"} or "year" not in given:
+                return False
+            month, day = given.get("month"), given.get("day")
+            if day and not month:
+                return False
+            start = datetime(
+                int(given["year"]),
+                int(month or 1),
+                int(day or 1),
+                tzinfo=timezone.get_current_timezone(),
+            )
+            if day:
+                end = start + timedelta(days=1)
+            elif month:
+                end = (start + timedelta(days=32)).replace(day=1)
+            else:
+                end = start.replace(year=start.year + 1)
+            return start, end
+        start, end = (parse_datetime(given[k]) if k in given else None for k in ("gte", "lt"))
+    except (ValueError, OverflowError):
+        return False
+    if any(k in given and v is None for k, v in (("gte", start), ("lt", end))):
+        return False
+    start, end = (
+        v if v is None or timezone.is_aware(v) else timezone.make_aware(v) for v in (start, end)
     )
-    key = tuple(wanted.values())
-    found = grouped.get(key)
-    if found is None:
-        return {"requests": 0, "cost": 0, "cache_saved": 0, "cache_hits": 0}
-    return found
+    return start, end
+
+
+def _whole_days(organization, start, end):
+    """((first, last) organization days inside [start, end), or None), and the [from, to)
+    ranges of the rest of it, which are less than a day at each end."""
+    tz = organization.tz
+    first = _EVER[0] if start is None else start.astimezone(tz).date()
+    if start is not None and day_range(organization, first, first)[0] < start:
+        first += timedelta(days=1)
+    last = _EVER[1] if end is None else (end - timedelta(microseconds=1)).astimezone(tz).date()
+    if end is not None and day_range(organization, last, last)[1] > end:
+        last -= timedelta(days=1)
+    if first > last:  # not one whole day: all of it from the events
+        return None, [(start or datetime(1970, 1, 1, tzinfo=UTC), end or _FAR)]
+    inner_start, inner_end = day_range(organization, first, last)
+    edges = []
+    if start is not None and start < inner_start:
+        edges.append((start, inner_start))
+    if end is not None and inner_end < end:
+        edges.append((inner_end, end))
+    return (first, last), edges
 
 
 class RollupCountPaginator(Paginator):

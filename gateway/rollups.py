@@ -12,7 +12,9 @@ figures are summed from the events.
 """
 
 from collections import defaultdict
-from datetime import date
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import date, timedelta
 
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, Sum
@@ -20,9 +22,9 @@ from django.db.models.functions import TruncDate
 
 from chargeback.models import Department, Organization
 from chargeback.money import ZERO, exact_sum
-from chargeback.periods import day_range
+from chargeback.periods import day_range, month_end
 from gateway.models import EventArchive, UsageEvent
-from gateway.rollup_models import SpendDaily, SpendDelta, SpendUserDaily
+from gateway.rollup_models import SpendDaily, SpendDelta, SpendUserDaily, SpendUserMonth
 
 # spend_by's event fields -> the rollup's.
 FIELDS = {
@@ -71,11 +73,28 @@ _EVENT_SUMS = {
     "sum_fingerprinted_cost": Sum("cost", filter=_REPEATABLE),
 }
 _EVENT_FIELDS = {value: key for key, value in FIELDS.items()}
+_LAST_MONTH = date(9999, 12, 1)  # "ever" ends in it (no month after it to compute)
 
 
 def rollups_in_use() -> bool:
     """True where triggers keep the rollups (PostgreSQL)."""
     return connection.vendor == "postgresql"
+
+
+_memo: ContextVar[dict | None] = ContextVar("rollup_memo", default=None)
+
+
+@contextmanager
+def rollups_memo():
+    """Within it, the same rollup_figures question is answered once: a page asks for its
+    month's totals or per-user figures under several names (spend, savings, premium share,
+    repeats), and a user grouping is thousands of rows. For one request's reads only: the
+    answers are as of their first query."""
+    token = _memo.set({})
+    try:
+        yield
+    finally:
+        _memo.reset(token)
 
 
 def rollup_figures(
@@ -84,21 +103,48 @@ def rollup_figures(
     date_from: date,
     date_to: date,
     group_by: tuple[str, ...] = (),
-    department: Department | None = None,
+    department: Department | int | None = None,
 ) -> dict[tuple, dict]:
     """{group key: {FIGURES}} over the days [date_from, date_to], grouped by rollup fields
     (FIELDS' values; `day` too). Groups without any event (all their events deleted or moved)
     are left out, as a GROUP BY over the events would. Without rollups (SQLite) `firsts` and
-    `first_cost` are 0: repeats are counted from the events there (reports' repeats_by)."""
+    `first_cost` are 0: repeats are counted from the events there (reports' repeats_by).
+    Read-only: inside rollups_memo() the same dictionaries answer the same question again."""
+    memo = _memo.get()
+    if memo is None:
+        return _rollup_figures(organization, date_from, date_to, tuple(group_by), department)
+    key = (
+        organization.pk,
+        date_from,
+        date_to,
+        tuple(group_by),
+        getattr(department, "pk", department),
+    )
+    if key not in memo:
+        memo[key] = _rollup_figures(organization, date_from, date_to, tuple(group_by), department)
+    return memo[key]
+
+
+def _rollup_figures(organization, date_from, date_to, group_by, department) -> dict[tuple, dict]:
     merged: dict[tuple, dict] = defaultdict(lambda: dict.fromkeys(FIGURES, 0))
     if rollups_in_use():
         found = []
         user = _USER_FIELDS.intersection(group_by)
-        # One delta table holds both rollups' keys.
-        for model in (SpendUserDaily if user else SpendDaily, SpendDelta):
-            rows = model.objects.filter(
-                organization=organization, day__gte=date_from, day__lte=date_to
-            )
+        # One delta table holds both rollups' keys; a user grouping reads whole months from
+        # the month rows and the other days from the daily ones.
+        if user:
+            months, days = _months_and_days(date_from, date_to)
+            sources = [(SpendUserMonth, months), (SpendUserDaily, days)]
+        else:
+            sources = [(SpendDaily, [(date_from, date_to)])]
+        sources.append((SpendDelta, [(date_from, date_to)]))
+        for model, ranges in sources:
+            if not ranges:
+                continue
+            within = Q()
+            for first, last in ranges:
+                within |= Q(day__gte=first, day__lte=last)
+            rows = model.objects.filter(within, organization=organization)
             if department is not None:
                 rows = rows.filter(department=department)
             found += _summed(rows.order_by(), group_by, _SUMS)
@@ -108,11 +154,34 @@ def rollup_figures(
         figures = merged[tuple(row[f] for f in group_by)]
         for name in FIGURES:
             figures[name] += row.get(f"sum_{name}") or 0
+    if rollups_in_use():  # PostgreSQL sums exactly: every amount read is already exact
+        return {key: f for key, f in merged.items() if f["requests"]}
     return {
         key: {**f, **{name: exact_sum(f[name]) for name in _AMOUNTS}}
         for key, f in merged.items()
         if f["requests"]
     }
+
+
+def _months_and_days(date_from: date, date_to: date) -> tuple[list, list]:
+    """[date_from, date_to] as the whole calendar months in it (as (first, last) month starts
+    for SpendUserMonth, whose `day` is the month's first) and the days before and after them."""
+    first = date_from if date_from.day == 1 else _next_month(date_from)
+    whole = date_to.replace(day=1) < _LAST_MONTH and date_to == month_end(date_to)
+    after = _next_month(date_to) if whole else date_to.replace(day=1)
+    if first >= after:  # no whole month: days only
+        return [], [(date_from, date_to)]
+    months = [(first, (after - timedelta(days=1)).replace(day=1))]
+    days = []
+    if date_from < first:
+        days.append((date_from, first - timedelta(days=1)))
+    if after <= date_to:
+        days.append((after, date_to))
+    return months, days
+
+
+def _next_month(day: date) -> date:
+    return month_end(day) + timedelta(days=1)
 
 
 def _summed(rows, group_by: tuple[str, ...], sums: dict) -> list[dict]:
@@ -181,3 +250,4 @@ def rollups_rebuild(*, organization: Organization) -> None:
         )
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT gateway_spend_rebuild(%s)", [organization.pk])
+        cursor.execute("SELECT gateway_spend_user_month_rebuild(%s)", [organization.pk])

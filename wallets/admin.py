@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from chargeback import display
 from chargeback.admin_audit import audited_by_service
 from chargeback.admin_base import ReadOnlyOrgScopedAdmin, actor_of
+from chargeback.admin_paging import CappedCountAdminMixin
 from chargeback.admin_services import ServiceAdmin
 from chargeback.errors import ApplicationError
 from chargeback.money import AMOUNT_DIGITS, AMOUNT_PLACES, ZERO
@@ -288,7 +289,7 @@ class WalletAdmin(ServiceAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(EntryColumns, ReadOnlyOrgScopedAdmin):
+class LedgerEntryAdmin(CappedCountAdminMixin, EntryColumns, ReadOnlyOrgScopedAdmin):
     department_path = "wallet__department"
     list_display = [
         "created_at",
@@ -310,7 +311,7 @@ class LedgerEntryAdmin(EntryColumns, ReadOnlyOrgScopedAdmin):
 
 
 @admin.register(Hold)
-class HoldAdmin(ReadOnlyOrgScopedAdmin):
+class HoldAdmin(CappedCountAdminMixin, ReadOnlyOrgScopedAdmin):
     department_path = "wallet__department"
     list_display = [
         "request_id",

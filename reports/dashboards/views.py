@@ -10,6 +10,7 @@ from django.shortcuts import render
 from chargeback.errors import ApplicationError, NotFound
 from chargeback.periods import local_today, month_start
 from chargeback.replica import reads_from_replica, replica_lag_notice
+from gateway.rollups import rollups_memo
 from reports.dashboards import selectors as sel
 from reports.dashboards.csv import table_csv_response
 from reports.dashboards.department import department_page
@@ -71,7 +72,8 @@ def department(request, team_id: str):
         )
     except NotFound as exc:
         raise Http404(str(exc)) from None
-    data = department_page(organization=organization, department=dept, month=month, as_of=as_of)
+    with rollups_memo():
+        data = department_page(organization=organization, department=dept, month=month, as_of=as_of)
     context = {**_base(request, organization, month), "department": dept}
     if as_of is not None:
         context["as_of_query"] = f"&as_of={as_of.isoformat()}"

@@ -24,7 +24,7 @@ from django.test.utils import CaptureQueriesContext
 from chargeback.models import Department, Organization
 from gateway import rollups, selectors
 from gateway.models import UsageEvent
-from gateway.rollup_models import SpendDaily, SpendDelta
+from gateway.rollup_models import SpendDaily, SpendDelta, SpendUserDaily, SpendUserMonth
 from gateway.rollups import rollups_fold, rollups_rebuild
 from gateway.selectors import CACHE_HITS, CACHE_SAVED_SUM, COST_SUM, events_in_range
 from reports.admin_columns import annotate_departments
@@ -33,7 +33,8 @@ from tests.factories import DepartmentFactory, OrganizationFactory
 
 pytestmark = pytest.mark.django_db
 
-FIELDS = ["department__team_id", "model_requested", "provider"]
+# "user" and the group read the per-user rollup: its months (SpendUserMonth) for whole months.
+FIELDS = ["department__team_id", "model_requested", "provider", "user", selectors.GROUP_NAME]
 RANGES = [
     (date(2026, 3, 1), date(2026, 3, 31)),
     (date(2026, 4, 1), date(2026, 4, 30)),
@@ -143,9 +144,29 @@ def dataset():
     return kolkata, berlin, departments
 
 
+def assert_months_sum_the_days(org):
+    """SpendUserMonth is SpendUserDaily summed by month, whatever wrote the daily rows."""
+    days = SpendUserDaily.objects.filter(organization=org).order_by()
+    by_month = {}
+    for row in days.values("day", "department_id", "user", "consumer_group_id", "cost", "requests"):
+        key = (
+            row["day"].replace(day=1),
+            row["department_id"],
+            row["user"],
+            row["consumer_group_id"],
+        )
+        cost, requests = by_month.get(key, (0, 0))
+        by_month[key] = (cost + row["cost"], requests + row["requests"])
+    months = SpendUserMonth.objects.filter(organization=org).exclude(requests=0, cost=0)
+    assert {
+        (m.day, m.department_id, m.user, m.consumer_group_id): (m.cost, m.requests) for m in months
+    } == {key: value for key, value in by_month.items() if value != (0, 0)}
+
+
 def assert_rollups_equal_events(*organizations):
     for org in organizations:
         org.refresh_from_db()
+        assert_months_sum_the_days(org)
         departments = [None, *Department.objects.filter(organization=org)]
         for date_from, date_to in RANGES:
             scope = {"organization": org, "date_from": date_from, "date_to": date_to}
@@ -173,6 +194,7 @@ def test_every_figure_equals_the_events_before_and_after_the_fold(dataset):
     rollups_fold()
     assert not SpendDelta.objects.exists()
     assert SpendDaily.objects.filter(organization=kolkata).exists()
+    assert SpendUserMonth.objects.filter(organization=kolkata).exists()
     assert_rollups_equal_events(kolkata, berlin)
 
 
@@ -234,6 +256,7 @@ def test_the_rebuild_command_restores_lost_rollups(dataset):
     rollups_fold()
     SpendDaily.objects.filter(organization=kolkata).delete()
     SpendDaily.objects.filter(organization=berlin).update(cost=Decimal("999"))
+    SpendUserMonth.objects.filter(organization=berlin).update(cost=Decimal("999"))
     call_command("spend_rollups_rebuild", "--organization", "mumbai")
     assert_rollups_equal_events(kolkata)
     call_command("spend_rollups_rebuild")

@@ -154,6 +154,17 @@ def _plans_of_event_reads(sqls: list[str]) -> list[str]:
     return plans
 
 
+def _parent_index(name: str) -> str:
+    """A partition's index as the parent table's index it is part of (itself if none)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = %s::regclass",
+            [name],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else name
+
+
 def test_every_finance_page_is_bounded_and_never_scans_the_events(scene):
     org, other, teams, prices, clients = scene
     busiest, wallet = teams[org.pk][0][0], teams[org.pk][0][1]
@@ -209,3 +220,21 @@ def test_every_finance_page_is_bounded_and_never_scans_the_events(scene):
             if "Seq Scan on gateway_usageevent" in plan:
                 failures.append((name, plan))
     assert not failures, "\n\n".join(map(str, failures))
+    # What keeps the busiest pages small at 10 M events (docs/performance.md): a month by user
+    # or consumer group from the month rows, not a row per user and day; the policy table from
+    # its partial index; the ledger counted no further than its cap.
+    for name in ("spend by user", "spend by group", "department dashboard"):
+        assert any("gateway_spendusermonth" in sql for sql in large[name]), name
+        assert not any("gateway_spenduserdaily" in sql for sql in large[name]), name
+    policy = [sql for sql in large["department dashboard"] if '"policy_saved"' in sql]
+    assert policy
+    # The partial index, or on the partitioned table each month partition's part of it.
+    used = re.findall(
+        r"(?:Index (?:Only )?Scan using|Bitmap Index Scan on) (\w+)",
+        _plans_of_event_reads(policy)[0],
+    )
+    assert used
+    assert {_parent_index(name) for name in used} == {"event_policy_time"}, used
+    counts = [sql for sql in large["admin ledger"] if "COUNT(" in sql]
+    assert counts
+    assert all("LIMIT 100001" in sql for sql in counts), counts
