@@ -104,3 +104,60 @@ def test_the_repeat_and_user_rollups_go_back_and_come_again_with_events():
         fields=("user",), keyed_by_tuple=False, department=None, **scope
     )
     assert sum(r.repeated for r in got.values()) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_delta_table_upgrade_folds_the_user_deltas_and_fills_what_hits_cost():
+    """gateway 0013 on a database whose user deltas were not folded yet and whose cache hits
+    have a price: nothing is lost with the user delta table, and cache_cost is filled in."""
+    from gateway import selectors
+    from gateway.rollups import rollup_figures
+
+    latest = [("gateway", MigrationExecutor(connection).loader.graph.leaf_nodes("gateway")[0][1])]
+    org = OrganizationFactory(time_zone="Asia/Kolkata")
+    department = DepartmentFactory(organization=org)
+    _migrate([("gateway", "0012_exchange_rates")])
+    old_event = (
+        MigrationExecutor(connection)
+        .loader.project_state([("gateway", "0012_exchange_rates")])
+        .apps.get_model("gateway", "UsageEvent")
+    )
+    try:
+        for n, (provider, status, cost) in enumerate(
+            [
+                ("openai", "ok", "1.25"),
+                ("openai", "cache_hit", "0.00015"),
+                ("openai", "cache_hit", "0"),
+                ("anthropic", "cache_hit", "0.00015"),
+                ("anthropic", "ok", "0.5"),
+            ]
+        ):
+            old_event.objects.create(
+                organization_id=org.pk,
+                department_id=department.pk if n % 2 else None,
+                request_id=f"one-delta-{n}",
+                user=f"u{n % 2}",
+                endpoint="chat.completions",
+                provider=provider,
+                model_requested="m",
+                cost=Decimal(cost),
+                status=status,
+            )
+        with connection.cursor() as cursor:  # both rollups' deltas are there, unfolded
+            cursor.execute("SELECT count(*) FROM gateway_spenduserdelta")
+            assert cursor.fetchone()[0] == 5
+    finally:
+        _migrate(latest)
+
+    day = UsageEvent.objects.first().created_at.astimezone(org.tz).date()
+    scope = {"organization": org, "date_from": day, "date_to": day}
+    users = rollup_figures(group_by=("user",), **scope)
+    assert {key: (f["requests"], f["cost"]) for key, f in users.items()} == {
+        ("u0",): (3, Decimal("1.75")),
+        ("u1",): (2, Decimal("0.00030")),
+    }
+    assert rollup_figures(**scope)[()]["cache_cost"] == Decimal("0.00030")
+    assert selectors.provider_billed(**scope) == {
+        "openai": Decimal("1.25"),
+        "anthropic": Decimal("0.5"),
+    }
