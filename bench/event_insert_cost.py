@@ -62,13 +62,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    import psycopg
+    from bench.benchdb import database_drop, database_recreate
 
-    admin = URL.rsplit("/", 1)[0] + "/postgres"
-    name = URL.rsplit("/", 1)[1]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
+    database_recreate(URL)
     import django
 
     django.setup()
@@ -96,8 +92,7 @@ def main() -> None:
             print(f"   {label:20} {statistics.median(runs):.3f} ms")
     finally:
         connection.close()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        database_drop(URL)
 
 
 if __name__ == "__main__":

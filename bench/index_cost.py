@@ -195,13 +195,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     before = [tuple(t.split(":")) for t in args.before.split(",") if t] or BEFORE
-    import psycopg
+    from bench.benchdb import database_drop, database_recreate
 
-    admin = URL.rsplit("/", 1)[0] + "/postgres"
-    name = URL.rsplit("/", 1)[1]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
+    database_recreate(URL)
     import django
 
     django.setup()
@@ -238,8 +234,7 @@ def main() -> None:
     finally:
         connection.close()
         if not args.keep:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            database_drop(URL)
 
 
 if __name__ == "__main__":

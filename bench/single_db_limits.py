@@ -93,13 +93,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    import psycopg
+    from benchdb import database_drop, database_recreate
 
-    admin = URL.rsplit("/", 1)[0] + "/postgres"
-    name = URL.rsplit("/", 1)[1]
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
+    database_recreate(URL)
     import django
 
     django.setup()
@@ -119,8 +115,7 @@ def main() -> None:
         hammer("hot, async", [wallets[0]] * args.threads, args.seconds, durable=False)
     finally:
         connection.close()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        database_drop(URL)
 
 
 if __name__ == "__main__":
