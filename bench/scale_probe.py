@@ -84,6 +84,7 @@ def pages(slug: str) -> dict:
         "user": (api, f"/v1/spend?by=user&month={lm}"),
         "group": (api, f"/v1/spend?by=group&month={lm}"),
         "recon": (web, "/admin/reports/providerinvoice/reconciliation/"),
+        "budgets": (api, "/v1/budgets"),
     }
 
 

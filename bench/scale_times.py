@@ -182,13 +182,18 @@ def peak_rss_kb() -> int:
 def bytes_per_request() -> tuple[float, int, dict]:
     from django.db import connection
 
+    # The events' month partitions count under the table's name, and so does the table of request
+    # ids that keeps one event per request (gateway 0014).
     tables = ("gateway_usageevent", "wallets_hold", "wallets_ledgerentry")
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM gateway_usageevent")
         (events,) = cursor.fetchone()
         cursor.execute(
-            "SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relname = ANY(%s)",
+            "SELECT c.relname, sum(pg_total_relation_size(p.oid)) FROM pg_class c JOIN pg_class p"
+            " ON p.oid = c.oid OR p.oid IN (SELECT relid FROM pg_partition_tree(c.oid))"
+            " OR p.relname = c.relname || '_request'"
+            " WHERE c.relname = ANY(%s) GROUP BY c.relname",
             [list(tables)],
         )
-        sizes = dict(cursor.fetchall())
+        sizes = {name: int(size) for name, size in cursor.fetchall()}
     return sum(sizes.values()) / events, events, sizes

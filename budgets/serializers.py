@@ -66,7 +66,10 @@ class BudgetOutput(serializers.Serializer):
         return str(to_cents(budget.amount))
 
     def get_current_period(self, budget) -> dict:
-        status = selectors.budget_status(budget=budget)
+        # A list passes its page's statuses (selectors.budget_statuses: the same figures).
+        status = self.context.get("statuses", {}).get(budget.pk) or selectors.budget_status(
+            budget=budget
+        )
         forecast = status.forecast
         return {
             "start": status.period_start.isoformat(),
@@ -75,10 +78,9 @@ class BudgetOutput(serializers.Serializer):
             "percent_used": str(status.percent_of(budget.amount)),
             "forecast": str(to_cents(forecast)) if forecast is not None else None,
             "days_left": status.days_left,
-            "alerts": [
+            "alerts": [  # all() reads a list's prefetched alerts
                 {"kind": a.kind, "threshold": a.threshold, "status": a.status}
-                for a in budget.alerts.filter(period_start=status.period_start).order_by(
-                    "kind", "threshold"
-                )
+                for a in sorted(budget.alerts.all(), key=lambda a: (a.kind, a.threshold))
+                if a.period_start == status.period_start
             ],
         }

@@ -181,3 +181,46 @@ def test_the_same_amount_written_differently_is_no_change(client, support):
         r = client.patch(f"/v1/budgets/{budget_id}", {"amount": same}, format="json")
         assert r.status_code == 200
     assert not AuditLog.objects.filter(action="budget.update").exists()
+
+
+def test_the_list_shows_each_budgets_period_as_its_own_page_does_in_a_bounded_number_of_queries(
+    client, support, support_wallet, spend
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from budgets import services as budget_services
+    from wallets import services as wallet_services
+
+    def make(team_id, period, amount):
+        department = support
+        if team_id != "team_support":
+            department = DepartmentFactory(organization=support.organization, team_id=team_id)
+            wallet_services.wallet_allocate(
+                department=department, amount=Decimal("100"), currency="USD"
+            )
+        budget_services.budget_create(
+            organization=support.organization,
+            team_id=team_id,
+            amount=Decimal(amount),
+            period=period,
+            owner_emails=["lead@example.com"],
+        )
+        return department
+
+    make("team_support", "month", "10")
+    spend(department=support, amount="6.00")  # past 50 %: an alert
+    with CaptureQueriesContext(connection) as few:
+        assert client.get("/v1/budgets").status_code == 200
+    for n, period in enumerate(["month", "quarter", "month", "quarter"]):
+        spend(department=make(f"team_{n}", period, "40"), amount=f"{n + 1}.25")
+    with CaptureQueriesContext(connection) as many:
+        listed = client.get("/v1/budgets").json()["results"]
+
+    assert len(listed) == 5
+    assert len(many) <= len(few) + 2  # one more grouped read per kind of period
+    for row in listed:
+        assert row == client.get(f"/v1/budgets/{row['id']}").json()
+    support_row = next(r for r in listed if r["team_id"] == "team_support")
+    assert support_row["current_period"]["spend"] == "6.00"
+    assert [a["threshold"] for a in support_row["current_period"]["alerts"]] == [50]
