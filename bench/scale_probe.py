@@ -85,6 +85,7 @@ def pages(slug: str) -> dict:
         "group": (api, f"/v1/spend?by=group&month={lm}"),
         "recon": (web, "/admin/reports/providerinvoice/reconciliation/"),
         "budgets": (api, "/v1/budgets"),
+        "overview": (web, f"/dashboard/?month={lm}"),
     }
 
 
