@@ -7,8 +7,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Sum
-from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -34,10 +32,10 @@ from gateway.admin_events import (
     PriceCurrencyFilter,
     ProviderFilter,
     RollupCountPaginator,
+    event_totals,
     rollup_totals,
 )
 from gateway.models import Price, UsageEvent
-from gateway.selectors import CACHE_HITS, CACHE_SAVED_SUM, COST_SUM
 from wallets.services import wallet_refund
 
 
@@ -283,25 +281,16 @@ class UsageEventAdmin(ReadOnlyOrgScopedAdmin):
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)
         context = getattr(response, "context_data", None)
-        if context and "cl" in context and rollup_totals(request) is not None:
-            totals = {**rollup_totals(request)}
-            totals["cost"] = to_cents(totals["cost"])
-            totals["cache_saved"] = to_cents(totals["cache_saved"])
-            totals["tokens"] = totals.get("prompt_tokens", 0) + totals.get("completion_tokens", 0)
-            context["totals"] = totals
-        elif context and "cl" in context:
-            totals = context["cl"].queryset.aggregate(
-                cache_saved=CACHE_SAVED_SUM,
-                cache_hits=CACHE_HITS,
-                cost=COST_SUM,
-                requests=Count("id"),
-                prompt_tokens=Coalesce(Sum("prompt_tokens"), 0),
-                completion_tokens=Coalesce(Sum("completion_tokens"), 0),
-            )
-            totals["cost"] = to_cents(totals["cost"])
-            totals["cache_saved"] = to_cents(totals["cache_saved"])
-            totals["tokens"] = totals["prompt_tokens"] + totals["completion_tokens"]
-            context["totals"] = totals
+        if context and "cl" in context:
+            totals = rollup_totals(request)
+            if totals is None:  # filters the rollups cannot answer
+                totals = event_totals(context["cl"].queryset)
+            context["totals"] = {
+                **totals,
+                "cost": to_cents(totals["cost"]),
+                "cache_saved": to_cents(totals["cache_saved"]),
+                "tokens": totals["prompt_tokens"] + totals["completion_tokens"],
+            }
         return response
 
 

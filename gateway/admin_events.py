@@ -23,7 +23,7 @@ from chargeback.admin_scope import request_organization, request_scope
 from chargeback.periods import day_range
 from gateway.models import UsageEvent
 from gateway.rollup_models import SpendDaily, SpendDelta
-from gateway.rollups import rollup_figures, rollups_in_use
+from gateway.rollups import EVENT_FIELDS, rollup_figures, rollups_in_use
 from gateway.selectors import CACHE_HITS, CACHE_SAVED_SUM, COST_SUM
 
 # Filter parameters -> the rollup field they filter on.
@@ -39,14 +39,6 @@ _IDS = {"department_id", "consumer_group_id"}
 _TABLES = ({"department_id", "provider", "model"}, {"department_id", "user", "consumer_group_id"})
 _PAGE_PARAMS = {"p", "o"}  # page and ordering: no filter
 _DATE_PARAMS = {f"created_at__{part}" for part in ("year", "month", "day", "gte", "lt")}
-# The rollup filters as event lookups.
-_EVENT_LOOKUPS = {
-    "department_id": "department_id",
-    "consumer_group_id": "consumer_group_id",
-    "provider": "provider",
-    "model": "model_requested",
-    "user": "user",
-}
 _TOTALS = ("requests", "cost", "cache_saved", "cache_hits", "prompt_tokens", "completion_tokens")
 _EVER = (date(1970, 1, 1), date(9999, 12, 30))
 _FAR = datetime(9999, 12, 30, tzinfo=UTC)
@@ -181,18 +173,23 @@ def _rollup_totals(request) -> dict | None:
         events = UsageEvent.objects.filter(
             in_edges,
             organization=organization,
-            **{_EVENT_LOOKUPS[field]: value for field, value in wanted.items()},
+            **{EVENT_FIELDS[field]: value for field, value in wanted.items()},
         )
-        extra = events.order_by().aggregate(
-            cache_saved=CACHE_SAVED_SUM,
-            cache_hits=CACHE_HITS,
-            cost=COST_SUM,
-            requests=Count("id"),
-            prompt_tokens=Coalesce(Sum("prompt_tokens"), 0),
-            completion_tokens=Coalesce(Sum("completion_tokens"), 0),
-        )
+        extra = event_totals(events)
         totals = {name: totals[name] + extra[name] for name in _TOTALS}
     return totals
+
+
+def event_totals(events) -> dict:
+    """The list's totals (_TOTALS) summed over `events`: what the rollups answer otherwise."""
+    return events.order_by().aggregate(
+        cache_saved=CACHE_SAVED_SUM,
+        cache_hits=CACHE_HITS,
+        cost=COST_SUM,
+        requests=Count("id"),
+        prompt_tokens=Coalesce(Sum("prompt_tokens"), 0),
+        completion_tokens=Coalesce(Sum("completion_tokens"), 0),
+    )
 
 
 def _period(params: dict) -> tuple[datetime | None, datetime | None] | bool | None:

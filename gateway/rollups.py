@@ -72,7 +72,8 @@ _EVENT_SUMS = {
     "sum_fingerprinted": Count("id", filter=_REPEATABLE),
     "sum_fingerprinted_cost": Sum("cost", filter=_REPEATABLE),
 }
-_EVENT_FIELDS = {value: key for key, value in FIELDS.items()}
+# A rollup field -> the events' field it comes from.
+EVENT_FIELDS = {value: key for key, value in FIELDS.items()}
 _LAST_MONTH = date(9999, 12, 1)  # "ever" ends in it (no month after it to compute)
 
 
@@ -202,7 +203,7 @@ def _event_rows(organization, date_from, date_to, group_by, department) -> list[
     keys = {  # aliased: an annotation may not take a field's name
         f"key_{n}": TruncDate("created_at", tzinfo=organization.tz)
         if field == "day"
-        else F(_EVENT_FIELDS[field])
+        else F(EVENT_FIELDS[field])
         for n, field in enumerate(group_by)
     }
     rows = events.values(**keys).annotate(**_EVENT_SUMS)
