@@ -21,12 +21,12 @@ from chargeback.audit import audit_record
 from chargeback.errors import collect_errors
 from chargeback.models import Organization
 from chargeback.money import CURRENCIES, rate_problem
+from gateway.cache import TTLCache
 from gateway.models import ExchangeRate
-from gateway.row_cache import RowCache
 
 # (organization id, from, to) -> [(effective_from, rate, is_own)], newest first, kept in
-# process like prices (gateway/row_cache.py); a save in this process clears it.
-_cache = RowCache()
+# process like prices (KT_PRICE_CACHE_SECONDS); a save in this process clears it.
+_cache = TTLCache(ttl_setting="KT_PRICE_CACHE_SECONDS")
 
 
 def rate_cache_clear(**_signal_kwargs) -> None:

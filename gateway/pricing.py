@@ -8,8 +8,8 @@ from django.db.models import F, Q
 from django.db.models.signals import post_delete, post_save
 
 from chargeback.money import ZERO, quantize, token_cost
+from gateway.cache import TTLCache
 from gateway.models import Price
-from gateway.row_cache import RowCache
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,10 @@ class Usage:
     cache_write_tokens: int = 0
 
 
-# The gateway prices every request from rows kept in process (gateway/row_cache.py).
-_cache = RowCache()
+# The gateway prices every request from rows kept in process for KT_PRICE_CACHE_SECONDS; the
+# row in force is picked by `at` in Python, so a mid-month price change is still exact. A save in
+# another process takes effect here within those seconds; one in this process clears them.
+_cache = TTLCache(ttl_setting="KT_PRICE_CACHE_SECONDS")
 
 
 def price_cache_clear(**_signal_kwargs) -> None:
