@@ -39,6 +39,8 @@ from gateway.partitions import (
 from gateway.rollups import rollups_fold
 from reports.exports.cells import iso_utc
 from reports.exports.rows.events import FIELDS
+from reports.exports.rows.events import columns as events_columns
+from reports.exports.writers import CsvWriter
 
 __all__ = ["ArchiveRefused", "ArchiveResult", "events_archive_month"]
 
@@ -164,9 +166,11 @@ def _rollup_days_differing(name: str, month: datetime) -> int:
 
 
 def _export(month: datetime, path: Path) -> None:
-    """The events export's columns (reports/exports/rows/events.py), every organization."""
+    """The events export's columns (reports/exports/rows/events.py), every organization, written
+    by the exports' own CSV writer (the same cells as a CSV export: plain decimals, canonical
+    JSON, formulas defused)."""
     start, end = month_bounds(month)
-    names = [name for name, *_ in FIELDS]
+    columns = events_columns(None)
     fields = [f or ("organization__slug" if n == "organization" else None) for n, _, f, _ in FIELDS]
     query = [f.replace("tags_text", "tags") for f in fields if f]
     events = (
@@ -176,31 +180,25 @@ def _export(month: datetime, path: Path) -> None:
         .iterator(chunk_size=CHUNK)
     )
     tmp = path.with_suffix(".partial")
-    with gzip.open(tmp, "wt", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(names)
+    with gzip.open(tmp, "wb") as out:
+        writer = CsvWriter(out, columns)
         for values in events:
             row = dict(zip([f for f in fields if f], values, strict=True))
-            writer.writerow(_cell(n, f, row) for n, f in zip(names, fields, strict=True))
+            writer.write(
+                tuple(_value(c.name, f, row) for c, f in zip(columns, fields, strict=True))
+            )
+        writer.close()
     with tmp.open("rb") as f:
         os.fsync(f.fileno())
     tmp.replace(path)
     _fsync_dir(path.parent)
 
 
-def _cell(name: str, field: str | None, row: dict) -> str:
+def _value(name: str, field: str | None, row: dict):
     if name == "total_tokens":
-        return str(row["prompt_tokens"] + row["completion_tokens"])
+        return row["prompt_tokens"] + row["completion_tokens"]
     value = row[field]
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return iso_utc(value)
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+    return iso_utc(value) if isinstance(value, datetime) else value
 
 
 def _read_back(path: Path) -> tuple[int, dict[str, Decimal]]:

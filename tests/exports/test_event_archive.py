@@ -67,6 +67,9 @@ def test_the_export_adds_up_to_the_months_events_and_the_partition_goes(events, 
         file_rows = list(csv.DictReader(f))
     assert list(file_rows[0]) == [name for name, *_ in FIELDS]  # the events export's columns
     assert len(file_rows) == rows == result.rows == 68
+    # The cells of a CSV export: plain decimals (never 0E-8), canonical JSON.
+    assert file_rows[0]["cost"] == "0.00000000"
+    assert file_rows[0]["tags"] == '{"project":"p0"}'
     usd = [Decimal(r["cost"]) for r in file_rows if r["currency"] == "USD"]
     assert sum(usd) == cost == result.costs["USD"]
     assert result.costs["EUR"] == Decimal(7 * 7919 % 100000) / 10**5
