@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import openai
 import pytest
+from django.db import connection
 
 from gateway.models import UsageEvent
 from gateway.sweep import holds_sweep
@@ -201,3 +202,19 @@ def test_a_client_that_goes_away_while_waiting_cancels_its_ticket(gw, oai, live_
         time.sleep(0.1)
     assert CostTicket.objects.get().status == "cancelled"
     assert not Hold.objects.exists()
+    _until_the_server_is_idle()  # its request thread still finishes; the teardown truncates
+
+
+def _until_the_server_is_idle(seconds: float = 10) -> None:
+    """No other session of the test database busy (a live server's request finishing after
+    the state a test waited for deadlocks with the teardown's TRUNCATE)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state <> 'idle'"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.05)
